@@ -1,0 +1,62 @@
+import { AbortError, TimeoutError } from "./errors.js";
+
+/** Options every asynchronous operation takes. */
+export interface OperationOptions {
+  /** Cancels the operation; it then rejects with {@link AbortError} (`ABORTED`). */
+  signal?: AbortSignal | undefined;
+  /** Rejects with {@link TimeoutError} (`TIMEOUT`) after this many milliseconds. */
+  timeoutMs?: number | undefined;
+}
+
+/** A signal that fires on the caller's abort or on the deadline, and says which. */
+export interface Deadline {
+  /** Fires when the caller aborts or the time is up. */
+  readonly signal: AbortSignal;
+  /** The error to reject with once `signal` fired (timeout or abort). */
+  error(what: string): Error;
+  /** Throws {@link Deadline.error} if the signal already fired. */
+  throwIfDone(what: string): void;
+  /** Stops the timer. Call it when the operation ends. */
+  dispose(): void;
+}
+
+/**
+ * Combines `options.signal` and `options.timeoutMs` into one {@link Deadline}, so an
+ * operation waits on one signal and still reports the right error.
+ */
+export function deadline(options: OperationOptions = {}): Deadline {
+  const controller = new AbortController();
+  let timedOut = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const { signal: outer, timeoutMs } = options;
+  if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
+    throw new RangeError(`timeoutMs must be a non-negative finite number, got ${timeoutMs}`);
+  }
+  const onAbort = () => controller.abort(outer?.reason);
+  if (outer) {
+    if (outer.aborted) controller.abort(outer.reason);
+    else outer.addEventListener("abort", onAbort, { once: true });
+  }
+  if (timeoutMs !== undefined && !controller.signal.aborted) {
+    timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    timer.unref?.();
+  }
+  const error = (what: string): Error =>
+    timedOut
+      ? new TimeoutError(`${what} timed out after ${timeoutMs} ms`, timeoutMs ?? 0)
+      : new AbortError(`${what} aborted`, { cause: outer?.reason });
+  return {
+    signal: controller.signal,
+    error,
+    throwIfDone(what) {
+      if (controller.signal.aborted) throw error(what);
+    },
+    dispose() {
+      if (timer) clearTimeout(timer);
+      outer?.removeEventListener("abort", onAbort);
+    },
+  };
+}

@@ -1,0 +1,55 @@
+export type {
+  Connector,
+  ConnectorCapabilities,
+  ConnectorStatus,
+  ExecOptions,
+  ExecResult,
+  ProcessExit,
+  PutFileOptions,
+  RemoteProcess,
+} from "./connector.js";
+export { type Deadline, deadline, type OperationOptions } from "./deadline.js";
+export {
+  AbortError,
+  ConnectorError,
+  type ConnectorErrorCode,
+  ERROR_CODES,
+  hasErrorCode,
+  isSremoteError,
+  type ModuleProblem,
+  ProtocolError,
+  RemoteExecError,
+  type RemoteExecKind,
+  RemoteModulesError,
+  RemoteNotSetupError,
+  SremoteError,
+  type SremoteErrorCode,
+  type SremoteErrorOptions,
+  TimeoutError,
+  UsageError,
+} from "./errors.js";
+export {
+  DEFAULT_ENDPOINT_NAME,
+  defaultLayout,
+  formatLocationFile,
+  INTERPRETER_NAME,
+  interpreterPath,
+  LOCATION_FILE_NAME,
+  type LocationFile,
+  layoutFromLocation,
+  locationFilePath,
+  locationFromLayout,
+  parseLocationFile,
+  posixJoin,
+  type RemoteLayout,
+} from "./layout.js";
+export { assertEnv, isEnvName, shCommand, shJoin, shQuote } from "./quoting.js";
+export {
+  formatTarget,
+  type LocalTarget,
+  type NewtTarget,
+  parseTarget,
+  type SfapiTarget,
+  type SshTarget,
+  type Target,
+} from "./target.js";

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+// Workspace packages export their TypeScript sources under the "@sremote/source"
+// condition, so tests (and tsx) run from source with no build step.
+export default defineConfig({
+  resolve: { conditions: ["@sremote/source"] },
+  ssr: { resolve: { conditions: ["@sremote/source"] } },
+  test: {
+    projects: ["packages/*", "remote"],
+  },
+});
