@@ -1,1 +1,2 @@
+// Owned by the agent work: see remote/README.md. Placeholder so the workspace typechecks.
 export {};
