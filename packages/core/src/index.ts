@@ -44,6 +44,7 @@ export {
   type RemoteLayout,
 } from "./layout.js";
 export { assertEnv, isEnvName, shCommand, shJoin, shQuote } from "./quoting.js";
+export { type RetryEvent, type RetryPolicy, withRetry } from "./retry.js";
 export {
   formatTarget,
   type LocalTarget,
