@@ -1,1 +1,12 @@
-export {};
+export type { AgentCommand, AgentLauncher } from "./agent-command.js";
+export {
+  type CallMode,
+  type CallOptions,
+  type CallResult,
+  RemoteClient,
+  type RemoteClientOptions,
+} from "./client.js";
+export type { Logger } from "./logger.js";
+export { isKwargs, type Kwargs, kw, type ModuleProxy } from "./proxy.js";
+export { checkRequirements, normalizeName, parseRequirement, type Requirement } from "./requirements.js";
+export type { OutputListener } from "./session.js";

@@ -1,0 +1,519 @@
+import { AGENT_PROTOCOL_VERSION, AGENT_VERSION, agentManifest, readRemoteManifest, syncAgent } from "@sremote/agent";
+import {
+  type Connector,
+  ConnectorError,
+  defaultLayout,
+  hasErrorCode,
+  layoutFromLocation,
+  locationFilePath,
+  type OperationOptions,
+  parseLocationFile,
+  RemoteExecError,
+  type RemoteExecKind,
+  type RemoteLayout,
+  RemoteNotSetupError,
+  assertEnv,
+  UsageError,
+} from "@sremote/core";
+import { type AgentInfo, type CallMessage, DEFAULT_MAX_FRAME_BYTES, type ResultMessage } from "@sremote/protocol";
+import type { AgentLauncher } from "./agent-command.js";
+import { sessionCommand } from "./agent-command.js";
+import { FileCarrier, randomCallId } from "./file-carrier.js";
+import { type Logger, silentLogger } from "./logger.js";
+import { createModuleProxy, type ModuleProxy, isKwargs } from "./proxy.js";
+import { checkRequirements, parseRequirement, type Requirement } from "./requirements.js";
+import { AgentSession, type OutputListener } from "./session.js";
+import { SessionPool } from "./session-pool.js";
+
+/** How calls travel: a long-lived agent (`session`), one Python process per call (`file`), or the best available (`auto`). */
+export type CallMode = "auto" | "session" | "file";
+
+/** Options of {@link RemoteClient}. */
+export interface RemoteClientOptions {
+  /** The transport. The client closes it on `close()` unless `closeConnector` is false. */
+  connector: Connector;
+  /**
+   * Where the endpoint, temp and working folders are. Default: the user's
+   * `~/.sremote/.location` when present, else `~/.sremote`, `~/.sremote/tmp`, `~`.
+   */
+  layout?: RemoteLayout | undefined;
+  /** Carrier choice (default `"auto"`: `session` when the connector can spawn, else `file`). */
+  mode?: CallMode | undefined;
+  /** Most agent sessions kept open (default 1). */
+  poolSize?: number | undefined;
+  /** Calls one agent session runs at once (its worker threads, default 1). */
+  workersPerSession?: number | undefined;
+  /** Requests sent to one session before it answers (default 64). */
+  maxInFlightPerSession?: number | undefined;
+  /**
+   * Upload the agent files before the first call when the endpoint has none or another
+   * version (default true). Needs write access to the endpoint folder.
+   */
+  autoInstallAgent?: boolean | undefined;
+  /** Python executable on the remote (`SREMOTE_PYTHON`); default: the endpoint's venv, else `python3`. */
+  python?: string | undefined;
+  /** Run the agent in a login environment (the seed's `keep_env`). */
+  loginEnv?: boolean | undefined;
+  /** Default per-call timeout in milliseconds (default: none). */
+  timeoutMs?: number | undefined;
+  /** How long an agent session may take to start (default 60 000 ms). */
+  startTimeoutMs?: number | undefined;
+  /** How long a timed-out call may take to stop before its session is recycled (default 2 000 ms). */
+  cancelGraceMs?: number | undefined;
+  /** Largest frame accepted from or sent to the agent (default 256 MiB). */
+  maxFrameBytes?: number | undefined;
+  /** Rewrites the agent's command (e.g. to run it through `srun`). */
+  launcher?: AgentLauncher | undefined;
+  /** Close the connector when the client closes (default true). */
+  closeConnector?: boolean | undefined;
+  logger?: Logger | undefined;
+}
+
+/** Options of one call. */
+export interface CallOptions extends OperationOptions {
+  /** Keyword arguments (in addition to positional `args`). */
+  kwargs?: Record<string, unknown> | undefined;
+  /** Environment variables set for this call only. */
+  env?: Record<string, string> | undefined;
+  /** Environment variables set for this call only where unset. */
+  envDefault?: Record<string, string> | undefined;
+  /** Folders appended to `PATH` for this call only. */
+  pathAppend?: string[] | undefined;
+  /** Working folder of this call. */
+  cwd?: string | undefined;
+  /** Carrier for this call (default: the client's). */
+  mode?: CallMode | undefined;
+  /** Receives output while the call runs (session carrier; the file carrier delivers it at the end). */
+  onOutput?: OutputListener | undefined;
+  /** Per-stream cap on captured output in bytes (agent default 8 MiB). */
+  outputLimit?: number | undefined;
+}
+
+/** What a successful call returns. */
+export interface CallResult<T = unknown> {
+  /** The function's return value, decoded per the protocol's value mapping. */
+  value: T;
+  /** What the call printed. */
+  stdout: string;
+  stderr: string;
+  /** True when stdout or stderr exceeded the output limit and was cut. */
+  truncated: boolean;
+  /** Installed versions of the registered modules (`null`: not importable). */
+  modules: Record<string, string | null>;
+  /** Round-trip time seen by the client. */
+  durationMs: number;
+  /** Time spent inside the Python function, when the agent reported it. */
+  remoteDurationMs: number | null;
+  /** The carrier that ran the call. */
+  carrier: "session" | "file";
+}
+
+interface Registrations {
+  env: Record<string, string>;
+  envDefault: Record<string, string>;
+  pathAppend: string[];
+  requirements: Requirement[];
+}
+
+const IDENT_PATH = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+/**
+ * Calls Python functions on a remote machine through a {@link Connector}.
+ *
+ * ```ts
+ * await using client = new RemoteClient({ connector: localConnector() });
+ * const { value } = await client.call("math", "sqrt", [2]);
+ * ```
+ */
+export class RemoteClient {
+  readonly connector: Connector;
+  readonly #options: RemoteClientOptions;
+  readonly #logger: Logger;
+  readonly #registrations: Registrations = { env: {}, envDefault: {}, pathAppend: [], requirements: [] };
+  #ready: Promise<RemoteLayout> | undefined;
+  #layout: RemoteLayout | undefined;
+  #pool: SessionPool | undefined;
+  #fileCarrier: FileCarrier | undefined;
+  #agentInfo: AgentInfo | undefined;
+  readonly #requirementChecks = new Map<string, Promise<void>>();
+  #sequence = 0;
+  readonly #sessionPrefix = randomCallId().slice(0, 8);
+  #closing: Promise<void> | undefined;
+
+  constructor(options: RemoteClientOptions) {
+    if (!options || typeof options !== "object" || !options.connector) {
+      throw new UsageError("RemoteClient needs a connector: new RemoteClient({ connector })");
+    }
+    for (const key of ["poolSize", "workersPerSession", "maxInFlightPerSession"] as const) {
+      const v = options[key];
+      if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UsageError(`${key} must be a positive integer, got ${v}`);
+    }
+    if (options.mode !== undefined && !["auto", "session", "file"].includes(options.mode)) {
+      throw new UsageError(`mode must be "auto", "session" or "file", got ${JSON.stringify(options.mode)}`);
+    }
+    this.connector = options.connector;
+    this.#options = options;
+    this.#logger = options.logger ?? silentLogger;
+    if (options.layout) this.#layout = options.layout;
+  }
+
+  // ---- registrations (the seed's register_remote_*) -------------------------------------
+
+  /**
+   * Sets an environment variable on the remote for every call; with `onlyIfUnset`, only
+   * where the remote environment does not define it already.
+   */
+  registerEnv(name: string, value: string, options: { onlyIfUnset?: boolean } = {}): this {
+    assertEnv({ [name]: value }, "registerEnv");
+    const target = options.onlyIfUnset ? this.#registrations.envDefault : this.#registrations.env;
+    const other = options.onlyIfUnset ? this.#registrations.env : this.#registrations.envDefault;
+    delete other[name];
+    target[name] = value;
+    return this;
+  }
+
+  /** Appends a folder to the remote `PATH` (and to a venv's saved `_OLD_VIRTUAL_PATH`) for every call. */
+  registerPath(dir: string): this {
+    if (typeof dir !== "string" || dir === "" || dir.includes("\0") || dir.includes(":")) {
+      throw new UsageError(`registerPath: ${JSON.stringify(dir)} is not a usable PATH entry`);
+    }
+    if (!this.#registrations.pathAppend.includes(dir)) this.#registrations.pathAppend.push(dir);
+    return this;
+  }
+
+  /**
+   * Requires a module on the remote: `registerModule("numpy>=1.20")` or
+   * `registerModule("qdo", ">=0.5")`. The name may be an import name or a distribution
+   * name. Checked before the first call; an unmet requirement rejects calls with
+   * `RemoteModulesError` naming module, wanted and found.
+   */
+  registerModule(requirement: string, specifier?: string): this {
+    const req = parseRequirement(requirement, specifier);
+    const list = this.#registrations.requirements;
+    const i = list.findIndex((r) => r.name === req.name);
+    if (i >= 0) list[i] = req;
+    else list.push(req);
+    return this;
+  }
+
+  // ---- calls ---------------------------------------------------------------------------
+
+  /**
+   * Calls `module.function(*args, **kwargs)` on the remote machine.
+   *
+   * @param args positional arguments (an array) or keyword arguments (a plain object).
+   * @throws RemoteExecError the function could not be imported/found, raised, or returned
+   *   something unserializable. RemoteModulesError, RemoteNotSetupError, ConnectorError,
+   *   ProtocolError, TimeoutError, AbortError, UsageError otherwise.
+   */
+  async call<T = unknown>(
+    module: string,
+    fn: string,
+    args: readonly unknown[] | Record<string, unknown> = [],
+    options: CallOptions = {},
+  ): Promise<CallResult<T>> {
+    const started = performance.now();
+    const message = this.#buildCall(module, fn, args, options);
+    const carrier = this.#carrierFor(options.mode ?? this.#options.mode ?? "auto");
+    const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs;
+    const op = { signal: options.signal, timeoutMs };
+    await this.#prepare(carrier, op);
+    let result: ResultMessage;
+    if (carrier === "session") {
+      result = await (this.#pool as SessionPool).request(message, { ...op, onOutput: options.onOutput });
+    } else {
+      const fileMessage = { ...message, id: randomCallId(), stream: undefined };
+      result = await (this.#fileCarrier as FileCarrier).run(fileMessage, op);
+      if (options.onOutput) {
+        if (result.stdout) options.onOutput("stdout", result.stdout);
+        if (result.stderr) options.onOutput("stderr", result.stderr);
+      }
+    }
+    if (result.agent) this.#agentInfo = result.agent;
+    return this.#toCallResult<T>(`${module}.${fn}`, result, carrier, started);
+  }
+
+  /**
+   * A typed proxy over a remote module: `client.module<QdoApi>("qdo").valid_queue_name("x")`
+   * resolves to the return value. Attribute paths work (`client.module("os").path.join("a", "b")`);
+   * pass keyword arguments with `kw({...})` as the last argument.
+   */
+  module<T = Record<string, unknown>>(name: string, options: Omit<CallOptions, "kwargs"> = {}): ModuleProxy<T> {
+    if (!IDENT_PATH.test(name)) throw new UsageError(`invalid module name ${JSON.stringify(name)}`);
+    return createModuleProxy<T>(async (fn, callArgs) => {
+      const last = callArgs[callArgs.length - 1];
+      const kwargs = isKwargs(last) ? last.values : undefined;
+      const positional = kwargs ? callArgs.slice(0, -1) : callArgs;
+      const r = await this.call(name, fn, positional, { ...options, kwargs });
+      return r.value;
+    });
+  }
+
+  /**
+   * Resolves the layout, installs the agent when needed and checks the registered
+   * requirements — what the first call would do. Returns the agent's facts when a session
+   * was started (session carrier), else what is known.
+   */
+  async connect(options: OperationOptions & { mode?: CallMode } = {}): Promise<{ layout: RemoteLayout; agent: AgentInfo | undefined }> {
+    const carrier = this.#carrierFor(options.mode ?? this.#options.mode ?? "auto");
+    await this.#prepare(carrier, options);
+    if (carrier === "session" && !this.#agentInfo) {
+      const r = await (this.#pool as SessionPool).request(
+        { v: 1, kind: "probe", id: this.#nextId(), requires: [] },
+        options,
+      );
+      this.#agentInfo = r.agent ?? (this.#pool as SessionPool).sessions()[0]?.info;
+    }
+    return { layout: this.#layout as RemoteLayout, agent: this.#agentInfo };
+  }
+
+  /** The layout in use (after the first call or `connect()`). */
+  get layout(): RemoteLayout | undefined {
+    return this.#layout;
+  }
+
+  /** Facts of the agent last heard from. */
+  get agent(): AgentInfo | undefined {
+    return this.#agentInfo;
+  }
+
+  /** Number of live agent sessions. */
+  get sessionCount(): number {
+    return this.#pool?.size ?? 0;
+  }
+
+  /**
+   * Ends every session (running calls get `graceMs`, default 5 000, to finish), removes the
+   * file carrier's temp files, and closes the connector unless `closeConnector` is false.
+   * Idempotent.
+   */
+  close(options: { graceMs?: number } = {}): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#pool?.close(options.graceMs ?? 5_000);
+      await this.#fileCarrier?.drain();
+      if (this.#options.closeConnector !== false) await this.connector.close();
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---- internals -----------------------------------------------------------------------
+
+  #nextId(): string {
+    return `${this.#sessionPrefix}-${++this.#sequence}`;
+  }
+
+  #carrierFor(mode: CallMode): "session" | "file" {
+    if (mode === "file") return "file";
+    const canSpawn = this.connector.capabilities.spawn && typeof this.connector.spawn === "function";
+    if (mode === "session") {
+      if (!canSpawn) {
+        throw new UsageError(`the ${this.connector.name} connector cannot spawn processes: use mode "file" or "auto"`);
+      }
+      return "session";
+    }
+    if (mode !== "auto") throw new UsageError(`mode must be "auto", "session" or "file", got ${JSON.stringify(mode)}`);
+    return canSpawn ? "session" : "file";
+  }
+
+  #buildCall(
+    module: string,
+    fn: string,
+    args: readonly unknown[] | Record<string, unknown>,
+    options: CallOptions,
+  ): CallMessage {
+    if (this.#closing) throw new ConnectorError("CLOSED", "client", "the client is closed");
+    if (typeof module !== "string" || !IDENT_PATH.test(module)) {
+      throw new UsageError(`invalid module name ${JSON.stringify(module)} (a dotted Python import path)`);
+    }
+    if (typeof fn !== "string" || !IDENT_PATH.test(fn)) {
+      throw new UsageError(`invalid function name ${JSON.stringify(fn)} (a dotted attribute path)`);
+    }
+    let positional: unknown[] | undefined;
+    let kwargs: Record<string, unknown> | undefined;
+    if (Array.isArray(args)) positional = [...args];
+    else if (isPlainObject(args)) kwargs = { ...args };
+    else {
+      throw new UsageError(
+        `args must be an array (positional) or a plain object (keyword arguments), got ${describe(args)}`,
+      );
+    }
+    if (options.kwargs !== undefined) {
+      if (!isPlainObject(options.kwargs)) throw new UsageError(`kwargs must be a plain object, got ${describe(options.kwargs)}`);
+      kwargs = { ...(kwargs ?? {}), ...options.kwargs };
+    }
+    const reg = this.#registrations;
+    const env = { ...reg.env, ...(options.env ?? {}) };
+    const envDefault = { ...reg.envDefault, ...(options.envDefault ?? {}) };
+    assertEnv(env, "env");
+    assertEnv(envDefault, "envDefault");
+    const pathAppend = [...reg.pathAppend, ...(options.pathAppend ?? [])];
+    const message: CallMessage = { v: 1, kind: "call", id: this.#nextId(), module, function: fn };
+    if (positional && positional.length > 0) message.args = positional;
+    if (kwargs) message.kwargs = kwargs;
+    if (Object.keys(env).length > 0) message.env = env;
+    if (Object.keys(envDefault).length > 0) message.envDefault = envDefault;
+    if (pathAppend.length > 0) message.pathAppend = pathAppend;
+    if (options.cwd !== undefined) message.cwd = options.cwd;
+    if (options.onOutput) message.stream = true;
+    if (options.outputLimit !== undefined) message.outputLimit = options.outputLimit;
+    return message;
+  }
+
+  /** Layout, agent files, carrier objects and requirements: everything before a call. */
+  async #prepare(carrier: "session" | "file", op: OperationOptions): Promise<void> {
+    if (!this.#ready) {
+      this.#ready = this.#setUp(op);
+      this.#ready.catch(() => {
+        this.#ready = undefined; // let the next call try again
+      });
+    }
+    const layout = await this.#ready;
+    if (carrier === "session" && !this.#pool) this.#pool = this.#createPool(layout);
+    if (carrier === "file" && !this.#fileCarrier) {
+      this.#fileCarrier = new FileCarrier({
+        connector: this.connector,
+        layout,
+        command: { python: this.#options.python, launcher: this.#options.launcher },
+        loginEnv: this.#options.loginEnv ?? false,
+        logger: this.#logger,
+      });
+    }
+    const reqs = this.#registrations.requirements;
+    if (reqs.length > 0) {
+      const key = `${carrier}:${reqs.map((r) => `${r.name}${r.specifier}`).join(";")}`;
+      let check = this.#requirementChecks.get(key);
+      if (!check) {
+        check = this.#checkRequirements(carrier, reqs, op);
+        this.#requirementChecks.set(key, check);
+        check.catch(() => this.#requirementChecks.delete(key));
+      }
+      await check;
+    }
+  }
+
+  async #checkRequirements(carrier: "session" | "file", reqs: Requirement[], op: OperationOptions): Promise<void> {
+    const requires = reqs.map((r) => r.name);
+    const result =
+      carrier === "session"
+        ? await (this.#pool as SessionPool).request({ v: 1, kind: "probe", id: this.#nextId(), requires }, op)
+        : await (this.#fileCarrier as FileCarrier).run({ v: 1, kind: "probe", id: randomCallId(), requires }, op);
+    if (!result.ok) throw this.#execError("probe", result);
+    checkRequirements(reqs, result.modules ?? {});
+  }
+
+  async #setUp(op: OperationOptions): Promise<RemoteLayout> {
+    const layout = this.#layout ?? (await this.#discoverLayout(op));
+    this.#layout = layout;
+    if (this.#options.autoInstallAgent !== false) await this.#ensureAgent(layout, op);
+    return layout;
+  }
+
+  async #discoverLayout(op: OperationOptions): Promise<RemoteLayout> {
+    const home = await this.connector.homeDir(op);
+    const path = locationFilePath(home);
+    try {
+      const text = new TextDecoder().decode(await this.connector.getFile(path, op));
+      const layout = layoutFromLocation(parseLocationFile(text, `${this.connector.name}:${path}`), home);
+      this.#logger.debug?.("layout from .location", { path, ...layout });
+      return layout;
+    } catch (err) {
+      if (hasErrorCode(err, "FILE_NOT_FOUND")) return defaultLayout(home);
+      throw err;
+    }
+  }
+
+  async #ensureAgent(layout: RemoteLayout, op: OperationOptions): Promise<void> {
+    const [remote, local] = await Promise.all([readRemoteManifest(this.connector, layout.endpointDir, op), agentManifest()]);
+    if (remote && sameManifest(remote.files, local.files)) return;
+    this.#logger.info?.(
+      remote ? `updating the agent in ${layout.endpointDir} (${remote.version} → ${AGENT_VERSION})` : `uploading the agent to ${layout.endpointDir}`,
+    );
+    try {
+      await syncAgent(this.connector, layout.endpointDir, op);
+    } catch (err) {
+      if (hasErrorCode(err, "PERMISSION_DENIED")) {
+        throw new RemoteNotSetupError(
+          `the agent in ${layout.endpointDir} is ${remote ? `version ${remote.version}` : "missing"} and this account cannot write there (a shared endpoint?): ask its owner to run \`sremote install\`, or pass autoInstallAgent: false to use it as it is`,
+          { code: remote ? "VERSION_MISMATCH" : "NOT_SET_UP", cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  #createPool(layout: RemoteLayout): SessionPool {
+    const o = this.#options;
+    const workers = o.workersPerSession ?? 1;
+    const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    return new SessionPool({
+      size: o.poolSize ?? 1,
+      workersPerSession: workers,
+      maxInFlightPerSession: o.maxInFlightPerSession ?? 64,
+      cancelGraceMs: o.cancelGraceMs ?? 2_000,
+      logger: this.#logger,
+      start: (signal) =>
+        AgentSession.start({
+          connector: this.connector,
+          command: sessionCommand(layout, { python: o.python, launcher: o.launcher, workers, maxFrameBytes }),
+          loginEnv: o.loginEnv,
+          maxFrameBytes,
+          startTimeoutMs: o.startTimeoutMs ?? 60_000,
+          protocol: AGENT_PROTOCOL_VERSION,
+          logger: this.#logger,
+          signal,
+        }),
+    });
+  }
+
+  #toCallResult<T>(call: string, result: ResultMessage, carrier: "session" | "file", started: number): CallResult<T> {
+    if (!result.ok) throw this.#execError(call, result);
+    const modules = result.modules ?? {};
+    const reqs = this.#registrations.requirements;
+    if (reqs.length > 0 && result.modules) checkRequirements(reqs, modules);
+    return {
+      value: result.value as T,
+      stdout: result.stdout ?? "",
+      stderr: result.stderr ?? "",
+      truncated: result.truncated === true,
+      modules,
+      durationMs: performance.now() - started,
+      remoteDurationMs: result.durationNs === undefined ? null : Number(result.durationNs) / 1e6,
+      carrier,
+    };
+  }
+
+  #execError(call: string, result: ResultMessage): RemoteExecError {
+    const e = result.error;
+    return new RemoteExecError({
+      kind: (e?.kind ?? "internal") as RemoteExecKind,
+      type: e?.type ?? "Error",
+      message: e?.message ?? "the agent reported a failure without details",
+      traceback: e?.traceback,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      call,
+    });
+  }
+}
+
+function sameManifest(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return `a ${(v as object).constructor?.name ?? "object"}`;
+  return `a ${typeof v}`;
+}

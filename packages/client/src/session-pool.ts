@@ -1,0 +1,229 @@
+import { ConnectorError, deadline, type Deadline } from "@sremote/core";
+import type { CallMessage, ProbeMessage, ResultMessage } from "@sremote/protocol";
+import type { Logger } from "./logger.js";
+import type { AgentSession, OutputListener } from "./session.js";
+
+/** Options of a {@link SessionPool}. */
+export interface SessionPoolOptions {
+  /** Most sessions kept (each is one agent process). */
+  size: number;
+  /** Requests sent to one session before it has answered (pipelining). */
+  maxInFlightPerSession: number;
+  /** Calls one agent runs at once (its worker pool); beyond it requests queue in the agent. */
+  workersPerSession: number;
+  /** How long a cancelled call may take to end before its session is recycled. */
+  cancelGraceMs: number;
+  /** Starts one session. */
+  start(signal: AbortSignal): Promise<AgentSession>;
+  logger: Logger;
+}
+
+interface Job {
+  message: CallMessage | ProbeMessage;
+  onOutput: OutputListener | undefined;
+  deadline: Deadline;
+  resolve(result: ResultMessage): void;
+  reject(error: unknown): void;
+  settled: boolean;
+  session: AgentSession | undefined;
+}
+
+/**
+ * Sessions shared by the calls of one client: calls go to the least busy session, new
+ * sessions start (up to `size`) when all are busy, a session whose call cannot be
+ * interrupted is recycled, and calls that never started are moved to another session.
+ */
+export class SessionPool {
+  readonly #options: SessionPoolOptions;
+  readonly #sessions = new Set<AgentSession>();
+  readonly #queue: Job[] = [];
+  #starting = 0;
+  #startFailure: { error: unknown; at: number } | undefined;
+  #closed = false;
+  readonly #startAbort = new AbortController();
+
+  constructor(options: SessionPoolOptions) {
+    this.#options = options;
+  }
+
+  /** Number of live sessions (for tests and `doctor`). */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Live sessions' process facts. */
+  sessions(): readonly AgentSession[] {
+    return [...this.#sessions];
+  }
+
+  /** Sends one request through the pool. */
+  request(
+    message: CallMessage | ProbeMessage,
+    options: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined; onOutput?: OutputListener | undefined },
+  ): Promise<ResultMessage> {
+    if (this.#closed) {
+      return Promise.reject(new ConnectorError("CLOSED", "client", "the client is closed"));
+    }
+    const d = deadline(options);
+    return new Promise<ResultMessage>((resolve, reject) => {
+      const job: Job = {
+        message,
+        onOutput: options.onOutput,
+        deadline: d,
+        resolve,
+        reject,
+        settled: false,
+        session: undefined,
+      };
+      if (d.signal.aborted) {
+        this.#settle(job, d.error(`call ${message.id}`));
+        return;
+      }
+      d.signal.addEventListener("abort", () => this.#onDeadline(job), { once: true });
+      this.#queue.push(job);
+      this.#pump();
+    });
+  }
+
+  /** Shuts every session down (running calls get `graceMs` to finish); queued calls reject `CLOSED`. */
+  async close(graceMs: number): Promise<void> {
+    this.#closed = true;
+    this.#startAbort.abort();
+    for (const job of this.#queue.splice(0)) {
+      this.#settle(job, new ConnectorError("CLOSED", "client", "the client was closed before the call was sent"));
+    }
+    await Promise.all([...this.#sessions].map((s) => s.shutdown(graceMs)));
+  }
+
+  #pump(): void {
+    while (this.#queue.length > 0) {
+      const session = this.#pick();
+      if (!session) break;
+      const job = this.#queue.shift() as Job;
+      this.#dispatch(job, session);
+    }
+    if (this.#queue.length > 0 && !this.#closed) this.#maybeStart();
+  }
+
+  /** The least busy session that may take one more request now, or none. */
+  #pick(): AgentSession | undefined {
+    let best: AgentSession | undefined;
+    for (const s of this.#sessions) {
+      if (!s.accepting || !s.alive || s.inFlight >= this.#options.maxInFlightPerSession) continue;
+      if (!best || s.inFlight < best.inFlight) best = s;
+    }
+    if (!best) return undefined;
+    // A session about to start will have free workers; prefer waiting for it over queueing
+    // behind work that may be long.
+    if (best.inFlight >= this.#options.workersPerSession && this.#canGrow()) {
+      this.#maybeStart();
+      if (this.#starting > 0) return undefined;
+    }
+    return best;
+  }
+
+  #canGrow(): boolean {
+    return this.#sessions.size + this.#starting < this.#options.size;
+  }
+
+  #maybeStart(): void {
+    const busy = [...this.#sessions].every(
+      (s) => !s.accepting || s.inFlight >= this.#options.workersPerSession,
+    );
+    if (!busy || !this.#canGrow() || (this.#starting > 0 && this.#sessions.size > 0)) return;
+    this.#starting++;
+    this.#options
+      .start(this.#startAbort.signal)
+      .then(
+        (session) => {
+          this.#startFailure = undefined;
+          if (this.#closed) {
+            void session.shutdown(0);
+            return;
+          }
+          this.#sessions.add(session);
+          session.closed.then(() => {
+            this.#sessions.delete(session);
+            this.#pump();
+          });
+        },
+        (error: unknown) => {
+          this.#startFailure = { error, at: Date.now() };
+          // Nothing ran: every waiting call learns why, unless another session can take it.
+          if (this.#sessions.size === 0) {
+            for (const job of this.#queue.splice(0)) this.#settle(job, error);
+          }
+        },
+      )
+      .finally(() => {
+        this.#starting--;
+        this.#pump();
+      });
+  }
+
+  #dispatch(job: Job, session: AgentSession): void {
+    job.session = session;
+    session.request(job.message, job.onOutput).then(
+      (result) => {
+        if (result.ok === false && result.error?.kind === "cancelled" && !job.settled) {
+          // Cancelled before it started (its session is being recycled): safe to run elsewhere.
+          job.session = undefined;
+          this.#queue.unshift(job);
+        } else {
+          this.#settle(job, undefined, result);
+        }
+        this.#pump();
+      },
+      (error: unknown) => {
+        this.#settle(job, error);
+        this.#pump();
+      },
+    );
+  }
+
+  #onDeadline(job: Job): void {
+    if (job.settled) return;
+    const error = job.deadline.error(`call ${job.message.kind === "call" ? `${job.message.module}.${job.message.function}` : "probe"}`);
+    const session = job.session;
+    if (!session) {
+      const i = this.#queue.indexOf(job);
+      if (i >= 0) this.#queue.splice(i, 1);
+      this.#settle(job, error);
+      return;
+    }
+    this.#settle(job, error);
+    session.cancel(job.message.id);
+    const id = job.message.id;
+    const timer = setTimeout(() => {
+      if (session.alive && session.pendingIds().includes(id)) this.#recycle(session, id);
+    }, this.#options.cancelGraceMs);
+    timer.unref?.();
+  }
+
+  /** The call `stuckId` could not be interrupted: move the others away, then end the session. */
+  #recycle(session: AgentSession, stuckId: string): void {
+    this.#options.logger.warn?.("recycling a session whose call could not be interrupted", { id: stuckId });
+    session.accepting = false;
+    for (const id of session.pendingIds()) if (id !== stuckId) session.cancel(id);
+    const timer = setTimeout(() => {
+      session.kill(
+        new ConnectorError(
+          "CONNECTION_LOST",
+          "session",
+          "the agent session was ended because a timed-out call could not be interrupted",
+        ),
+      );
+    }, this.#options.cancelGraceMs);
+    timer.unref?.();
+    session.closed.then(() => clearTimeout(timer));
+    this.#pump();
+  }
+
+  #settle(job: Job, error: unknown, result?: ResultMessage): void {
+    if (job.settled) return;
+    job.settled = true;
+    job.deadline.dispose();
+    if (result) job.resolve(result);
+    else job.reject(error);
+  }
+}

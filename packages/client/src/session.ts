@@ -1,0 +1,344 @@
+import {
+  type Connector,
+  ConnectorError,
+  deadline,
+  ProtocolError,
+  type RemoteProcess,
+  RemoteNotSetupError,
+} from "@sremote/core";
+import {
+  type AgentInfo,
+  type AgentMessage,
+  type CallMessage,
+  decodeAgentMessage,
+  encodeFrame,
+  encodeMessage,
+  FrameDecoder,
+  type ProbeMessage,
+  type ResultMessage,
+} from "@sremote/protocol";
+import type { AgentCommand } from "./agent-command.js";
+import type { Logger } from "./logger.js";
+
+const STDERR_TAIL_BYTES = 64 * 1024;
+
+/** Receives `output` frames of a streaming call. */
+export type OutputListener = (stream: "stdout" | "stderr", data: string) => void;
+
+interface Pending {
+  resolve(result: ResultMessage): void;
+  reject(error: Error): void;
+  onOutput?: OutputListener | undefined;
+}
+
+/** Facts needed to start one agent session. */
+export interface AgentSessionOptions {
+  connector: Connector;
+  command: AgentCommand;
+  loginEnv?: boolean | undefined;
+  maxFrameBytes: number;
+  /** How long to wait for the agent's `hello` frame. */
+  startTimeoutMs: number;
+  /** The protocol major version this client speaks. */
+  protocol: number;
+  logger: Logger;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * One long-lived agent speaking framed MessagePack over a spawned process's stdin/stdout.
+ * Requests are matched to results by id, so many can be in flight.
+ */
+export class AgentSession {
+  /** The agent's `hello` facts. */
+  readonly info: AgentInfo;
+  /** True while the session takes new requests. */
+  accepting = true;
+
+  readonly #process: RemoteProcess;
+  readonly #pending = new Map<string, Pending>();
+  readonly #decoder: FrameDecoder;
+  readonly #logger: Logger;
+  #stderr: Buffer[] = [];
+  #stderrBytes = 0;
+  #ended: Error | undefined;
+  #corked = false;
+  #pingCounter = 0;
+  readonly #pongs = new Map<string, () => void>();
+  /** Settles once the process has exited and every pending request has settled. */
+  readonly closed: Promise<void>;
+
+  private constructor(process: RemoteProcess, decoder: FrameDecoder, info: AgentInfo, logger: Logger, stderr: Buffer[]) {
+    this.#process = process;
+    this.#decoder = decoder;
+    this.info = info;
+    this.#logger = logger;
+    for (const chunk of stderr) this.#keepStderr(chunk);
+    process.stdout.on("data", (chunk: Buffer) => this.#onData(chunk));
+    process.stderr.on("data", (chunk: Buffer) => this.#keepStderr(chunk));
+    process.stdin.on("error", () => {
+      // EPIPE when the agent died: reported through `exited`.
+    });
+    this.closed = process.exited.then((exit) => {
+      const error =
+        this.#ended ??
+        new ConnectorError(
+          "CONNECTION_LOST",
+          "session",
+          `agent session ended unexpectedly (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`})${this.#stderrSuffix()}`,
+          { details: { exitCode: exit.exitCode, signal: exit.signal, stderr: this.stderrTail() } },
+        );
+      this.#end(error);
+    });
+  }
+
+  /**
+   * Starts the agent and waits for its `hello`.
+   *
+   * @throws RemoteNotSetupError when the agent does not start or speaks another protocol version.
+   */
+  static async start(options: AgentSessionOptions): Promise<AgentSession> {
+    const { connector, command } = options;
+    if (!connector.spawn) throw new ConnectorError("UNSUPPORTED", connector.name, "this connector cannot spawn processes");
+    const d = deadline({ signal: options.signal, timeoutMs: options.startTimeoutMs });
+    try {
+      const proc = await connector.spawn(command.argv, {
+        env: command.env,
+        loginEnv: options.loginEnv,
+        signal: d.signal,
+      });
+      const decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+      const stderr: Buffer[] = [];
+      const onErr = (chunk: Buffer) => stderr.push(chunk);
+      proc.stderr.on("data", onErr);
+      let onData: ((chunk: Buffer) => void) | undefined;
+      let onAbort: (() => void) | undefined;
+      try {
+        const hello = await new Promise<AgentInfo>((resolve, reject) => {
+          const tail = () => Buffer.concat(stderr).toString("utf8").slice(-4000).trim();
+          onData = (chunk: Buffer) => {
+            let frames: Uint8Array[];
+            try {
+              frames = decoder.push(chunk);
+            } catch (err) {
+              reject(
+                new RemoteNotSetupError(
+                  `the agent did not start cleanly: its output is not the SRemote protocol (${(err as Error).message}). Something printed to stdout before the agent started${tail() ? `; stderr: ${tail()}` : ""}`,
+                  { cause: err, details: { stderr: tail() } },
+                ),
+              );
+              return;
+            }
+            if (frames.length === 0) return;
+            try {
+              const msg = decodeAgentMessage(frames[0] as Uint8Array);
+              if (msg.kind !== "hello") throw new ProtocolError(`expected a hello frame first, got ${msg.kind}`);
+              if (frames.length > 1) {
+                throw new ProtocolError("the agent sent frames before the client asked for anything");
+              }
+              resolve(msg.agent);
+            } catch (err) {
+              reject(err);
+            }
+          };
+          proc.stdout.on("data", onData);
+          onAbort = () => reject(d.error("starting the agent session"));
+          d.signal.addEventListener("abort", onAbort, { once: true });
+          proc.exited.then((exit) =>
+            reject(
+              new RemoteNotSetupError(
+                `the agent exited before it was ready (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`})${tail() ? `: ${tail()}` : ""}`,
+                { details: { exitCode: exit.exitCode, signal: exit.signal, stderr: tail() } },
+              ),
+            ),
+          );
+        });
+        if (hello.protocol !== options.protocol) {
+          throw new RemoteNotSetupError(
+            `the remote agent speaks protocol ${hello.protocol} (agent ${hello.version}), this client speaks ${options.protocol}: reinstall the agent (sremote install <target>, or let the client upload it with autoInstallAgent)`,
+            { code: "VERSION_MISMATCH", details: { agent: hello } },
+          );
+        }
+        proc.stdout.off("data", onData as (chunk: Buffer) => void);
+        proc.stderr.off("data", onErr);
+        return new AgentSession(proc, decoder, hello, options.logger, stderr);
+      } catch (err) {
+        proc.kill("SIGKILL");
+        throw err;
+      } finally {
+        if (onAbort) d.signal.removeEventListener("abort", onAbort);
+      }
+    } finally {
+      d.dispose();
+    }
+  }
+
+  /** Number of requests sent and not yet answered. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** True until the agent process has ended. */
+  get alive(): boolean {
+    return this.#ended === undefined;
+  }
+
+  /** Ids of the requests still waiting for their result. */
+  pendingIds(): string[] {
+    return [...this.#pending.keys()];
+  }
+
+  /** The last 64 KiB the agent wrote to its stderr (its diagnostics). */
+  stderrTail(): string {
+    return Buffer.concat(this.#stderr).toString("utf8");
+  }
+
+  /** Sends a call or probe; settles with its result, or rejects when the session ends first. */
+  request(message: CallMessage | ProbeMessage, onOutput?: OutputListener): Promise<ResultMessage> {
+    if (this.#ended) return Promise.reject(this.#ended);
+    if (this.#pending.has(message.id)) return Promise.reject(new Error(`duplicate call id ${message.id}`));
+    const frame = encodeFrame(encodeMessage(message));
+    return new Promise<ResultMessage>((resolve, reject) => {
+      this.#pending.set(message.id, { resolve, reject, onOutput });
+      this.#write(frame);
+    });
+  }
+
+  /** Asks the agent to cancel a call (answered by the call's result). */
+  cancel(id: string): void {
+    if (!this.#ended && this.#pending.has(id)) this.#write(encodeFrame(encodeMessage({ v: 1, kind: "cancel", id })));
+  }
+
+  /** Round trip to the agent; rejects when the session ends first. */
+  ping(): Promise<void> {
+    if (this.#ended) return Promise.reject(this.#ended);
+    const id = `ping-${++this.#pingCounter}`;
+    return new Promise<void>((resolve, reject) => {
+      this.#pongs.set(id, resolve);
+      this.closed.then(() => reject(this.#ended));
+      this.#write(encodeFrame(encodeMessage({ v: 1, kind: "ping", id })));
+    });
+  }
+
+  /** Asks the agent to finish its work and exit; kills it after `graceMs`. */
+  async shutdown(graceMs: number): Promise<void> {
+    this.accepting = false;
+    if (!this.#ended) {
+      this.#write(encodeFrame(encodeMessage({ v: 1, kind: "shutdown" })));
+      this.#process.stdin.end();
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), graceMs);
+    });
+    const late = await Promise.race([this.closed.then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (late) {
+      this.kill(new ConnectorError("CLOSED", "session", "the session was closed before the call finished"));
+      await this.closed;
+    }
+  }
+
+  /** Ends the agent now; pending requests reject with `reason`. */
+  kill(reason: Error): void {
+    this.accepting = false;
+    if (!this.#ended) this.#ended = reason;
+    this.#process.kill("SIGKILL");
+  }
+
+  #write(frame: Uint8Array): void {
+    const stdin = this.#process.stdin;
+    // Frames written in the same tick leave in one write: fewer syscalls/packets under load.
+    if (!this.#corked) {
+      this.#corked = true;
+      stdin.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        stdin.uncork();
+      });
+    }
+    stdin.write(frame);
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#ended) return;
+    let frames: Uint8Array[];
+    try {
+      frames = this.#decoder.push(chunk);
+    } catch (err) {
+      this.#fail(err as Error);
+      return;
+    }
+    for (const frame of frames) {
+      let msg: AgentMessage;
+      try {
+        msg = decodeAgentMessage(frame);
+      } catch (err) {
+        this.#fail(err as Error);
+        return;
+      }
+      this.#dispatch(msg);
+    }
+  }
+
+  #dispatch(msg: AgentMessage): void {
+    switch (msg.kind) {
+      case "result": {
+        if (msg.id === "" && !msg.ok) {
+          this.#fail(new ProtocolError(`the agent reported a protocol error: ${msg.error?.message ?? "unknown"}`));
+          return;
+        }
+        const pending = this.#pending.get(msg.id);
+        if (!pending) {
+          this.#logger.warn?.("result for an unknown call id ignored", { id: msg.id });
+          return;
+        }
+        this.#pending.delete(msg.id);
+        pending.resolve(msg);
+        return;
+      }
+      case "output":
+        this.#pending.get(msg.id)?.onOutput?.(msg.stream, msg.data);
+        return;
+      case "pong": {
+        const resolve = this.#pongs.get(msg.id);
+        this.#pongs.delete(msg.id);
+        resolve?.();
+        return;
+      }
+      case "hello":
+        this.#fail(new ProtocolError("the agent sent a second hello"));
+        return;
+    }
+  }
+
+  #fail(error: Error): void {
+    const wrapped =
+      error instanceof ProtocolError
+        ? new ProtocolError(`${error.message}${this.#stderrSuffix()}`, { cause: error })
+        : new ProtocolError(`bad data from the agent: ${error.message}${this.#stderrSuffix()}`, { cause: error });
+    this.kill(wrapped);
+  }
+
+  #end(error: Error): void {
+    this.accepting = false;
+    this.#ended ??= error;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) p.reject(this.#ended);
+    this.#pongs.clear();
+  }
+
+  #stderrSuffix(): string {
+    const tail = this.stderrTail().trim();
+    return tail ? `; agent stderr: ${tail.slice(-2000)}` : "";
+  }
+
+  #keepStderr(chunk: Buffer): void {
+    this.#stderr.push(chunk);
+    this.#stderrBytes += chunk.length;
+    while (this.#stderrBytes > STDERR_TAIL_BYTES && this.#stderr.length > 1) {
+      this.#stderrBytes -= (this.#stderr.shift() as Buffer).length;
+    }
+  }
+}
