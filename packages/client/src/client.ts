@@ -2,12 +2,9 @@ import { AGENT_PROTOCOL_VERSION, AGENT_VERSION, agentManifest, readRemoteManifes
 import {
   type Connector,
   ConnectorError,
-  defaultLayout,
+  discoverLayout,
   hasErrorCode,
-  layoutFromLocation,
-  locationFilePath,
   type OperationOptions,
-  parseLocationFile,
   RemoteExecError,
   type RemoteExecKind,
   type RemoteLayout,
@@ -406,24 +403,10 @@ export class RemoteClient {
   }
 
   async #setUp(op: OperationOptions): Promise<RemoteLayout> {
-    const layout = this.#layout ?? (await this.#discoverLayout(op));
+    const layout = this.#layout ?? (await discoverLayout(this.connector, op)).layout;
     this.#layout = layout;
     if (this.#options.autoInstallAgent !== false) await this.#ensureAgent(layout, op);
     return layout;
-  }
-
-  async #discoverLayout(op: OperationOptions): Promise<RemoteLayout> {
-    const home = await this.connector.homeDir(op);
-    const path = locationFilePath(home);
-    try {
-      const text = new TextDecoder().decode(await this.connector.getFile(path, op));
-      const layout = layoutFromLocation(parseLocationFile(text, `${this.connector.name}:${path}`), home);
-      this.#logger.debug?.("layout from .location", { path, ...layout });
-      return layout;
-    } catch (err) {
-      if (hasErrorCode(err, "FILE_NOT_FOUND")) return defaultLayout(home);
-      throw err;
-    }
   }
 
   async #ensureAgent(layout: RemoteLayout, op: OperationOptions): Promise<void> {

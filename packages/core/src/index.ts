@@ -43,6 +43,7 @@ export {
   posixJoin,
   type RemoteLayout,
 } from "./layout.js";
+export { type DiscoveredLayout, discoverLayout } from "./discovery.js";
 export { assertEnv, isEnvName, shCommand, shJoin, shQuote } from "./quoting.js";
 export { type RetryEvent, type RetryPolicy, withRetry } from "./retry.js";
 export {
