@@ -1,1 +1,4 @@
-export {};
+export { EXIT, exitCodeFor } from "./exit-codes.js";
+export type { CliIO } from "./io.js";
+export { main } from "./main.js";
+export { formatJson, formatReadable, parseArgument } from "./values.js";

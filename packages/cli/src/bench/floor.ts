@@ -1,0 +1,59 @@
+import type { Connector, RemoteProcess } from "@sremote/core";
+import { encodeFrame, FrameDecoder } from "@sremote/protocol";
+
+/**
+ * The floor: the least any framed request/response over this connector's process pipes
+ * can cost — a minimal Python loop echoing length-prefixed frames. No decoding, no call.
+ */
+export const ECHO_LOOP = [
+  "import sys, os",
+  "r = sys.stdin.buffer",
+  "w = os.fdopen(os.dup(1), 'wb', 0)",
+  "while True:",
+  "    h = r.read(4)",
+  "    if len(h) < 4: break",
+  "    p = r.read(int.from_bytes(h, 'big'))",
+  "    w.write(h + p)",
+].join("\n");
+
+/** One echo process; `roundTrip` sends a frame and resolves with its echo (FIFO). */
+export class EchoFloor {
+  readonly #process: RemoteProcess;
+  readonly #decoder = new FrameDecoder();
+  readonly #waiting: ((frame: Uint8Array) => void)[] = [];
+  #corked = false;
+
+  private constructor(process: RemoteProcess) {
+    this.#process = process;
+    process.stdout.on("data", (chunk: Buffer) => {
+      for (const frame of this.#decoder.push(chunk)) this.#waiting.shift()?.(frame);
+    });
+  }
+
+  static async start(connector: Connector, python: string): Promise<EchoFloor> {
+    if (!connector.spawn) throw new Error(`${connector.name} cannot spawn: no floor`);
+    return new EchoFloor(await connector.spawn([python, "-c", ECHO_LOOP]));
+  }
+
+  roundTrip(payload: Uint8Array): Promise<Uint8Array> {
+    return new Promise((resolve) => {
+      this.#waiting.push(resolve);
+      const stdin = this.#process.stdin;
+      // Same write batching as the session carrier: frames of one tick leave together.
+      if (!this.#corked) {
+        this.#corked = true;
+        stdin.cork();
+        process.nextTick(() => {
+          this.#corked = false;
+          stdin.uncork();
+        });
+      }
+      stdin.write(encodeFrame(payload));
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#process.stdin.end();
+    await this.#process.exited;
+  }
+}

@@ -1,0 +1,82 @@
+/** One row of the benchmark's output. */
+export interface BenchRow {
+  /** `floor` for the raw echo loop; else what was measured (`session`, `file`, `seed-protocol`). */
+  name: string;
+  /** `local`, `ssh`, `newt`. */
+  connector: string;
+  /** `session`, `file`, or `floor`/`seed` for the baselines. */
+  carrier: string;
+  /** Calls kept in flight. */
+  inFlight: number;
+  medianMs: number;
+  p90Ms: number;
+  callsPerSec: number;
+}
+
+/** The q-quantile (0..1) of sorted numbers, by linear interpolation. */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  const a = sorted[lo] as number;
+  const b = sorted[hi] as number;
+  return a + (b - a) * (pos - lo);
+}
+
+/**
+ * Runs `op` `count` times with `inFlight` calls outstanding (after `warmup` untimed calls)
+ * and returns per-call latency percentiles and throughput.
+ */
+export async function measure(
+  op: () => Promise<unknown>,
+  options: { count: number; inFlight: number; warmup: number },
+): Promise<{ medianMs: number; p90Ms: number; callsPerSec: number }> {
+  const { count, inFlight, warmup } = options;
+  await runConcurrently(op, warmup, Math.min(inFlight, Math.max(1, warmup)), undefined);
+  const latencies: number[] = [];
+  const started = performance.now();
+  await runConcurrently(op, count, inFlight, latencies);
+  const elapsed = performance.now() - started;
+  latencies.sort((a, b) => a - b);
+  return {
+    medianMs: quantile(latencies, 0.5),
+    p90Ms: quantile(latencies, 0.9),
+    callsPerSec: (count / elapsed) * 1000,
+  };
+}
+
+async function runConcurrently(
+  op: () => Promise<unknown>,
+  count: number,
+  inFlight: number,
+  latencies: number[] | undefined,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      next++;
+      const t0 = performance.now();
+      await op();
+      latencies?.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, count) }, worker));
+}
+
+/** Renders rows as an aligned text table. */
+export function formatTable(rows: readonly BenchRow[]): string {
+  const header = ["name", "connector", "carrier", "in flight", "median ms", "p90 ms", "calls/s"];
+  const body = rows.map((r) => [
+    r.name,
+    r.connector,
+    r.carrier,
+    String(r.inFlight),
+    r.medianMs.toFixed(3),
+    r.p90Ms.toFixed(3),
+    r.callsPerSec.toFixed(0),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}

@@ -1,0 +1,72 @@
+import { createRequire } from "node:module";
+import { Command, CommanderError, Option } from "commander";
+import { EXIT } from "./exit-codes.js";
+import type { CliIO } from "./io.js";
+import { callCommand } from "./commands/call.js";
+import { doctorCommand } from "./commands/doctor.js";
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/**
+ * Runs the `sremote` command line and returns its exit status (never calls process.exit).
+ */
+export async function main(argv: string[], io: CliIO = process, signal?: AbortSignal): Promise<number> {
+  let status: number = EXIT.ok;
+  const program = new Command("sremote")
+    .description("Call functions of Python modules on remote machines.")
+    .version((createRequire(import.meta.url)("../package.json") as { version: string }).version)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .showHelpAfterError("(run with --help for usage)");
+
+  const addTargetOptions = (cmd: Command) =>
+    cmd.option("--python <path>", "Python executable on the remote side (default: the endpoint's, else python3)");
+
+  addTargetOptions(
+    program
+      .command("call")
+      .description(
+        "call <module>.<function> on <target>; arguments are JSON when valid JSON, else strings (use -- before negative numbers)",
+      )
+      .argument("<target>", "local:[/endpoint/dir], ssh://user@host[:port], newt://machine")
+      .argument("<function>", "module.function, or module:Class.method")
+      .argument("[args...]", "positional arguments")
+      .option("--kw <key=value>", "keyword argument (repeatable)", collect, [])
+      .option("--env <K=V>", "environment variable for the call (repeatable)", collect, [])
+      .option("--env-default <K=V>", "environment variable set only where unset (repeatable)", collect, [])
+      .option("--path-append <dir>", "folder appended to PATH (repeatable)", collect, [])
+      .option("--require <module[spec]>", "required module with an optional PEP 440 specifier (repeatable)", collect, [])
+      .addOption(new Option("--mode <mode>", "carrier").choices(["auto", "session", "file"]).default("auto"))
+      .option("--timeout <ms>", "fail with exit status 124 after this many milliseconds")
+      .option("--cwd <dir>", "working folder of the call")
+      .option("--json", "print one JSON object: {ok, value, stdout, stderr, durationMs} or {ok:false, error}", false),
+  ).action(async (target: string, fn: string, args: string[], opts) => {
+    status = await callCommand(target, fn, args, opts, io, signal);
+  });
+
+  addTargetOptions(
+    program
+      .command("doctor")
+      .description("report python, agent version, codec and layout of <target> (changes nothing)")
+      .argument("<target>", "local:[/endpoint/dir], ssh://user@host[:port], newt://machine")
+      .option("--json", "print the report as JSON", false),
+  ).action(async (target: string, opts) => {
+    status = await doctorCommand(target, opts, io);
+  });
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") {
+        return EXIT.ok;
+      }
+      return EXIT.usage;
+    }
+    throw err;
+  }
+  return status;
+}

@@ -1,0 +1,82 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { agentDir } from "@sremote/agent";
+import type { RemoteClientOptions } from "@sremote/client";
+import { type Connector, parseTarget, type Target, UsageError } from "@sremote/core";
+import { localConnector } from "@sremote/connector-local";
+
+/** Connection flags shared by every command that takes a target. */
+export interface ConnectionFlags {
+  /** Python executable on the remote side. */
+  python?: string | undefined;
+}
+
+/** A connector plus the client options that go with the target. */
+export interface OpenedTarget {
+  target: Target;
+  connector: Connector;
+  clientOptions: Partial<RemoteClientOptions>;
+  /** Removes what opening the target created locally (temp folders). */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * The real executable behind the first `python3` on PATH. pyenv and similar shims cost
+ * ~100 ms per start; resolving once keeps per-call costs honest.
+ */
+export async function resolvePython(command = "python3"): Promise<string> {
+  try {
+    const { stdout } = await promisify(execFile)(command, ["-c", "import sys; print(sys.executable)"], {
+      timeout: 30_000,
+    });
+    const path = stdout.trim();
+    if (path.startsWith("/")) return path;
+  } catch {
+    // Fall through to the clear error below.
+  }
+  throw new UsageError(
+    `no usable ${command} found on PATH: install Python 3.8+ or pass --python /path/to/python3`,
+  );
+}
+
+/** Builds the connector and client options for a target string. */
+export async function openTarget(text: string, flags: ConnectionFlags = {}): Promise<OpenedTarget> {
+  const target = parseTarget(text);
+  switch (target.kind) {
+    case "local": {
+      const connector = localConnector();
+      const python = flags.python ?? (await resolvePython());
+      if (target.endpointDir) {
+        return {
+          target,
+          connector,
+          clientOptions: {
+            python,
+            layout: { endpointDir: target.endpointDir, tmpDir: join(target.endpointDir, "tmp"), workDir: homedir() },
+          },
+          cleanup: async () => {},
+        };
+      }
+      // No folder: run the agent straight from the installed @sremote/agent package.
+      const tmpDir = await mkdtemp(join(tmpdir(), "sremote-"));
+      return {
+        target,
+        connector,
+        clientOptions: {
+          python,
+          autoInstallAgent: false,
+          layout: { endpointDir: agentDir(), tmpDir, workDir: process.cwd() },
+        },
+        cleanup: () => rm(tmpDir, { recursive: true, force: true }),
+      };
+    }
+    default:
+      throw new UsageError(
+        `${target.kind}:// targets are not available in this build of the CLI yet (use local:)`,
+        { code: "INVALID_TARGET" },
+      );
+  }
+}
