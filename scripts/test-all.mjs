@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// The whole test suite, as CI runs it: dependencies, prerequisites, lint, types, every
+// vitest project (unit, integration, conformance), the Python agent's suite under both
+// interpreters, and a build of every package.
+import { spawnSync } from "node:child_process";
+
+const root = new URL("..", import.meta.url);
+const steps = [
+  ["install dependencies", "node", ["scripts/pnpm.mjs", "install", "--frozen-lockfile"]],
+  ["test prerequisites", "node", ["scripts/test-prereqs.mjs"]],
+  ["lint (biome)", "node", ["scripts/pnpm.mjs", "exec", "biome", "check", "."]],
+  ["typecheck", "node", ["scripts/pnpm.mjs", "exec", "turbo", "run", "typecheck", "--output-logs=errors-only"]],
+  ["vitest (all packages)", "node", ["scripts/pnpm.mjs", "exec", "vitest", "run"]],
+  ["python agent tests", "node", ["scripts/test-python.mjs"]],
+  ["build", "node", ["scripts/pnpm.mjs", "exec", "turbo", "run", "build", "--output-logs=errors-only"]],
+];
+
+const results = [];
+let failed = false;
+for (const [name, cmd, args] of steps) {
+  console.error(`\n=== ${name} ===`);
+  const t0 = Date.now();
+  const r = spawnSync(cmd, args, { stdio: "inherit", cwd: root, env: process.env });
+  const ok = r.status === 0;
+  results.push(`${ok ? "ok  " : "FAIL"}  ${name}  (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  if (!ok) {
+    failed = true;
+    if (name === "install dependencies") break;
+  }
+}
+console.error(`\n=== summary ===\n${results.join("\n")}`);
+process.exit(failed ? 1 : 0);
