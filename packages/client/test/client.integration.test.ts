@@ -1,0 +1,296 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kw, NDArray, type RemoteClient } from "../src/index.js";
+import { alive, fixturesDir, localClient } from "./helpers.js";
+
+// End-to-end through the real agent and the local connector, for both carriers.
+describe.each(["session", "file"] as const)("RemoteClient over local, %s carrier", (mode) => {
+  let client: RemoteClient;
+  let env: ReturnType<typeof localClient>;
+
+  beforeAll(() => {
+    env = localClient({ mode });
+    client = env.client;
+  });
+  afterAll(async () => {
+    await client.close();
+    expect(env.leftovers()).toEqual([]);
+    env.dispose();
+  });
+
+  it("calls with positional and keyword arguments", async () => {
+    expect((await client.call("math", "hypot", [3, 4])).value).toBe(5);
+    const r = await client.call("sremote_testmod", "echo_many", [1, "two"], { kwargs: { three: 3 } });
+    expect(r.value).toEqual({ args: [1, "two"], kwargs: { three: 3 } });
+    expect((await client.call("sremote_testmod", "add", { a: 2, b: 40 })).value).toBe(42);
+    expect(r.carrier).toBe(mode);
+  });
+
+  it("round-trips every value the protocol maps", async () => {
+    const values: unknown[] = [
+      null,
+      true,
+      -7,
+      2n ** 60n,
+      -(2n ** 63n),
+      0.5,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      "héllo ✓ 😀",
+      new Uint8Array([0, 1, 2, 255]),
+      new Date("2026-11-28T10:00:00.123Z"),
+      [1, [2, [3]]],
+      { a: { b: [1, 2] } },
+      new Map<unknown, unknown>([
+        [1, "one"],
+        ["two", 2],
+      ]),
+      new Set([1, 2, 3]),
+    ];
+    for (const v of values) {
+      const back = (await client.call("sremote_testmod", "echo", [v])).value;
+      if (typeof v === "number" && Number.isNaN(v)) expect(Number.isNaN(back)).toBe(true);
+      else expect(back).toEqual(v);
+    }
+    const arr = new NDArray("<f8", [2, 2], new Float64Array([1, 2, 3, 4]));
+    const back = (await client.call("sremote_testmod", "echo", [arr])).value as NDArray;
+    expect(back.dtype).toBe("<f8");
+    expect(back.shape).toEqual([2, 2]);
+    expect(Array.from(back.data as Float64Array)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("captures stdout and stderr per call", async () => {
+    const r = await client.call("sremote_testmod", "shout", ["hey"]);
+    expect(r.value).toBe(3);
+    expect(r.stdout).toBe("HEY\n");
+    expect(r.stderr).toBe("warning: hey\n");
+  });
+
+  it("keeps fd-level writes and subprocess output out of the frame stream", async () => {
+    const r = await client.call("sremote_testmod", "write_fd1", ["raw bytes on fd 1\n"]);
+    expect(r.value).toBe("done");
+    expect(r.stdout).toContain("raw bytes on fd 1");
+    expect(r.stdout).toContain("from a subprocess");
+    expect((await client.call("math", "sqrt", [16])).value).toBe(4);
+  });
+
+  it("applies env, envDefault and PATH additions for one call", async () => {
+    expect((await client.call("sremote_testmod", "env", ["SREMOTE_X"], { env: { SREMOTE_X: "a b 'c'" } })).value).toBe("a b 'c'");
+    expect((await client.call("sremote_testmod", "env", ["SREMOTE_X"])).value).toBeNull();
+    const home = (await client.call("sremote_testmod", "env", ["HOME"])).value;
+    expect((await client.call("sremote_testmod", "env", ["HOME"], { envDefault: { HOME: "/nope" } })).value).toBe(home);
+    expect((await client.call("sremote_testmod", "path", [], { pathAppend: ["/opt/extra"] })).value).toMatch(/:\/opt\/extra$/);
+    expect((await client.call("sremote_testmod", "cwd", [], { cwd: "/tmp" })).value).toBe("/tmp");
+    expect((await client.call("sremote_testmod", "cwd", [])).value).toBe(fixturesDir);
+  });
+
+  it("reports the three failure kinds with Python facts", async () => {
+    await expect(client.call("no_such_module_xyz", "f")).rejects.toMatchObject({
+      code: "REMOTE_EXEC",
+      kind: "import",
+      type: "ModuleNotFoundError",
+    });
+    await expect(client.call("math", "no_such_function")).rejects.toMatchObject({ code: "REMOTE_EXEC", kind: "attribute" });
+    const err = await client.call("sremote_testmod", "fail_chained").catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "REMOTE_EXEC", kind: "exception", type: "ValueError", remoteMessage: "could not find the key" });
+    expect((err as { traceback: string }).traceback).toContain("KeyError");
+    expect((err as { traceback: string }).traceback).toContain("direct cause");
+  });
+
+  it("names the type and path of an unserializable result", async () => {
+    const err = await client.call("sremote_testmod", "unserializable").catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "REMOTE_EXEC", kind: "serialization" });
+    expect(String((err as Error).message)).toMatch(/object/);
+    expect(String((err as Error).message)).toContain("[2]");
+  });
+
+  it("rejects bad arguments before sending anything", async () => {
+    await expect(client.call("math", "sqrt", 2 as never)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(client.call("math", "sqrt", "x" as never)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(client.call("math", "sqrt", new Map() as never)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(client.call("math; rm -rf /", "sqrt", [1])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(client.call("sremote_testmod", "echo", [() => 1])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+  });
+
+  it("offers typed module proxies with keyword arguments and attribute paths", async () => {
+    interface TestMod {
+      add(a: number, b: number): number;
+      echo_many(...args: unknown[]): { args: unknown[]; kwargs: Record<string, unknown> };
+      Queue: { valid_name(name: string): boolean };
+    }
+    const mod = client.module<TestMod>("sremote_testmod");
+    expect(await mod.add(1, 2)).toBe(3);
+    expect(await mod.echo_many(1, kw({ x: 2 }))).toEqual({ args: [1], kwargs: { x: 2 } });
+    expect(await mod.Queue.valid_name("ok_name")).toBe(true);
+  });
+
+  it("times out a call and stays usable", async () => {
+    await expect(client.call("sremote_testmod", "busy", [30], { timeoutMs: 300 })).rejects.toMatchObject({ code: "TIMEOUT" });
+    expect((await client.call("math", "sqrt", [9])).value).toBe(3);
+  });
+
+  it("aborts a call through its signal", async () => {
+    const controller = new AbortController();
+    const p = client.call("sremote_testmod", "busy", [30], { signal: controller.signal });
+    setTimeout(() => controller.abort(), 200);
+    await expect(p).rejects.toMatchObject({ code: "ABORTED" });
+    expect((await client.call("math", "sqrt", [4])).value).toBe(2);
+  });
+
+  it("checks registered requirements before calling (import and distribution names)", async () => {
+    const { client: c, dispose } = localClient({ mode });
+    try {
+      c.registerModule("demo-dist", ">=1.2,<2");
+      c.registerModule("demo_pkg");
+      expect((await c.call("math", "sqrt", [4])).value).toBe(2);
+      c.registerModule("Demo.Dist", ">=2");
+      await expect(c.call("math", "sqrt", [4])).rejects.toMatchObject({
+        code: "MODULES",
+        problems: [{ module: "Demo.Dist", wanted: ">=2", found: "1.2.3" }],
+      });
+      c.registerModule("Demo.Dist");
+      c.registerModule("no_such_dist_xyz");
+      await expect(c.call("math", "sqrt", [4])).rejects.toMatchObject({
+        code: "MODULES",
+        problems: [{ module: "no_such_dist_xyz", wanted: "", found: null }],
+      });
+    } finally {
+      await c.close();
+      dispose();
+    }
+  });
+});
+
+describe("RemoteClient over local: carrier facts", () => {
+  it("starts Python once per session and once per file-carrier call", async () => {
+    const { client, dispose } = localClient();
+    try {
+      const sessionPids = new Set<number>();
+      for (let i = 0; i < 5; i++) sessionPids.add((await client.call<number>("sremote_testmod", "pid", [], { mode: "session" })).value);
+      expect(sessionPids.size).toBe(1);
+      const filePids = new Set<number>();
+      for (let i = 0; i < 3; i++) filePids.add((await client.call<number>("sremote_testmod", "pid", [], { mode: "file" })).value);
+      expect(filePids.size).toBe(3);
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
+  it("recycles a session whose call cannot be interrupted, and the next call works", async () => {
+    const { client, dispose } = localClient({ cancelGraceMs: 300 });
+    try {
+      const before = (await client.call<number>("sremote_testmod", "pid")).value;
+      await expect(client.call("sremote_testmod", "sleep", [30], { timeoutMs: 200 })).rejects.toMatchObject({ code: "TIMEOUT" });
+      const after = (await client.call<number>("sremote_testmod", "pid")).value;
+      expect(after).not.toBe(before);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(alive(before)).toBe(false);
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
+  it("reports an agent that exits mid-call with its exit code and stderr", async () => {
+    const { client, dispose } = localClient();
+    try {
+      const err = await client.call("sremote_testmod", "crash", [3]).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "CONNECTION_LOST", details: { exitCode: 3 } });
+      expect(String((err as Error).message)).toContain("about to crash");
+      expect((await client.call("math", "sqrt", [1])).value).toBe(1);
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
+  it.each([
+    ["garbage", "PROTOCOL"],
+    ["truncated", "CONNECTION_LOST"],
+    ["exit", "CONNECTION_LOST"],
+  ])("turns a %s agent into a typed error", async (mode, code) => {
+    const { client, dispose } = localClient({
+      launcher: (c) => ({ ...c, argv: [c.env.SREMOTE_PYTHON ?? "python3", `${fixturesDir}/fake_agent.py`, mode] }),
+    });
+    try {
+      await expect(client.call("math", "sqrt", [1], { timeoutMs: 20_000 })).rejects.toMatchObject({ code });
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
+  it("refuses an agent speaking another protocol version", async () => {
+    const { client, dispose } = localClient({
+      launcher: (c) => ({ ...c, argv: [c.env.SREMOTE_PYTHON ?? "python3", `${fixturesDir}/fake_agent.py`, "wrong-protocol"] }),
+    });
+    try {
+      await expect(client.call("math", "sqrt", [1])).rejects.toMatchObject({ code: "VERSION_MISMATCH" });
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
+  it("refuses frames over the size limit without breaking other sessions", async () => {
+    const { client, dispose } = localClient({ maxFrameBytes: 64 * 1024 });
+    try {
+      await expect(client.call("sremote_testmod", "big", [200_000])).rejects.toMatchObject({ code: expect.stringMatching(/PROTOCOL|REMOTE_EXEC/) });
+      expect((await client.call("math", "sqrt", [1])).value).toBe(1);
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
+  it("streams output while a call runs", async () => {
+    const { client, dispose } = localClient();
+    try {
+      const chunks: string[] = [];
+      const r = await client.call("sremote_testmod", "stream", [3], { onOutput: (s, d) => chunks.push(`${s}:${d}`) });
+      expect(r.value).toBe(3);
+      expect(chunks.join("")).toContain("stdout:line 0");
+      expect(chunks.join("")).toContain("line 2");
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
+  it("answers 10,000 calls through a pool of 4 sessions with 64 in flight, each exactly once", async () => {
+    const { client, dispose, leftovers } = localClient({ poolSize: 4 });
+    const pids = new Set<number>();
+    try {
+      const total = 10_000;
+      const seen = new Array<number>(total).fill(0);
+      let next = 0;
+      const worker = async () => {
+        while (next < total) {
+          const i = next++;
+          const r = await client.call<[number, string]>("sremote_testmod", "echo", [[i, `payload-${i}`]]);
+          expect(r.value).toEqual([i, `payload-${i}`]);
+          seen[i] = (seen[i] as number) + 1;
+        }
+      };
+      await Promise.all(Array.from({ length: 64 }, worker));
+      expect(seen.every((n) => n === 1)).toBe(true);
+      expect(client.sessionCount).toBeGreaterThanOrEqual(2);
+      expect(client.sessionCount).toBeLessThanOrEqual(4);
+      for (let i = 0; i < 8; i++) pids.add((await client.call<number>("sremote_testmod", "pid")).value);
+    } finally {
+      await client.close();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+    expect(leftovers()).toEqual([]);
+    dispose();
+  }, 120_000);
+
+  it("rejects calls after close", async () => {
+    const { client, dispose } = localClient();
+    await client.call("math", "sqrt", [1]);
+    await client.close();
+    await expect(client.call("math", "sqrt", [1])).rejects.toMatchObject({ code: "CLOSED" });
+    dispose();
+  });
+});
