@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import { EXIT, main } from "../src/index.js";
+
+/** Runs the CLI in-process and captures what it prints. */
+async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const io = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } };
+  const status = await main(argv, io);
+  return { status, stdout, stderr };
+}
+
+describe("sremote call local:", () => {
+  it.each(["session", "file"])("calls a function and prints the value (%s)", async (mode) => {
+    const r = await run("call", "local:", "math.sqrt", "16", "--mode", mode);
+    expect(r).toMatchObject({ status: EXIT.ok, stdout: "4\n" });
+  });
+
+  it("prints one JSON object with --json, tagged values included", async () => {
+    const r = await run("call", "local:", "base64.b64decode", "aGVsbG8=", "--json");
+    expect(r.status).toBe(EXIT.ok);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ ok: true, value: { $bytes: "aGVsbG8=" }, stdout: "", stderr: "" });
+    expect(typeof out.durationMs).toBe("number");
+  });
+
+  it("parses JSON arguments, strings and --kw", async () => {
+    const r = await run("call", "local:", "textwrap.shorten", "The quick brown fox jumps", "--kw", "width=15", "--json");
+    expect(JSON.parse(r.stdout).value).toBe("The quick [...]");
+    const big = await run("call", "local:", "operator.add", '{"$bigint":"9007199254740993"}', "1", "--json");
+    expect(JSON.parse(big.stdout).value).toEqual({ $bigint: "9007199254740994" });
+  });
+
+  it("applies --env, --env-default and --path-append", async () => {
+    expect((await run("call", "local:", "os.getenv", "SREMOTE_CLI", "--env", "SREMOTE_CLI=yes")).stdout).toBe("yes\n");
+    expect((await run("call", "local:", "os.getenv", "SREMOTE_CLI_D", "--env-default", "SREMOTE_CLI_D=d")).stdout).toBe("d\n");
+    const path = await run("call", "local:", "os.getenv", "PATH", "--path-append", "/opt/x");
+    expect(path.stdout.trim().endsWith(":/opt/x")).toBe(true);
+  });
+
+  it("exits 1 with the traceback on stderr when the function raises", async () => {
+    const r = await run("call", "local:", "json.loads", "{bad");
+    expect(r.status).toBe(EXIT.remoteFailed);
+    expect(r.stderr).toContain("Traceback");
+    expect(r.stderr).toContain("JSONDecodeError");
+    const j = await run("call", "local:", "no_such_module_q.f", "--json");
+    expect(j.status).toBe(EXIT.remoteFailed);
+    expect(JSON.parse(j.stdout).error).toMatchObject({ code: "REMOTE_EXEC", kind: "import", type: "ModuleNotFoundError" });
+  });
+
+  it("exits 2 on bad usage", async () => {
+    expect((await run("call", "local:", "nodot")).status).toBe(EXIT.usage);
+    expect((await run("call", "bogus://x", "math.sqrt", "1")).status).toBe(EXIT.usage);
+    expect((await run("call", "local:", "math.sqrt", "--mode", "fast")).status).toBe(EXIT.usage);
+    expect((await run("frobnicate")).status).toBe(EXIT.usage);
+  });
+
+  it("exits 3 when a requirement is not met, 124 on timeout", async () => {
+    const req = await run("call", "local:", "math.sqrt", "4", "--require", "no_such_dist_q>=1", "--json");
+    expect(req.status).toBe(EXIT.setup);
+    expect(JSON.parse(req.stdout).error.code).toBe("MODULES");
+    const slow = await run("call", "local:", "time.sleep", "10", "--timeout", "300");
+    expect(slow.status).toBe(EXIT.timeout);
+  });
+});
+
+describe("sremote doctor", () => {
+  it("reports python, agent, codec and layout of local:", async () => {
+    const r = await run("doctor", "local:", "--json");
+    expect(r.status).toBe(EXIT.ok);
+    const report = JSON.parse(r.stdout);
+    expect(report.layout.source).toBe("package");
+    expect(report.agent.upToDate).toBe(true);
+    expect(report.python.codec).toMatch(/^(c|pure)$/);
+    expect(report.python.python).toMatch(/^3\./);
+  });
+});
