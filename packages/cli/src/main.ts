@@ -4,6 +4,7 @@ import { EXIT } from "./exit-codes.js";
 import type { CliIO } from "./io.js";
 import { callCommand } from "./commands/call.js";
 import { doctorCommand } from "./commands/doctor.js";
+import { registerInstallCommands } from "./commands/install.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -55,6 +56,10 @@ export async function main(argv: string[], io: CliIO = process, signal?: AbortSi
       .option("--json", "print the report as JSON", false),
   ).action(async (target: string, opts) => {
     status = await doctorCommand(target, opts, io);
+  });
+
+  registerInstallCommands(program, io, (s) => {
+    status = s;
   });
 
   try {
