@@ -1,0 +1,98 @@
+/**
+ * A route the double answers: `"METHOD /resource"` (`"POST /command"`, `"GET /file"`,
+ * `"PUT /file"`, `"POST /auth"`, `"GET /login"`…), `"/resource"` for every method, or `"*"`.
+ * The resource is the first path segment after the base URL.
+ */
+export type NewtRoute = "*" | `/${string}` | `${"GET" | "PUT" | "POST" | "DELETE" | "PATCH" | "HEAD"} /${string}`;
+
+/** Facts a fault's `match` predicate can look at. */
+export interface NewtFaultRequest {
+  method: string;
+  /** Route key, e.g. `"GET /file"`. */
+  route: string;
+  /** Percent-decoded path after the base URL, e.g. `/file/cori/home/jdoe/x.resp`. */
+  path: string;
+  /** Query parameters. */
+  query: Readonly<Record<string, string>>;
+  /** Form fields (form-encoded bodies only; the password is never included). */
+  form: Readonly<Record<string, string>>;
+}
+
+interface FaultCommon {
+  /** How many matching requests this fault hits before it is used up (default 1; `Infinity` allowed). */
+  times?: number | undefined;
+  /** Narrows the fault to some requests of the route (e.g. only downloads of `*.resp`). */
+  match?: ((request: NewtFaultRequest) => boolean) | undefined;
+}
+
+/**
+ * What the double does to a request instead of (or on top of) answering it.
+ *
+ * - `status`: answer `status` (500, 502, 503, 504, 429…) with a JSON error **without
+ *   processing** the request — nothing runs, nothing is written.
+ * - `reset` `before`: read the request, then destroy the connection without processing it.
+ *   `after`: process it fully (the command runs, the file is written), then destroy the
+ *   connection instead of answering — the "lost answer" case.
+ * - `delay` `before`: wait `ms`, then process; if the client has gone in the meantime,
+ *   nothing is processed (logged as `client-gone`). `after`: process, then wait before answering.
+ * - `truncate`: process, then send the headers (with the full `Content-Length`) and only
+ *   the first `bytes` of the body (default: half), then destroy the connection.
+ */
+export type NewtFault =
+  | (FaultCommon & { kind: "status"; status: number; body?: string | undefined })
+  | (FaultCommon & { kind: "reset"; when?: "before" | "after" | undefined })
+  | (FaultCommon & { kind: "delay"; ms: number; when?: "before" | "after" | undefined })
+  | (FaultCommon & { kind: "truncate"; bytes?: number | undefined });
+
+/** A fault as stored by the double, with its remaining uses. */
+export interface ArmedFault {
+  route: string;
+  fault: NewtFault;
+  remaining: number;
+}
+
+const ROUTE = /^(?:\*|(?:(GET|PUT|POST|DELETE|PATCH|HEAD) )?\/[A-Za-z0-9_-]*)$/;
+
+/** Checks a route key and a fault description; throws a TypeError saying what is wrong. */
+export function armFault(route: string, fault: NewtFault): ArmedFault {
+  if (!ROUTE.test(route)) {
+    throw new TypeError(`newt-double: bad route ${JSON.stringify(route)}; expected "*", "/file" or "POST /command"`);
+  }
+  const times = fault.times ?? 1;
+  if (!(times >= 1)) throw new TypeError(`newt-double: fault.times must be >= 1, got ${times}`);
+  if (fault.kind === "status" && !(Number.isInteger(fault.status) && fault.status >= 100 && fault.status <= 599)) {
+    throw new TypeError(`newt-double: fault.status must be an HTTP status, got ${fault.status}`);
+  }
+  if (fault.kind === "delay" && !(Number.isFinite(fault.ms) && fault.ms >= 0)) {
+    throw new TypeError(`newt-double: fault.ms must be a non-negative number, got ${fault.ms}`);
+  }
+  if (!["status", "reset", "delay", "truncate"].includes(fault.kind)) {
+    throw new TypeError(`newt-double: unknown fault kind ${JSON.stringify((fault as { kind: unknown }).kind)}`);
+  }
+  return { route, fault, remaining: times };
+}
+
+/** True when an armed fault applies to the request. */
+export function faultMatches(armed: ArmedFault, request: NewtFaultRequest): boolean {
+  if (armed.remaining <= 0) return false;
+  const { route } = armed;
+  const routeOk =
+    route === "*" ||
+    route === request.route ||
+    (route.startsWith("/") && request.route.slice(request.route.indexOf(" ") + 1) === route);
+  return routeOk && (armed.fault.match?.(request) ?? true);
+}
+
+/** A short label for the request log (`"status 503"`, `"reset after"`, `"delay before 2000ms"`). */
+export function faultLabel(fault: NewtFault): string {
+  switch (fault.kind) {
+    case "status":
+      return `status ${fault.status}`;
+    case "reset":
+      return `reset ${fault.when ?? "before"}`;
+    case "delay":
+      return `delay ${fault.when ?? "before"} ${fault.ms}ms`;
+    case "truncate":
+      return `truncate${fault.bytes === undefined ? "" : ` ${fault.bytes}`}`;
+  }
+}
