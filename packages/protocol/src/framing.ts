@@ -1,0 +1,150 @@
+/**
+ * Session-carrier framing (docs/spec-protocol.md, "Session carrier"): each frame is a 4-byte
+ * unsigned big-endian payload length, then the payload (one MessagePack map).
+ */
+import { ProtocolError, UsageError } from "@sremote/core";
+
+/** Default largest payload accepted, in bytes (256 MiB). */
+export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
+
+/** The largest length a 4-byte header can carry. */
+export const MAX_FRAME_HEADER_LENGTH = 0xffff_ffff;
+
+function checkMax(maxFrameBytes: number): number {
+  if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes < 1 || maxFrameBytes > MAX_FRAME_HEADER_LENGTH) {
+    throw new UsageError(
+      `maxFrameBytes must be an integer from 1 to ${MAX_FRAME_HEADER_LENGTH} (got ${maxFrameBytes})`,
+    );
+  }
+  return maxFrameBytes;
+}
+
+/**
+ * One frame: the 4-byte big-endian length of `payload`, then `payload` (copied).
+ * @throws UsageError for an empty payload or one larger than `maxFrameBytes`.
+ */
+export function encodeFrame(payload: Uint8Array, options: { maxFrameBytes?: number } = {}): Uint8Array {
+  const max = checkMax(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+  const n = payload.byteLength;
+  if (n === 0) throw new UsageError("cannot send an empty frame");
+  if (n > max) throw new UsageError(`frame of ${n} bytes exceeds the limit of ${max} bytes`);
+  const out = new Uint8Array(4 + n);
+  new DataView(out.buffer).setUint32(0, n);
+  out.set(payload, 4);
+  return out;
+}
+
+/**
+ * Splits a byte stream into frames. Feed it chunks as they arrive; it returns every frame
+ * completed by each chunk. Each payload byte is copied once into its frame's own buffer, so a
+ * large frame arriving in many small chunks costs linear time, and returned frames never share
+ * memory with the pushed chunks.
+ *
+ * A zero-length frame, or a length over `maxFrameBytes` (checked as soon as the 4 header bytes
+ * are in, before any payload is buffered), is a `ProtocolError`; after one, the decoder stays
+ * failed and every later `push` throws the same error.
+ */
+export class FrameDecoder {
+  private readonly maxFrameBytes: number;
+  private readonly header = new Uint8Array(4);
+  private headerFill = 0;
+  private frame: Uint8Array | null = null;
+  private frameFill = 0;
+  private failure: ProtocolError | null = null;
+
+  constructor(options: { maxFrameBytes?: number } = {}) {
+    this.maxFrameBytes = checkMax(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+  }
+
+  /** Bytes received that belong to a frame not yet complete (header bytes included). */
+  get pendingBytes(): number {
+    return this.headerFill + this.frameFill;
+  }
+
+  /** The error that stopped this decoder, if any. */
+  get error(): ProtocolError | null {
+    return this.failure;
+  }
+
+  /**
+   * Adds received bytes; returns the frames (payloads) they complete, in order.
+   * @throws ProtocolError for a zero-length or oversized frame. When good frames precede the bad
+   *   header in the same chunk, they are returned first and the error is thrown by the next
+   *   `push` or `end` (and is readable at once as {@link error}).
+   */
+  push(chunk: Uint8Array): Uint8Array[] {
+    if (this.failure !== null) throw this.failure;
+    const frames: Uint8Array[] = [];
+    try {
+      this.consume(chunk, frames);
+    } catch (e) {
+      if (e === this.failure && frames.length > 0) return frames;
+      throw e;
+    }
+    return frames;
+  }
+
+  private consume(chunk: Uint8Array, frames: Uint8Array[]): void {
+    const n = chunk.byteLength;
+    let i = 0;
+    while (i < n) {
+      if (this.frame === null) {
+        // Fast path: a whole header inside this chunk.
+        let length: number;
+        if (this.headerFill === 0 && n - i >= 4) {
+          length = ((chunk[i]! << 24) | (chunk[i + 1]! << 16) | (chunk[i + 2]! << 8) | chunk[i + 3]!) >>> 0;
+          i += 4;
+        } else {
+          while (this.headerFill < 4 && i < n) this.header[this.headerFill++] = chunk[i++]!;
+          if (this.headerFill < 4) break;
+          const h = this.header;
+          length = ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
+          this.headerFill = 0;
+        }
+        this.checkLength(length);
+        if (n - i >= length) {
+          // The whole frame is in this chunk.
+          frames.push(new Uint8Array(chunk.subarray(i, i + length)));
+          i += length;
+          continue;
+        }
+        this.frame = new Uint8Array(length);
+        this.frameFill = 0;
+      }
+      const frame = this.frame;
+      const take = Math.min(frame.byteLength - this.frameFill, n - i);
+      frame.set(chunk.subarray(i, i + take), this.frameFill);
+      this.frameFill += take;
+      i += take;
+      if (this.frameFill === frame.byteLength) {
+        frames.push(frame);
+        this.frame = null;
+        this.frameFill = 0;
+      }
+    }
+  }
+
+  private checkLength(length: number): void {
+    if (length === 0) this.fail("received a zero-length frame");
+    if (length > this.maxFrameBytes) {
+      this.fail(`received a frame of ${length} bytes, over the limit of ${this.maxFrameBytes} bytes`);
+    }
+  }
+
+  private fail(message: string): never {
+    this.failure = new ProtocolError(message);
+    this.frame = null;
+    this.headerFill = 0;
+    this.frameFill = 0;
+    throw this.failure;
+  }
+
+  /** Marks the end of the stream. @throws ProtocolError when it ends inside a frame. */
+  end(): void {
+    if (this.failure !== null) throw this.failure;
+    if (this.frame !== null) {
+      this.fail(`stream ended inside a frame (${this.frameFill} of ${this.frame.byteLength} payload bytes received)`);
+    }
+    if (this.headerFill > 0) this.fail(`stream ended inside a frame header (${this.headerFill} of 4 bytes received)`);
+  }
+}
