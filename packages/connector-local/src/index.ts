@@ -1,1 +1,1 @@
-export {};
+export { type LocalConnector, type LocalConnectorOptions, localConnector } from "./local-connector.js";
