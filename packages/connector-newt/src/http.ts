@@ -1,0 +1,297 @@
+import { ConnectorError, type Deadline, TimeoutError } from "@sremote/core";
+import { Agent, request } from "undici";
+
+/** Internal retries of requests that are safe to repeat. */
+export interface HttpRetryOptions {
+  /** Total attempts of a safe request, the first included (default 3). */
+  attempts?: number | undefined;
+  /** Backoff bound before the second attempt, in ms (default 200). */
+  baseDelayMs?: number | undefined;
+  /** Upper bound of one backoff, in ms (default 2000). */
+  maxDelayMs?: number | undefined;
+}
+
+/** One HTTP exchange with NEWT. */
+export interface NewtRequest {
+  method: "GET" | "PUT" | "POST" | "DELETE";
+  /** Path after the base URL, already percent-encoded, starting with `/`. */
+  path: string;
+  query?: Readonly<Record<string, string>> | undefined;
+  /** Form fields, sent `application/x-www-form-urlencoded`. */
+  form?: Readonly<Record<string, string>> | undefined;
+  /** Raw body (file upload). */
+  body?: Uint8Array | undefined;
+  /** Session id sent as the `newt_sessionid` cookie. */
+  sessionId?: string | undefined;
+  /**
+   * Repeating the request cannot repeat a side effect (a read, an overwrite with the same
+   * bytes, `rm -f`, a login). Decides `retryable` on errors; only GETs and requests that
+   * never reached the server are repeated here.
+   */
+  idempotent: boolean;
+  /** What the request does, for error messages (`"download /a/b"`). Never a secret. */
+  what: string;
+  /** Time limit of this one request, in ms. */
+  timeoutMs: number;
+}
+
+/** A complete answer (body fully read). */
+export interface NewtResponse {
+  status: number;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  body: Uint8Array;
+}
+
+/** Statuses a gateway sends when it is overloaded or restarting. */
+const TRANSIENT_STATUS = new Set([429, 502, 503, 504]);
+/** Of those, the ones that say the request was refused before processing. */
+const REFUSED_STATUS = new Set([429, 503]);
+/** Error codes meaning the request never left this machine or never reached a server. */
+const NEVER_SENT = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/** Marks errors whose request may be repeated here (GET or never sent). */
+const REPEATABLE = Symbol("repeatable");
+type Tagged = Error & { [REPEATABLE]?: boolean };
+
+function errnoOf(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && code !== "UND_ERR") return code;
+    const inner = (e as { errors?: unknown[] }).errors?.[0];
+    e = inner ?? (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function headerOf(headers: NewtResponse["headers"], name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The error text of a NEWT answer: the JSON `error` field when there is one, else the text (cut). */
+export function answerText(body: Uint8Array): string {
+  const text = Buffer.from(body).toString("utf8");
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed && typeof parsed === "object") {
+      const e = (parsed as { error?: unknown; detail?: unknown }).error ?? (parsed as { detail?: unknown }).detail;
+      if (typeof e === "string" && e !== "") return e.length > 500 ? `${e.slice(0, 500)}…` : e;
+    }
+  } catch {
+    // production error bodies were not always JSON
+  }
+  const t = text.trim();
+  return t.length > 500 ? `${t.slice(0, 500)}…` : t;
+}
+
+/**
+ * HTTP transport to one NEWT base URL over a private keep-alive connection pool. Knows
+ * nothing of sessions: it sends, reads whole answers, classifies failures into coded
+ * errors, and repeats only what cannot have run twice (GETs, and requests that never
+ * reached the server).
+ */
+export class NewtHttp {
+  private readonly agent: Agent;
+  private readonly base: URL;
+  private readonly attempts: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+
+  constructor(baseUrl: string, retry: HttpRetryOptions = {}) {
+    this.base = new URL(baseUrl);
+    this.attempts = retry.attempts ?? 3;
+    this.baseDelayMs = retry.baseDelayMs ?? 200;
+    this.maxDelayMs = retry.maxDelayMs ?? 2000;
+    // Time limits are enforced per request through AbortSignals; undici's own 300 s
+    // header/body timeouts would cut NEWT commands, which may legitimately run 600 s.
+    this.agent = new Agent({
+      keepAliveTimeout: 4_000,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connections: 16,
+      connect: { timeout: 15_000 },
+    });
+  }
+
+  /** The URL a path resolves to (for messages and status; holds no secret). */
+  url(path: string): string {
+    return `${this.base.href.replace(/\/+$/, "")}${path}`;
+  }
+
+  /**
+   * Sends `req`, repeating it while that is safe, and returns the complete answer for any
+   * status except 429/502/503/504, which become `UNAVAILABLE` errors.
+   *
+   * @throws ConnectorError `CONNECT_FAILED` (never reached the server; retryable),
+   *   `CONNECTION_LOST` (sent, answer lost or cut), `UNAVAILABLE`, or the deadline's
+   *   `TIMEOUT`/`ABORTED` error.
+   */
+  async send(req: NewtRequest, dl: Deadline): Promise<NewtResponse> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(req, dl);
+      } catch (err) {
+        const tagged = err as Tagged;
+        if (dl.signal.aborted || !(tagged[REPEATABLE] === true) || attempt >= this.attempts) {
+          if (dl.signal.aborted) throw dl.error(`newt: ${req.what}`);
+          throw err;
+        }
+        const bound = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
+        await sleep(Math.floor(Math.random() * bound), dl.signal).catch(() => {
+          throw dl.error(`newt: ${req.what}`);
+        });
+      }
+    }
+  }
+
+  private async once(req: NewtRequest, dl: Deadline): Promise<NewtResponse> {
+    dl.throwIfDone(`newt: ${req.what}`);
+    const url = new URL(this.url(req.path));
+    for (const [k, v] of Object.entries(req.query ?? {})) url.searchParams.set(k, v);
+    const headers: Record<string, string> = { accept: "application/json, */*" };
+    let body: string | Uint8Array | undefined;
+    if (req.form) {
+      headers["content-type"] = "application/x-www-form-urlencoded";
+      body = new URLSearchParams(req.form as Record<string, string>).toString();
+    } else if (req.body) {
+      headers["content-type"] = "application/octet-stream";
+      body = req.body;
+    }
+    if (req.sessionId !== undefined) headers.cookie = `newt_sessionid=${req.sessionId}`;
+
+    const local = new AbortController();
+    let ownTimeout = false;
+    const timer = setTimeout(() => {
+      ownTimeout = true;
+      local.abort();
+    }, req.timeoutMs);
+    const onOuter = () => local.abort();
+    dl.signal.addEventListener("abort", onOuter, { once: true });
+    if (dl.signal.aborted) local.abort();
+    const safe = req.method === "GET";
+    try {
+      let res: Awaited<ReturnType<typeof request>>;
+      try {
+        res = await request(url, {
+          dispatcher: this.agent,
+          method: req.method,
+          headers,
+          body,
+          signal: local.signal,
+        });
+      } catch (err) {
+        throw this.classify(err, req, "send", ownTimeout, safe);
+      }
+      let data: Uint8Array;
+      try {
+        data = new Uint8Array(await res.body.arrayBuffer());
+      } catch (err) {
+        throw this.classify(err, req, "read", ownTimeout, safe);
+      }
+      const declared = headerOf(res.headers, "content-length");
+      if (declared !== undefined && Number(declared) !== data.length) {
+        throw tag(
+          new ConnectorError(
+            "CONNECTION_LOST",
+            "newt",
+            `${req.what}: answer cut at ${data.length} of ${declared} bytes`,
+            {
+              retryable: req.idempotent,
+            },
+          ),
+          safe,
+        );
+      }
+      if (TRANSIENT_STATUS.has(res.statusCode)) {
+        const refused = REFUSED_STATUS.has(res.statusCode);
+        const mayHaveRun = !refused && !req.idempotent;
+        throw tag(
+          new ConnectorError(
+            "UNAVAILABLE",
+            "newt",
+            `${req.what}: HTTP ${res.statusCode} from the gateway${answerText(data) ? `: ${answerText(data)}` : ""}${
+              mayHaveRun ? " (the request may have been processed; not retried)" : ""
+            }`,
+            { retryable: refused || req.idempotent, details: { status: res.statusCode } },
+          ),
+          safe,
+        );
+      }
+      return { status: res.statusCode, headers: res.headers, body: data };
+    } finally {
+      clearTimeout(timer);
+      dl.signal.removeEventListener("abort", onOuter);
+    }
+  }
+
+  private classify(err: unknown, req: NewtRequest, phase: "send" | "read", ownTimeout: boolean, safe: boolean): Error {
+    if (err instanceof ConnectorError) return err;
+    if (ownTimeout) {
+      const e = new TimeoutError(`newt: ${req.what}: no answer within ${req.timeoutMs} ms`, req.timeoutMs, {
+        cause: err,
+        retryable: false,
+      });
+      return tag(e, safe);
+    }
+    const code = errnoOf(err);
+    if (phase === "send" && code !== undefined && NEVER_SENT.has(code)) {
+      return tag(
+        new ConnectorError("CONNECT_FAILED", "newt", `${req.what}: cannot reach ${this.base.host} (${code})`, {
+          cause: err,
+          retryable: true,
+          details: { code },
+        }),
+        true,
+      );
+    }
+    const how = phase === "read" ? "answer cut" : "connection lost";
+    return tag(
+      new ConnectorError(
+        "CONNECTION_LOST",
+        "newt",
+        `${req.what}: ${how} (${code ?? (err as Error)?.message ?? "error"})${
+          req.idempotent ? "" : "; the request may have been processed, so it is not repeated"
+        }`,
+        { cause: err, retryable: req.idempotent, details: { code } },
+      ),
+      safe,
+    );
+  }
+
+  /** Closes every pooled connection. */
+  async close(): Promise<void> {
+    await this.agent.close().catch(() => this.agent.destroy());
+  }
+}
+
+function tag<E extends Error>(err: E, repeatable: boolean): E {
+  (err as Tagged)[REPEATABLE] = repeatable;
+  return err;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
