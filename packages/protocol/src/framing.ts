@@ -58,7 +58,7 @@ export class FrameDecoder {
 
   /** Bytes received that belong to a frame not yet complete (header bytes included). */
   get pendingBytes(): number {
-    return this.headerFill + this.frameFill;
+    return this.frame === null ? this.headerFill : 4 + this.frameFill;
   }
 
   /** The error that stopped this decoder, if any. */

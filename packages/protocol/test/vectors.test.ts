@@ -48,7 +48,22 @@ describe("vector files", () => {
 
   it("cover every row of the mapping", () => {
     const prefixes = new Set(values.map((v) => v.name.split("/")[0]));
-    for (const p of ["nil", "bool", "int", "float", "float32", "str", "bin", "array", "map", "timestamp", "ndarray", "set", "nesting", "error"]) {
+    for (const p of [
+      "nil",
+      "bool",
+      "int",
+      "float",
+      "float32",
+      "str",
+      "bin",
+      "array",
+      "map",
+      "timestamp",
+      "ndarray",
+      "set",
+      "nesting",
+      "error",
+    ]) {
       expect(prefixes).toContain(p);
     }
   });
@@ -83,7 +98,11 @@ describe.each([
   it.each(mine.filter((v) => v.error !== undefined).map((v) => [v.name, v] as const))("rejects %s", (_n, v) => {
     const bytes = bytesOf(v.hex);
     const run = () =>
-      v.message ? (v.direction === "client" ? decodeClientMessage(bytes) : decodeAgentMessage(bytes)) : decodeValue(bytes);
+      v.message
+        ? v.direction === "client"
+          ? decodeClientMessage(bytes)
+          : decodeAgentMessage(bytes)
+        : decodeValue(bytes);
     let err: unknown;
     try {
       run();
@@ -114,7 +133,8 @@ describe("cross-check with msgpackr's decoder", () => {
       const entries = [...x].map(([k, v]) => [normalize(k), normalize(v)] as const);
       if (entries.every(([k]) => typeof k === "string")) {
         const o: Record<string, unknown> = {};
-        for (const [k, v] of entries) Object.defineProperty(o, k as string, { value: v, enumerable: true, writable: true });
+        for (const [k, v] of entries)
+          Object.defineProperty(o, k as string, { value: v, enumerable: true, writable: true });
         return o;
       }
       return new Map(entries);

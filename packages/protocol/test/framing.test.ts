@@ -1,0 +1,188 @@
+import { ProtocolError, UsageError } from "@sremote/core";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from "../src/index.js";
+
+/** Small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const concat = (parts: Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+};
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error("did not throw");
+}
+
+describe("encodeFrame", () => {
+  it("prefixes a 4-byte big-endian length", () => {
+    expect(Buffer.from(encodeFrame(new Uint8Array([0xc0]))).toString("hex")).toBe("00000001c0");
+    const p = new Uint8Array(0x01020304 & 0xffff).fill(7);
+    const f = encodeFrame(p);
+    expect([...f.subarray(0, 4)]).toEqual([0, 0, 0x03, 0x04]);
+    expect(f.length).toBe(p.length + 4);
+  });
+
+  it("refuses empty and oversized payloads", () => {
+    expect(() => encodeFrame(new Uint8Array(0))).toThrow(UsageError);
+    expect(() => encodeFrame(new Uint8Array(11), { maxFrameBytes: 10 })).toThrow(/exceeds the limit of 10/);
+    expect(() => encodeFrame(new Uint8Array(1), { maxFrameBytes: 0 })).toThrow(UsageError);
+  });
+});
+
+describe("FrameDecoder", () => {
+  it("defaults to 256 MiB", () => {
+    expect(DEFAULT_MAX_FRAME_BYTES).toBe(256 * 1024 * 1024);
+  });
+
+  it("decodes several frames in one chunk, and a frame across chunks", () => {
+    const d = new FrameDecoder();
+    const stream = concat([
+      encodeFrame(new Uint8Array([1])),
+      encodeFrame(new Uint8Array([2, 3])),
+      encodeFrame(new Uint8Array([4, 5, 6])),
+    ]);
+    // 5 + 6 + 7 bytes: two whole frames and the first header byte of the third.
+    expect(d.push(stream.subarray(0, 12)).map((f) => [...f])).toEqual([[1], [2, 3]]);
+    expect(d.pendingBytes).toBe(1);
+    expect(d.push(stream.subarray(12, 14))).toEqual([]);
+    expect(d.pendingBytes).toBe(3);
+    expect(d.push(stream.subarray(14, 17))).toEqual([]);
+    expect(d.pendingBytes).toBe(6);
+    expect(d.push(stream.subarray(17)).map((f) => [...f])).toEqual([[4, 5, 6]]);
+    expect(d.pendingBytes).toBe(0);
+    d.end();
+  });
+
+  it("handles a header split byte by byte", () => {
+    const d = new FrameDecoder();
+    const f = encodeFrame(new Uint8Array([9, 8, 7]));
+    const out: Uint8Array[] = [];
+    for (const b of f) out.push(...d.push(new Uint8Array([b])));
+    expect(out.map((x) => [...x])).toEqual([[9, 8, 7]]);
+  });
+
+  it("ignores empty chunks", () => {
+    const d = new FrameDecoder();
+    expect(d.push(new Uint8Array(0))).toEqual([]);
+    expect(d.pendingBytes).toBe(0);
+  });
+
+  it("returns frames that do not share memory with the pushed chunks", () => {
+    const d = new FrameDecoder();
+    const chunk = Buffer.from(encodeFrame(new Uint8Array([1, 2, 3])));
+    const [frame] = d.push(chunk);
+    chunk.fill(0);
+    expect([...frame!]).toEqual([1, 2, 3]);
+    expect(frame!.constructor).toBe(Uint8Array);
+  });
+
+  it("a zero-length frame is a ProtocolError", () => {
+    const d = new FrameDecoder();
+    const e = thrown(() => d.push(new Uint8Array([0, 0, 0, 0])));
+    expect(e).toBeInstanceOf(ProtocolError);
+    expect((e as Error).message).toMatch(/zero-length/);
+    // The decoder stays failed.
+    expect(() => d.push(encodeFrame(new Uint8Array([1])))).toThrow(ProtocolError);
+    expect(() => d.end()).toThrow(ProtocolError);
+  });
+
+  it("an oversized frame fails on its header, before any payload arrives", () => {
+    const d = new FrameDecoder({ maxFrameBytes: 1024 });
+    expect(() => d.push(new Uint8Array([0, 0, 4, 1]))).toThrow(/1025 bytes, over the limit of 1024/);
+    // The default limit: a header announcing 256 MiB + 1 fails at once, with nothing buffered.
+    const big = new FrameDecoder();
+    const header = new Uint8Array(4);
+    new DataView(header.buffer).setUint32(0, DEFAULT_MAX_FRAME_BYTES + 1);
+    expect(() => big.push(header)).toThrow(ProtocolError);
+    expect(big.pendingBytes).toBe(0);
+    // A header announcing 4 GiB − 1, split across pushes.
+    const huge = new FrameDecoder();
+    huge.push(new Uint8Array([0xff, 0xff]));
+    expect(() => huge.push(new Uint8Array([0xff, 0xff]))).toThrow(ProtocolError);
+  });
+
+  it("returns the good frames that precede a bad header, then throws", () => {
+    const d = new FrameDecoder({ maxFrameBytes: 10 });
+    const chunk = concat([encodeFrame(new Uint8Array([1])), new Uint8Array([0, 0, 0, 11])]);
+    expect(d.push(chunk).map((f) => [...f])).toEqual([[1]]);
+    expect(d.error).toBeInstanceOf(ProtocolError);
+    expect(() => d.push(new Uint8Array([1]))).toThrow(/11 bytes/);
+  });
+
+  it("end() inside a frame or a header is a ProtocolError", () => {
+    const a = new FrameDecoder();
+    a.push(new Uint8Array([0, 0, 0, 5, 1, 2]));
+    expect(() => a.end()).toThrow(/2 of 5 payload bytes/);
+    const b = new FrameDecoder();
+    b.push(new Uint8Array([0, 0]));
+    expect(() => b.end()).toThrow(/2 of 4 bytes/);
+  });
+
+  it("validates maxFrameBytes", () => {
+    expect(() => new FrameDecoder({ maxFrameBytes: 0 })).toThrow(UsageError);
+    expect(() => new FrameDecoder({ maxFrameBytes: 2 ** 32 })).toThrow(UsageError);
+    expect(() => new FrameDecoder({ maxFrameBytes: 1.5 })).toThrow(UsageError);
+  });
+
+  it("a large frame in many small chunks costs linear time", () => {
+    const size = 32 * 1024 * 1024;
+    const payload = new Uint8Array(size);
+    for (let i = 0; i < size; i += 4096) payload[i] = i & 0xff;
+    const stream = encodeFrame(payload);
+    const d = new FrameDecoder();
+    const t0 = performance.now();
+    const frames: Uint8Array[] = [];
+    for (let o = 0; o < stream.length; o += 1024) frames.push(...d.push(stream.subarray(o, o + 1024)));
+    const ms = performance.now() - t0;
+    expect(frames.length).toBe(1);
+    expect(Buffer.compare(frames[0]!, payload)).toBe(0);
+    // 32,768 chunks into one 32 MiB frame: a quadratic decoder would copy ~0.5 TB.
+    expect(ms).toBeLessThan(2000);
+  });
+
+  it("fuzz: random chunkings of random frame sequences decode identically", () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const r = rng(seed);
+      const frames = Array.from({ length: 1 + Math.floor(r() * 20) }, () => {
+        const len = r() < 0.1 ? 1 + Math.floor(r() * 70000) : 1 + Math.floor(r() * 300);
+        const f = new Uint8Array(len);
+        for (let i = 0; i < len; i++) f[i] = Math.floor(r() * 256);
+        return f;
+      });
+      const stream = concat(frames.map((f) => encodeFrame(f)));
+      const d = new FrameDecoder();
+      const got: Uint8Array[] = [];
+      let o = 0;
+      while (o < stream.length) {
+        const pick = r();
+        const n =
+          pick < 0.3 ? 1 + Math.floor(r() * 4) : pick < 0.9 ? 1 + Math.floor(r() * 500) : 1 + Math.floor(r() * 100000);
+        got.push(...d.push(stream.subarray(o, o + n)));
+        o += n;
+      }
+      d.end();
+      expect(got.length, `seed ${seed}`).toBe(frames.length);
+      for (const [i, g] of got.entries()) expect(Buffer.compare(g, frames[i]!), `seed ${seed} frame ${i}`).toBe(0);
+    }
+  });
+});
