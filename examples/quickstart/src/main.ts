@@ -43,9 +43,16 @@ try {
 
   section("bytes and datetimes travel as themselves");
   const packed = await client.call<Uint8Array>("zlib", "compress", [new TextEncoder().encode("sremote ".repeat(50))]);
-  console.log(`zlib.compress → Uint8Array(${packed.value.length}):`, Buffer.from(packed.value.slice(0, 12)).toString("hex"), "…");
+  console.log(
+    `zlib.compress → Uint8Array(${packed.value.length}):`,
+    Buffer.from(packed.value.slice(0, 12)).toString("hex"),
+    "…",
+  );
   const when = await client.call<Date>("email.utils", "parsedate_to_datetime", ["Sat, 28 Nov 2026 10:00:00 +0100"]);
-  console.log("email.utils.parsedate_to_datetime →", when.value instanceof Date ? `Date ${when.value.toISOString()}` : when.value);
+  console.log(
+    "email.utils.parsedate_to_datetime →",
+    when.value instanceof Date ? `Date ${when.value.toISOString()}` : when.value,
+  );
 
   section("a remote exception, with its traceback");
   try {
@@ -53,7 +60,13 @@ try {
   } catch (err) {
     if (!(err instanceof RemoteExecError)) throw err;
     console.log(`${err.name} [${err.code}] kind=${err.kind} type=${err.type}`);
-    console.log(err.traceback.trimEnd().split("\n").map((l) => `  │ ${l}`).join("\n"));
+    console.log(
+      err.traceback
+        .trimEnd()
+        .split("\n")
+        .map((l) => `  │ ${l}`)
+        .join("\n"),
+    );
   }
 
   section("per-call latency by carrier (math.sqrt, 1 call in flight)");

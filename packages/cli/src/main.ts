@@ -1,10 +1,10 @@
 import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
-import { EXIT } from "./exit-codes.js";
-import type { CliIO } from "./io.js";
 import { callCommand } from "./commands/call.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { registerInstallCommands } from "./commands/install.js";
+import { EXIT } from "./exit-codes.js";
+import type { CliIO } from "./io.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -39,7 +39,12 @@ export async function main(argv: string[], io: CliIO = process, signal?: AbortSi
       .option("--env <K=V>", "environment variable for the call (repeatable)", collect, [])
       .option("--env-default <K=V>", "environment variable set only where unset (repeatable)", collect, [])
       .option("--path-append <dir>", "folder appended to PATH (repeatable)", collect, [])
-      .option("--require <module[spec]>", "required module with an optional PEP 440 specifier (repeatable)", collect, [])
+      .option(
+        "--require <module[spec]>",
+        "required module with an optional PEP 440 specifier (repeatable)",
+        collect,
+        [],
+      )
       .addOption(new Option("--mode <mode>", "carrier").choices(["auto", "session", "file"]).default("auto"))
       .option("--timeout <ms>", "fail with exit status 124 after this many milliseconds")
       .option("--cwd <dir>", "working folder of the call")

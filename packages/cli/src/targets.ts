@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { agentDir } from "@sremote/agent";
 import type { RemoteClientOptions } from "@sremote/client";
-import { type Connector, parseTarget, type Target, UsageError } from "@sremote/core";
 import { localConnector } from "@sremote/connector-local";
+import { type Connector, parseTarget, type Target, UsageError } from "@sremote/core";
 
 /** Connection flags shared by every command that takes a target. */
 export interface ConnectionFlags {
@@ -37,9 +37,7 @@ export async function resolvePython(command = "python3"): Promise<string> {
   } catch {
     // Fall through to the clear error below.
   }
-  throw new UsageError(
-    `no usable ${command} found on PATH: install Python 3.8+ or pass --python /path/to/python3`,
-  );
+  throw new UsageError(`no usable ${command} found on PATH: install Python 3.8+ or pass --python /path/to/python3`);
 }
 
 /** Builds the connector and client options for a target string. */
@@ -74,9 +72,8 @@ export async function openTarget(text: string, flags: ConnectionFlags = {}): Pro
       };
     }
     default:
-      throw new UsageError(
-        `${target.kind}:// targets are not available in this build of the CLI yet (use local:)`,
-        { code: "INVALID_TARGET" },
-      );
+      throw new UsageError(`${target.kind}:// targets are not available in this build of the CLI yet (use local:)`, {
+        code: "INVALID_TARGET",
+      });
   }
 }

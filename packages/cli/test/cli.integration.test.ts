@@ -25,7 +25,15 @@ describe("sremote call local:", () => {
   });
 
   it("parses JSON arguments, strings and --kw", async () => {
-    const r = await run("call", "local:", "textwrap.shorten", "The quick brown fox jumps", "--kw", "width=15", "--json");
+    const r = await run(
+      "call",
+      "local:",
+      "textwrap.shorten",
+      "The quick brown fox jumps",
+      "--kw",
+      "width=15",
+      "--json",
+    );
     expect(JSON.parse(r.stdout).value).toBe("The quick [...]");
     const big = await run("call", "local:", "operator.add", '{"$bigint":"9007199254740993"}', "1", "--json");
     expect(JSON.parse(big.stdout).value).toEqual({ $bigint: "9007199254740994" });
@@ -33,7 +41,9 @@ describe("sremote call local:", () => {
 
   it("applies --env, --env-default and --path-append", async () => {
     expect((await run("call", "local:", "os.getenv", "SREMOTE_CLI", "--env", "SREMOTE_CLI=yes")).stdout).toBe("yes\n");
-    expect((await run("call", "local:", "os.getenv", "SREMOTE_CLI_D", "--env-default", "SREMOTE_CLI_D=d")).stdout).toBe("d\n");
+    expect((await run("call", "local:", "os.getenv", "SREMOTE_CLI_D", "--env-default", "SREMOTE_CLI_D=d")).stdout).toBe(
+      "d\n",
+    );
     const path = await run("call", "local:", "os.getenv", "PATH", "--path-append", "/opt/x");
     expect(path.stdout.trim().endsWith(":/opt/x")).toBe(true);
   });
@@ -45,7 +55,11 @@ describe("sremote call local:", () => {
     expect(r.stderr).toContain("JSONDecodeError");
     const j = await run("call", "local:", "no_such_module_q.f", "--json");
     expect(j.status).toBe(EXIT.remoteFailed);
-    expect(JSON.parse(j.stdout).error).toMatchObject({ code: "REMOTE_EXEC", kind: "import", type: "ModuleNotFoundError" });
+    expect(JSON.parse(j.stdout).error).toMatchObject({
+      code: "REMOTE_EXEC",
+      kind: "import",
+      type: "ModuleNotFoundError",
+    });
   });
 
   it("exits 2 on bad usage", async () => {

@@ -58,15 +58,7 @@ export function fileCommand(
   options: AgentCommandOptions,
 ): AgentCommand {
   const command: AgentCommand = {
-    argv: [
-      "sh",
-      interpreterPath(layout),
-      requestPath,
-      responsePath,
-      layout.endpointDir,
-      layout.tmpDir,
-      layout.workDir,
-    ],
+    argv: ["sh", interpreterPath(layout), requestPath, responsePath, layout.endpointDir, layout.tmpDir, layout.workDir],
     env: baseEnv(options),
   };
   return options.launcher ? options.launcher(command, "file") : command;

@@ -1,5 +1,6 @@
 import { AGENT_PROTOCOL_VERSION, AGENT_VERSION, agentManifest, readRemoteManifest, syncAgent } from "@sremote/agent";
 import {
+  assertEnv,
   type Connector,
   ConnectorError,
   discoverLayout,
@@ -9,7 +10,6 @@ import {
   type RemoteExecKind,
   type RemoteLayout,
   RemoteNotSetupError,
-  assertEnv,
   UsageError,
 } from "@sremote/core";
 import { type AgentInfo, type CallMessage, DEFAULT_MAX_FRAME_BYTES, type ResultMessage } from "@sremote/protocol";
@@ -17,7 +17,7 @@ import type { AgentLauncher } from "./agent-command.js";
 import { sessionCommand } from "./agent-command.js";
 import { FileCarrier, randomCallId } from "./file-carrier.js";
 import { type Logger, silentLogger } from "./logger.js";
-import { createModuleProxy, type ModuleProxy, isKwargs } from "./proxy.js";
+import { createModuleProxy, isKwargs, type ModuleProxy } from "./proxy.js";
 import { checkRequirements, parseRequirement, type Requirement } from "./requirements.js";
 import { AgentSession, type OutputListener } from "./session.js";
 import { SessionPool } from "./session-pool.js";
@@ -143,7 +143,8 @@ export class RemoteClient {
     }
     for (const key of ["poolSize", "workersPerSession", "maxInFlightPerSession"] as const) {
       const v = options[key];
-      if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UsageError(`${key} must be a positive integer, got ${v}`);
+      if (v !== undefined && (!Number.isInteger(v) || v < 1))
+        throw new UsageError(`${key} must be a positive integer, got ${v}`);
     }
     if (options.mode !== undefined && !["auto", "session", "file"].includes(options.mode)) {
       throw new UsageError(`mode must be "auto", "session" or "file", got ${JSON.stringify(options.mode)}`);
@@ -251,7 +252,9 @@ export class RemoteClient {
    * requirements — what the first call would do. Returns the agent's facts when a session
    * was started (session carrier), else what is known.
    */
-  async connect(options: OperationOptions & { mode?: CallMode } = {}): Promise<{ layout: RemoteLayout; agent: AgentInfo | undefined }> {
+  async connect(
+    options: OperationOptions & { mode?: CallMode } = {},
+  ): Promise<{ layout: RemoteLayout; agent: AgentInfo | undefined }> {
     const carrier = this.#carrierFor(options.mode ?? this.#options.mode ?? "auto");
     await this.#prepare(carrier, options);
     if (carrier === "session" && !this.#agentInfo) {
@@ -339,7 +342,8 @@ export class RemoteClient {
       );
     }
     if (options.kwargs !== undefined) {
-      if (!isPlainObject(options.kwargs)) throw new UsageError(`kwargs must be a plain object, got ${describe(options.kwargs)}`);
+      if (!isPlainObject(options.kwargs))
+        throw new UsageError(`kwargs must be a plain object, got ${describe(options.kwargs)}`);
       kwargs = { ...(kwargs ?? {}), ...options.kwargs };
     }
     const reg = this.#registrations;
@@ -410,10 +414,15 @@ export class RemoteClient {
   }
 
   async #ensureAgent(layout: RemoteLayout, op: OperationOptions): Promise<void> {
-    const [remote, local] = await Promise.all([readRemoteManifest(this.connector, layout.endpointDir, op), agentManifest()]);
+    const [remote, local] = await Promise.all([
+      readRemoteManifest(this.connector, layout.endpointDir, op),
+      agentManifest(),
+    ]);
     if (remote && sameManifest(remote.files, local.files)) return;
     this.#logger.info?.(
-      remote ? `updating the agent in ${layout.endpointDir} (${remote.version} → ${AGENT_VERSION})` : `uploading the agent to ${layout.endpointDir}`,
+      remote
+        ? `updating the agent in ${layout.endpointDir} (${remote.version} → ${AGENT_VERSION})`
+        : `uploading the agent to ${layout.endpointDir}`,
     );
     try {
       await syncAgent(this.connector, layout.endpointDir, op);

@@ -3,8 +3,8 @@ import {
   type Connector,
   hasErrorCode,
   type OperationOptions,
-  posixJoin,
   ProtocolError,
+  posixJoin,
   type RemoteLayout,
   RemoteNotSetupError,
 } from "@sremote/core";

@@ -1,3 +1,20 @@
+// The error hierarchy, so that `@sremote/client` is the only import most programs need.
+export {
+  AbortError,
+  ConnectorError,
+  hasErrorCode,
+  isSremoteError,
+  ProtocolError,
+  RemoteExecError,
+  type RemoteLayout,
+  RemoteModulesError,
+  RemoteNotSetupError,
+  SremoteError,
+  type SremoteErrorCode,
+  TimeoutError,
+  UsageError,
+} from "@sremote/core";
+export { NDArray } from "@sremote/protocol";
 export type { AgentCommand, AgentLauncher } from "./agent-command.js";
 export {
   type CallMode,
@@ -10,20 +27,3 @@ export type { Logger } from "./logger.js";
 export { isKwargs, type Kwargs, kw, type ModuleProxy } from "./proxy.js";
 export { checkRequirements, normalizeName, parseRequirement, type Requirement } from "./requirements.js";
 export type { OutputListener } from "./session.js";
-// The error hierarchy, so that `@sremote/client` is the only import most programs need.
-export {
-  AbortError,
-  ConnectorError,
-  hasErrorCode,
-  isSremoteError,
-  ProtocolError,
-  RemoteExecError,
-  RemoteModulesError,
-  RemoteNotSetupError,
-  type RemoteLayout,
-  SremoteError,
-  type SremoteErrorCode,
-  TimeoutError,
-  UsageError,
-} from "@sremote/core";
-export { NDArray } from "@sremote/protocol";

@@ -20,7 +20,8 @@ const NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
 export function parseRequirement(text: string, specifier?: string): Requirement {
   if (typeof text !== "string" || text.trim() === "") throw new UsageError("requirement must be a non-empty string");
   const m = /^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*?)\s*$/.exec(text);
-  if (!m || !NAME.test(m[1] as string)) throw new UsageError(`invalid requirement ${JSON.stringify(text)}: bad module name`);
+  if (!m || !NAME.test(m[1] as string))
+    throw new UsageError(`invalid requirement ${JSON.stringify(text)}: bad module name`);
   const name = m[1] as string;
   const spec = (specifier ?? m[2] ?? "").trim();
   if (specifier !== undefined && (m[2] ?? "") !== "") {

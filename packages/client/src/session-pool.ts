@@ -1,4 +1,4 @@
-import { ConnectorError, deadline, type Deadline } from "@sremote/core";
+import { ConnectorError, type Deadline, deadline } from "@sremote/core";
 import type { CallMessage, ProbeMessage, ResultMessage } from "@sremote/protocol";
 import type { Logger } from "./logger.js";
 import type { AgentSession, OutputListener } from "./session.js";
@@ -38,7 +38,6 @@ export class SessionPool {
   readonly #sessions = new Set<AgentSession>();
   readonly #queue: Job[] = [];
   #starting = 0;
-  #startFailure: { error: unknown; at: number } | undefined;
   #closed = false;
   readonly #startAbort = new AbortController();
 
@@ -59,7 +58,11 @@ export class SessionPool {
   /** Sends one request through the pool. */
   request(
     message: CallMessage | ProbeMessage,
-    options: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined; onOutput?: OutputListener | undefined },
+    options: {
+      signal?: AbortSignal | undefined;
+      timeoutMs?: number | undefined;
+      onOutput?: OutputListener | undefined;
+    },
   ): Promise<ResultMessage> {
     if (this.#closed) {
       return Promise.reject(new ConnectorError("CLOSED", "client", "the client is closed"));
@@ -127,16 +130,13 @@ export class SessionPool {
   }
 
   #maybeStart(): void {
-    const busy = [...this.#sessions].every(
-      (s) => !s.accepting || s.inFlight >= this.#options.workersPerSession,
-    );
+    const busy = [...this.#sessions].every((s) => !s.accepting || s.inFlight >= this.#options.workersPerSession);
     if (!busy || !this.#canGrow() || (this.#starting > 0 && this.#sessions.size > 0)) return;
     this.#starting++;
     this.#options
       .start(this.#startAbort.signal)
       .then(
         (session) => {
-          this.#startFailure = undefined;
           if (this.#closed) {
             void session.shutdown(0);
             return;
@@ -148,7 +148,6 @@ export class SessionPool {
           });
         },
         (error: unknown) => {
-          this.#startFailure = { error, at: Date.now() };
           // Nothing ran: every waiting call learns why, unless another session can take it.
           if (this.#sessions.size === 0) {
             for (const job of this.#queue.splice(0)) this.#settle(job, error);
@@ -183,7 +182,9 @@ export class SessionPool {
 
   #onDeadline(job: Job): void {
     if (job.settled) return;
-    const error = job.deadline.error(`call ${job.message.kind === "call" ? `${job.message.module}.${job.message.function}` : "probe"}`);
+    const error = job.deadline.error(
+      `call ${job.message.kind === "call" ? `${job.message.module}.${job.message.function}` : "probe"}`,
+    );
     const session = job.session;
     if (!session) {
       const i = this.#queue.indexOf(job);

@@ -3,8 +3,8 @@ import {
   ConnectorError,
   deadline,
   ProtocolError,
-  type RemoteProcess,
   RemoteNotSetupError,
+  type RemoteProcess,
 } from "@sremote/core";
 import {
   type AgentInfo,
@@ -68,7 +68,13 @@ export class AgentSession {
   /** Settles once the process has exited and every pending request has settled. */
   readonly closed: Promise<void>;
 
-  private constructor(process: RemoteProcess, decoder: FrameDecoder, info: AgentInfo, logger: Logger, stderr: Buffer[]) {
+  private constructor(
+    process: RemoteProcess,
+    decoder: FrameDecoder,
+    info: AgentInfo,
+    logger: Logger,
+    stderr: Buffer[],
+  ) {
     this.#process = process;
     this.#decoder = decoder;
     this.info = info;
@@ -99,7 +105,8 @@ export class AgentSession {
    */
   static async start(options: AgentSessionOptions): Promise<AgentSession> {
     const { connector, command } = options;
-    if (!connector.spawn) throw new ConnectorError("UNSUPPORTED", connector.name, "this connector cannot spawn processes");
+    if (!connector.spawn)
+      throw new ConnectorError("UNSUPPORTED", connector.name, "this connector cannot spawn processes");
     const d = deadline({ signal: options.signal, timeoutMs: options.startTimeoutMs });
     try {
       const proc = await connector.spawn(command.argv, {

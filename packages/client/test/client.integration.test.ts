@@ -74,11 +74,15 @@ describe.each(["session", "file"] as const)("RemoteClient over local, %s carrier
   });
 
   it("applies env, envDefault and PATH additions for one call", async () => {
-    expect((await client.call("sremote_testmod", "env", ["SREMOTE_X"], { env: { SREMOTE_X: "a b 'c'" } })).value).toBe("a b 'c'");
+    expect((await client.call("sremote_testmod", "env", ["SREMOTE_X"], { env: { SREMOTE_X: "a b 'c'" } })).value).toBe(
+      "a b 'c'",
+    );
     expect((await client.call("sremote_testmod", "env", ["SREMOTE_X"])).value).toBeNull();
     const home = (await client.call("sremote_testmod", "env", ["HOME"])).value;
     expect((await client.call("sremote_testmod", "env", ["HOME"], { envDefault: { HOME: "/nope" } })).value).toBe(home);
-    expect((await client.call("sremote_testmod", "path", [], { pathAppend: ["/opt/extra"] })).value).toMatch(/:\/opt\/extra$/);
+    expect((await client.call("sremote_testmod", "path", [], { pathAppend: ["/opt/extra"] })).value).toMatch(
+      /:\/opt\/extra$/,
+    );
     expect((await client.call("sremote_testmod", "cwd", [], { cwd: "/tmp" })).value).toBe("/tmp");
     expect((await client.call("sremote_testmod", "cwd", [])).value).toBe(fixturesDir);
   });
@@ -89,9 +93,17 @@ describe.each(["session", "file"] as const)("RemoteClient over local, %s carrier
       kind: "import",
       type: "ModuleNotFoundError",
     });
-    await expect(client.call("math", "no_such_function")).rejects.toMatchObject({ code: "REMOTE_EXEC", kind: "attribute" });
+    await expect(client.call("math", "no_such_function")).rejects.toMatchObject({
+      code: "REMOTE_EXEC",
+      kind: "attribute",
+    });
     const err = await client.call("sremote_testmod", "fail_chained").catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "REMOTE_EXEC", kind: "exception", type: "ValueError", remoteMessage: "could not find the key" });
+    expect(err).toMatchObject({
+      code: "REMOTE_EXEC",
+      kind: "exception",
+      type: "ValueError",
+      remoteMessage: "could not find the key",
+    });
     expect((err as { traceback: string }).traceback).toContain("KeyError");
     expect((err as { traceback: string }).traceback).toContain("direct cause");
   });
@@ -124,7 +136,9 @@ describe.each(["session", "file"] as const)("RemoteClient over local, %s carrier
   });
 
   it("times out a call and stays usable", async () => {
-    await expect(client.call("sremote_testmod", "busy", [30], { timeoutMs: 300 })).rejects.toMatchObject({ code: "TIMEOUT" });
+    await expect(client.call("sremote_testmod", "busy", [30], { timeoutMs: 300 })).rejects.toMatchObject({
+      code: "TIMEOUT",
+    });
     expect((await client.call("math", "sqrt", [9])).value).toBe(3);
   });
 
@@ -165,10 +179,12 @@ describe("RemoteClient over local: carrier facts", () => {
     const { client, dispose } = localClient();
     try {
       const sessionPids = new Set<number>();
-      for (let i = 0; i < 5; i++) sessionPids.add((await client.call<number>("sremote_testmod", "pid", [], { mode: "session" })).value);
+      for (let i = 0; i < 5; i++)
+        sessionPids.add((await client.call<number>("sremote_testmod", "pid", [], { mode: "session" })).value);
       expect(sessionPids.size).toBe(1);
       const filePids = new Set<number>();
-      for (let i = 0; i < 3; i++) filePids.add((await client.call<number>("sremote_testmod", "pid", [], { mode: "file" })).value);
+      for (let i = 0; i < 3; i++)
+        filePids.add((await client.call<number>("sremote_testmod", "pid", [], { mode: "file" })).value);
       expect(filePids.size).toBe(3);
     } finally {
       await client.close();
@@ -180,7 +196,9 @@ describe("RemoteClient over local: carrier facts", () => {
     const { client, dispose } = localClient({ cancelGraceMs: 300 });
     try {
       const before = (await client.call<number>("sremote_testmod", "pid")).value;
-      await expect(client.call("sremote_testmod", "sleep", [30], { timeoutMs: 200 })).rejects.toMatchObject({ code: "TIMEOUT" });
+      await expect(client.call("sremote_testmod", "sleep", [30], { timeoutMs: 200 })).rejects.toMatchObject({
+        code: "TIMEOUT",
+      });
       const after = (await client.call<number>("sremote_testmod", "pid")).value;
       expect(after).not.toBe(before);
       await new Promise((r) => setTimeout(r, 200));
@@ -222,7 +240,10 @@ describe("RemoteClient over local: carrier facts", () => {
 
   it("refuses an agent speaking another protocol version", async () => {
     const { client, dispose } = localClient({
-      launcher: (c) => ({ ...c, argv: [c.env.SREMOTE_PYTHON ?? "python3", `${fixturesDir}/fake_agent.py`, "wrong-protocol"] }),
+      launcher: (c) => ({
+        ...c,
+        argv: [c.env.SREMOTE_PYTHON ?? "python3", `${fixturesDir}/fake_agent.py`, "wrong-protocol"],
+      }),
     });
     try {
       await expect(client.call("math", "sqrt", [1])).rejects.toMatchObject({ code: "VERSION_MISMATCH" });
@@ -235,7 +256,9 @@ describe("RemoteClient over local: carrier facts", () => {
   it("refuses frames over the size limit without breaking other sessions", async () => {
     const { client, dispose } = localClient({ maxFrameBytes: 64 * 1024 });
     try {
-      await expect(client.call("sremote_testmod", "big", [200_000])).rejects.toMatchObject({ code: expect.stringMatching(/PROTOCOL|REMOTE_EXEC/) });
+      await expect(client.call("sremote_testmod", "big", [200_000])).rejects.toMatchObject({
+        code: expect.stringMatching(/PROTOCOL|REMOTE_EXEC/),
+      });
       expect((await client.call("math", "sqrt", [1])).value).toBe(1);
     } finally {
       await client.close();

@@ -28,7 +28,12 @@ export function alive(pid: number): boolean {
 }
 
 /** A client on the local connector running the agent from the package, with a private temp folder. */
-export function localClient(options: Partial<RemoteClientOptions> = {}): { client: RemoteClient; tmpDir: string; leftovers(): string[]; dispose(): void } {
+export function localClient(options: Partial<RemoteClientOptions> = {}): {
+  client: RemoteClient;
+  tmpDir: string;
+  leftovers(): string[];
+  dispose(): void;
+} {
   const tmpDir = mkdtempSync(join(tmpdir(), "sremote-client-test-"));
   const client = new RemoteClient({
     connector: localConnector(),

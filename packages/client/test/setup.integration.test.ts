@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AGENT_MANIFEST_NAME } from "@sremote/agent";
-import type { Connector } from "@sremote/core";
 import { localConnector } from "@sremote/connector-local";
+import type { Connector } from "@sremote/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { RemoteClient } from "../src/index.js";
 import { fixturesDir, python } from "./helpers.js";
@@ -49,23 +49,26 @@ describe("endpoint set-up by the client", () => {
     expect(second.puts.filter((p) => !p.endsWith(".req"))).toEqual([]);
   });
 
-  it.each(["session", "file"] as const)("says how to install when the endpoint has no agent (%s carrier)", async (mode) => {
-    const root = scratch();
-    const client = new RemoteClient({
-      connector: localConnector(),
-      python,
-      mode,
-      autoInstallAgent: false,
-      layout: { endpointDir: join(root, "empty"), tmpDir: join(root, "tmp"), workDir: root },
-    });
-    try {
-      const err = await client.call("math", "sqrt", [2]).catch((e: unknown) => e);
-      expect(err).toMatchObject({ code: "NOT_SET_UP" });
-      expect(String((err as Error).message)).toMatch(/sremote install|interpreter\.sh/);
-    } finally {
-      await client.close();
-    }
-  });
+  it.each(["session", "file"] as const)(
+    "says how to install when the endpoint has no agent (%s carrier)",
+    async (mode) => {
+      const root = scratch();
+      const client = new RemoteClient({
+        connector: localConnector(),
+        python,
+        mode,
+        autoInstallAgent: false,
+        layout: { endpointDir: join(root, "empty"), tmpDir: join(root, "tmp"), workDir: root },
+      });
+      try {
+        const err = await client.call("math", "sqrt", [2]).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: "NOT_SET_UP" });
+        expect(String((err as Error).message)).toMatch(/sremote install|interpreter\.sh/);
+      } finally {
+        await client.close();
+      }
+    },
+  );
 
   it("follows ~/.sremote/.location to another endpoint with private temp and working folders", async () => {
     const root = scratch();

@@ -1,13 +1,12 @@
-import { writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { agentDir } from "@sremote/agent";
 import { RemoteClient } from "@sremote/client";
-import type { Connector } from "@sremote/core";
 import { localConnector } from "@sremote/connector-local";
+import type { Connector } from "@sremote/core";
 import { encodeMessage } from "@sremote/protocol";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { resolvePython } from "../targets.js";
 import { EchoFloor } from "./floor.js";
 import { type BenchRow, formatTable, measure } from "./stats.js";
@@ -70,15 +69,21 @@ function verdicts(rows: BenchRow[]): string[] {
     if (floor1 && session1) {
       const ratio = session1.medianMs / floor1.medianMs;
       const limit = connector === "local" ? 2 : 1.5;
-      out.push(`${connector}: session median / floor median at 1 in flight = ${ratio.toFixed(2)} (target ≤ ${limit}) ${ratio <= limit ? "✓" : "✗"}`);
+      out.push(
+        `${connector}: session median / floor median at 1 in flight = ${ratio.toFixed(2)} (target ≤ ${limit}) ${ratio <= limit ? "✓" : "✗"}`,
+      );
     }
     if (floor64 && session64) {
       const share = session64.callsPerSec / floor64.callsPerSec;
-      out.push(`${connector}: session calls/s / floor calls/s at 64 in flight = ${share.toFixed(2)}${connector === "local" ? "" : ` (target ≥ 0.5) ${share >= 0.5 ? "✓" : "✗"}`}`);
+      out.push(
+        `${connector}: session calls/s / floor calls/s at 64 in flight = ${share.toFixed(2)}${connector === "local" ? "" : ` (target ≥ 0.5) ${share >= 0.5 ? "✓" : "✗"}`}`,
+      );
     }
     const file1 = find("file", 1);
     if (file1 && session1) {
-      out.push(`${connector}: file carrier median / session median = ${(file1.medianMs / session1.medianMs).toFixed(1)}× (the file carrier starts Python per call)`);
+      out.push(
+        `${connector}: file carrier median / session median = ${(file1.medianMs / session1.medianMs).toFixed(1)}× (the file carrier starts Python per call)`,
+      );
     }
   }
   return out;

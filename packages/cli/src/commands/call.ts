@@ -35,7 +35,8 @@ export function splitCallable(text: string): { module: string; fn: string } {
 function parseTimeout(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--timeout expects milliseconds > 0, got ${JSON.stringify(text)}`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UsageError(`--timeout expects milliseconds > 0, got ${JSON.stringify(text)}`);
   return n;
 }
 
@@ -61,10 +62,9 @@ export async function callCommand(
       kwargs[k] = v;
     }
     const env = Object.fromEntries(opts.env.map((a) => parseAssignment(a, "--env", false))) as Record<string, string>;
-    const envDefault = Object.fromEntries(opts.envDefault.map((a) => parseAssignment(a, "--env-default", false))) as Record<
-      string,
-      string
-    >;
+    const envDefault = Object.fromEntries(
+      opts.envDefault.map((a) => parseAssignment(a, "--env-default", false)),
+    ) as Record<string, string>;
     const timeoutMs = parseTimeout(opts.timeout);
     opened = await openTarget(targetText, opts);
     client = new RemoteClient({ connector: opened.connector, ...opened.clientOptions, mode: opts.mode });
@@ -133,6 +133,7 @@ export function reportError(err: unknown, io: CliIO, json: boolean, stdout = "",
   }
   if (stdout) io.stdout.write(stdout);
   if (stderr) io.stderr.write(stderr);
-  if (err instanceof RemoteExecError && err.traceback) io.stderr.write(err.traceback.endsWith("\n") ? err.traceback : `${err.traceback}\n`);
+  if (err instanceof RemoteExecError && err.traceback)
+    io.stderr.write(err.traceback.endsWith("\n") ? err.traceback : `${err.traceback}\n`);
   io.stderr.write(`sremote: ${e?.message ?? String(err)}${isSremoteError(err) ? ` [${code}]` : ""}\n`);
 }

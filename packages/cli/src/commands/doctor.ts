@@ -51,7 +51,9 @@ export async function doctorCommand(
         Object.entries(local.files).every(([k, v]) => remote.files[k] === v));
     if (!upToDate) {
       problems.push({
-        problem: remote ? `agent ${remote.version} differs from the client's ${AGENT_VERSION}` : `no agent in ${layout.endpointDir}`,
+        problem: remote
+          ? `agent ${remote.version} differs from the client's ${AGENT_VERSION}`
+          : `no agent in ${layout.endpointDir}`,
         fix: `sremote install ${targetText}  (or make any call: the client uploads the agent itself)`,
       });
     }
@@ -66,7 +68,10 @@ export async function doctorCommand(
         try {
           python = JSON.parse(info.stdout) as Record<string, unknown>;
         } catch {
-          problems.push({ problem: `interpreter.sh --info printed no JSON: ${info.stdout.slice(0, 200)}`, fix: `sremote install ${targetText}` });
+          problems.push({
+            problem: `interpreter.sh --info printed no JSON: ${info.stdout.slice(0, 200)}`,
+            fix: `sremote install ${targetText}`,
+          });
         }
       } else {
         problems.push({
