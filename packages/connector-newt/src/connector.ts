@@ -336,13 +336,13 @@ class NewtConnectorImpl implements NewtConnector {
     wrapCommand({ argv, cwd: options.cwd, env: options.env });
     return this.op(what, options, async (dl) => {
       let stdinFile: string | undefined;
-      if (stdin !== undefined) {
-        const bytes = typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin;
-        const dir = await this.tempDir(dl);
-        stdinFile = posixJoin(dir, `stdin-${randomBytes(16).toString("hex")}.in`);
-        await this.uploadIntoTemp(stdinFile, dir, bytes, dl);
-      }
       try {
+        if (stdin !== undefined) {
+          const bytes = typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin;
+          const dir = await this.tempDir(dl);
+          stdinFile = posixJoin(dir, `stdin-${randomBytes(16).toString("hex")}.in`);
+          await this.uploadIntoTemp(stdinFile, dir, bytes, dl);
+        }
         return await this.runWrapped(
           { argv, cwd: options.cwd, env: options.env, stdinFile },
           dl,
@@ -351,8 +351,8 @@ class NewtConnectorImpl implements NewtConnector {
           options.loginEnv === true,
         );
       } catch (err) {
-        // The script deletes its stdin file when it runs to the end; when it did not (never
-        // started, killed), remove it here so nothing is left behind.
+        // The script deletes its stdin file when it runs to the end; when it did not (upload
+        // cut, never started, killed), remove it here so nothing is left behind.
         if (stdinFile !== undefined) await this.removeQuietly(stdinFile);
         throw err;
       }

@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { withRetry } from "@sremote/core";
@@ -189,6 +189,22 @@ describe("nothing is left behind", () => {
       expect(commandsRun(double, t).length).toBeLessThanOrEqual(1);
       expect(await filesUnder(tmp), JSON.stringify(fault)).toEqual([]);
     }
+  });
+
+  it("a stdin upload whose answer is lost is cleaned up, and the command is not run", async () => {
+    const c = make();
+    await c.connect();
+    const tmp = join(home, ".sremote", "tmp");
+    await mkdir(tmp, { recursive: true, mode: 0o700 }); // so the upload really writes the file
+    const t = token();
+    const from = double.requestLog.length;
+    double.inject("PUT /file", { kind: "reset", when: "after", match: (r) => r.path.includes("/stdin-") });
+    const r = await outcome(c.exec(["/bin/echo", t], { stdin: "x" }));
+    expect(r.error).toMatchObject({ code: "CONNECTION_LOST", retryable: true });
+    expect(double.requestLog.filter((e) => (e.form.executable ?? "").includes(t))).toHaveLength(0);
+    const removal = since(double, from).filter((e) => e.command && /rm -f -- \S*stdin-/.test(e.form.executable ?? ""));
+    expect(removal).toHaveLength(1);
+    expect(await filesUnder(tmp)).toEqual([]);
   });
 
   it("the login is retried only when it never reached the server; bad credentials are never resent", async () => {
