@@ -3,6 +3,7 @@
  * unsigned big-endian payload length, then the payload (one MessagePack map).
  */
 import { ProtocolError, UsageError } from "@sremote/core";
+import { allocUninitialized, copyBytes } from "./bytes.js";
 
 /** Default largest payload accepted, in bytes (256 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
@@ -104,11 +105,11 @@ export class FrameDecoder {
         this.checkLength(length);
         if (n - i >= length) {
           // The whole frame is in this chunk.
-          frames.push(new Uint8Array(chunk.subarray(i, i + length)));
+          frames.push(copyBytes(chunk.subarray(i, i + length)));
           i += length;
           continue;
         }
-        this.frame = new Uint8Array(length);
+        this.frame = allocUninitialized(length);
         this.frameFill = 0;
       }
       const frame = this.frame;

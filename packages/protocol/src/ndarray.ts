@@ -123,7 +123,7 @@ export function viewFor(dtype: string, bytes: Uint8Array): ArrayBufferView {
   const Ctor = VIEW_TYPES[dtype];
   if (Ctor === undefined || Ctor === Uint8Array) return bytes;
   const size = Ctor.BYTES_PER_ELEMENT;
-  if (bytes.byteOffset % size !== 0) bytes = new Uint8Array(bytes);
+  if (bytes.byteOffset % size !== 0) bytes = new Uint8Array(bytes); // copy: aligned, offset 0
   return new Ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / size);
 }
 

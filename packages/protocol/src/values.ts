@@ -9,6 +9,7 @@
  * measurements behind the choice.
  */
 import { ProtocolError, UsageError } from "@sremote/core";
+import { allocUninitialized, copyBytes } from "./bytes.js";
 import { checkNDArrayLayout, NDArray, viewFor } from "./ndarray.js";
 
 /** Deepest nesting of arrays/maps/sets accepted on encode and on decode. */
@@ -102,6 +103,7 @@ const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 const MIN_SAFE_BIG = -MAX_SAFE_BIG;
 const INITIAL_BUFFER = 8 * 1024;
 const KEEP_BUFFER_MAX = 1024 * 1024;
+const DETACH_MIN = 256 * 1024;
 
 /** Low-level encoder state: a growable buffer written front to back. */
 export class Encoder {
@@ -120,15 +122,25 @@ export class Encoder {
     if (need <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < need) size *= 2;
-    const next = new Uint8Array(size);
+    const next = allocUninitialized(size);
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
-  /** A copy of the bytes written, from `start`. */
+  /**
+   * The bytes written, from `start`, as a buffer the caller owns: a copy when small; when large,
+   * the encoder's own buffer (a view of it), which the encoder then gives up — saving a copy of
+   * megabyte payloads.
+   */
   take(start = 0): Uint8Array {
-    return this.buf.slice(start, this.pos);
+    const n = this.pos - start;
+    if (n < DETACH_MIN) return copyBytes(this.buf.subarray(start, this.pos));
+    const out = this.buf.subarray(start, this.pos);
+    this.buf = new Uint8Array(INITIAL_BUFFER);
+    this.view = new DataView(this.buf.buffer);
+    this.pos = 0;
+    return out;
   }
 
   /** Encodes one value; `depth` = containers enclosing it. Throws EncodeFailure (internal). */
@@ -823,7 +835,7 @@ export class Decoder {
     this.need(n);
     this.pos += n;
     // A copy, as a plain Uint8Array even when the input is a Buffer (whose slice() shares memory).
-    return new Uint8Array(this.bytes.subarray(this.pos - n, this.pos));
+    return copyBytes(this.bytes.subarray(this.pos - n, this.pos));
   }
 
   private readArray(n: number): unknown[] {
@@ -848,7 +860,16 @@ export class Decoder {
         this.pos = start;
         return this.readMapAsMap(n);
       }
-      const key = this.decode() as string;
+      let key: string;
+      if (b >= 0xa0 && b <= 0xb0) {
+        // Short keys repeat a lot (10,000 dicts with the same 4 keys): cache their strings.
+        const n = b & 0x1f;
+        this.need(1 + n);
+        key = cachedKey(this.bytes, this.pos + 1, n) ?? this.fail("invalid UTF-8 in a string");
+        this.pos += 1 + n;
+      } else {
+        key = this.decode() as string;
+      }
       const value = this.decode();
       if (key === "__proto__") {
         Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
@@ -954,6 +975,34 @@ export class Decoder {
   }
 }
 
+const KEY_CACHE_SIZE = 4096;
+const keyCacheBytes: (Uint8Array | undefined)[] = new Array(KEY_CACHE_SIZE);
+const keyCacheStrings: string[] = new Array(KEY_CACHE_SIZE);
+
+/** Decodes a short map key through a small direct-mapped cache; `null` for invalid UTF-8. */
+function cachedKey(bytes: Uint8Array, start: number, n: number): string | null {
+  let h = n;
+  for (let i = 0; i < n; i++) h = (Math.imul(h, 31) + bytes[start + i]!) | 0;
+  h &= KEY_CACHE_SIZE - 1;
+  const hit = keyCacheBytes[h];
+  if (hit !== undefined && hit.length === n) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (hit[i] !== bytes[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return keyCacheStrings[h]!;
+  }
+  const s = utf8Short(bytes, start, n);
+  if (s !== null) {
+    keyCacheBytes[h] = bytes.slice(start, start + n);
+    keyCacheStrings[h] = s;
+  }
+  return s;
+}
+
 /**
  * Strict UTF-8 → string for short byte runs (no overlongs, no surrogates, ≤ U+10FFFF).
  * `null` when the bytes are not valid UTF-8.
@@ -963,7 +1012,14 @@ function utf8Short(bytes: Uint8Array, start: number, n: number): string | null {
   let i = start;
   // ASCII fast path.
   while (i < end && bytes[i]! < 0x80) i++;
-  if (i === end) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+  if (i === end) {
+    if (n <= 16) {
+      let s = "";
+      for (let j = start; j < end; j++) s += String.fromCharCode(bytes[j]!);
+      return s;
+    }
+    return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+  }
   const units: number[] = [];
   for (let j = start; j < i; j++) units.push(bytes[j]!);
   while (i < end) {
