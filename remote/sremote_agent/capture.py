@@ -1,0 +1,319 @@
+"""Per-call stdout/stderr capture (docs/protocol.md section 3).
+
+- `sys.stdout`/`sys.stderr` become routers: text goes to the output of the call running
+  on the writing thread (or, from another thread, to the only running call).
+- File descriptors 1 and 2 are pointed at pipes drained by a thread: bytes written at the
+  fd level (`os.write(1, ...)`, subprocesses, C code) go to the running call when exactly
+  one runs, else to the agent's own stderr log.
+- fd 0 is pointed at /dev/null (in session mode the real stdin carries frames).
+- The original fd 1 and fd 2 are kept as private duplicates: frames and diagnostics.
+"""
+
+import codecs
+import io
+import os
+import select
+import sys
+import threading
+
+_get_ident = threading.get_ident
+
+STDOUT = 0
+STDERR = 1
+STREAM_NAMES = ("stdout", "stderr")
+
+
+def _utf8_len(text):
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def clean_text(text):
+    """`text` made encodable as UTF-8 (lone surrogates escaped)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class CallOutput(object):
+    """What one call printed, per stream, capped at `limit` UTF-8 bytes each."""
+
+    __slots__ = ("limit", "parts", "sizes", "truncated", "sink", "decoders", "lock")
+
+    def __init__(self, limit, sink=None):
+        self.limit = limit
+        self.parts = ([], [])
+        self.sizes = [0, 0]
+        self.truncated = False
+        self.sink = sink  # sink(stream_index, text) for streaming calls
+        self.decoders = [None, None]
+        self.lock = threading.Lock()
+
+    def write(self, index, text):
+        if not text:
+            return
+        n = _utf8_len(text)
+        with self.lock:
+            room = self.limit - self.sizes[index]
+            if n > room:
+                self.truncated = True
+                if room <= 0:
+                    return
+                text = text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+                n = _utf8_len(text)
+                if not text:
+                    return
+            self.sizes[index] += n
+            self.parts[index].append(text)
+        if self.sink is not None:
+            self.sink(index, text)
+
+    def write_bytes(self, index, data):
+        decoder = self.decoders[index]
+        if decoder is None:
+            decoder = self.decoders[index] = codecs.getincrementaldecoder("utf-8")("replace")
+        self.write(index, decoder.decode(data))
+
+    def finish(self):
+        """(stdout, stderr, truncated) once the call is over."""
+        for index in (STDOUT, STDERR):
+            decoder = self.decoders[index]
+            if decoder is not None:
+                self.write(index, decoder.decode(b"", True))
+        return (
+            clean_text("".join(self.parts[STDOUT])),
+            clean_text("".join(self.parts[STDERR])),
+            self.truncated,
+        )
+
+
+class OutputRouter(object):
+    """Knows which call each thread belongs to, and which calls are running."""
+
+    def __init__(self, log_fd):
+        self.log_fd = log_fd
+        self.by_thread = {}
+        self.active = {}  # CallOutput -> number of threads registered for it
+        self.lock = threading.Lock()
+        self.fd_capture = None
+
+    def current(self):
+        out = self.by_thread.get(_get_ident())
+        if out is None:
+            active = self.active
+            if len(active) == 1:
+                for out in active:
+                    return out
+        return out
+
+    def begin(self, output):
+        with self.lock:
+            self.by_thread[_get_ident()] = output
+            self.active[output] = self.active.get(output, 0) + 1
+
+    def end(self, output):
+        """Collects what is still in flight for `output`, then unregisters it."""
+        flush_std_streams()
+        if self.fd_capture is not None:
+            self.fd_capture.drain()
+        with self.lock:
+            self.by_thread.pop(_get_ident(), None)
+            count = self.active.get(output, 0) - 1
+            if count > 0:
+                self.active[output] = count
+            else:
+                self.active.pop(output, None)
+
+    def only_running(self):
+        active = self.active
+        if len(active) == 1:
+            for out in active:
+                return out
+        return None
+
+    def log_bytes(self, data):
+        write_all(self.log_fd, data)
+
+    def log(self, message):
+        """One diagnostic line on the agent's own stderr."""
+        line = "sremote-agent: %s\n" % message.replace("\n", " | ")
+        try:
+            write_all(self.log_fd, line.encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+class RoutedText(io.TextIOBase):
+    """Stands in for sys.stdout / sys.stderr: each call captures its own prints."""
+
+    def __init__(self, router, index, fd):
+        io.TextIOBase.__init__(self)
+        self._router = router
+        self._index = index
+        self._fd = fd
+        self.buffer = RoutedBinary(self)
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    @property
+    def errors(self):
+        return "strict"
+
+    @property
+    def name(self):
+        return "<%s>" % STREAM_NAMES[self._index]
+
+    @property
+    def line_buffering(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        return self._fd
+
+    def flush(self):
+        pass
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        out = self._router.current()
+        if out is not None:
+            out.write(self._index, text)
+        else:
+            self._router.log_bytes(text.encode("utf-8", "backslashreplace"))
+        return len(text)
+
+
+class RoutedBinary(io.RawIOBase):
+    """`sys.stdout.buffer`: bytes decoded as UTF-8 and routed like text."""
+
+    def __init__(self, text):
+        io.RawIOBase.__init__(self)
+        self._text = text
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self._text.fileno()
+
+    def write(self, data):
+        data = bytes(data)
+        self._text.write(data.decode("utf-8", "replace"))
+        return len(data)
+
+
+class FdCapture(object):
+    """fd 1 and fd 2 pointed at pipes; a thread hands what arrives to the running call."""
+
+    def __init__(self, router):
+        self.router = router
+        self.lock = threading.Lock()
+        self.read_fds = []
+        for index, target in ((STDOUT, 1), (STDERR, 2)):
+            r, w = os.pipe()
+            os.dup2(w, target)
+            os.close(w)
+            os.set_blocking(r, False)
+            self.read_fds.append((r, index))
+        self.thread = threading.Thread(target=self._loop, name="sremote-fd-capture", daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        fds = [r for r, _ in self.read_fds]
+        while True:
+            try:
+                select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+            self.drain()
+
+    def drain(self):
+        """Reads everything waiting in the pipes and hands it on."""
+        with self.lock:
+            for fd, index in self.read_fds:
+                while True:
+                    try:
+                        data = os.read(fd, 65536)
+                    except BlockingIOError:
+                        break
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    out = self.router.only_running()
+                    if out is not None:
+                        out.write_bytes(index, data)
+                    else:
+                        try:
+                            self.router.log_bytes(data)
+                        except OSError:
+                            pass
+
+
+_libc_fflush = []
+
+
+def _fflush_c_stdio():
+    # C code's printf output sits in libc's buffer (fd 1 is a pipe): flush it so that it
+    # reaches the call that printed it.
+    if not _libc_fflush:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None)
+            _libc_fflush.append(libc.fflush)
+        except Exception:
+            _libc_fflush.append(None)
+    fflush = _libc_fflush[0]
+    if fflush is not None:
+        fflush(None)
+
+
+def flush_std_streams():
+    for stream in (sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            try:
+                stream.flush()
+            except Exception:
+                pass
+    _fflush_c_stdio()
+
+
+def install(capture_fds=True):
+    """Redirects the process's standard streams; returns (router, frame_out_fd, frame_in_fd)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    frame_out = os.dup(1)
+    log_fd = os.dup(2)
+    frame_in = os.dup(0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    router = OutputRouter(log_fd)
+    if capture_fds:
+        router.fd_capture = FdCapture(router)
+    sys.stdin = open(os.devnull, "r")
+    sys.stdout = RoutedText(router, STDOUT, 1)
+    sys.stderr = RoutedText(router, STDERR, 2)
+    return router, frame_out, frame_in

@@ -1,0 +1,165 @@
+"""The agent's MessagePack codec: the `msgpack` C package when importable (1.0 or newer),
+else the pure-Python `codec_pure`. Both give the same canonical bytes and the same errors
+(docs/protocol.md section 1).
+
+    packb(value, root="result", depth=0) -> bytes   raises SerializationError (with .path);
+                                                    depth = containers enclosing the value
+    unpackb(data) -> value                          raises DecodeError
+    CODEC                                           "c" or "pure"
+    packb_pure/unpackb_pure, packb_c/unpackb_c      each implementation (the C pair is None
+                                                    without msgpack); SREMOTE_CODEC=pure
+                                                    forces the pure one
+"""
+
+import datetime
+import os
+
+from . import codec_pure
+from .values import (
+    EXT_NDARRAY,
+    EXT_TIMESTAMP,
+    MAX_DEPTH,
+    DecodeError,
+    NDArrayData,
+    SerializationError,
+    check_depth,
+    datetime_to_ext,
+    locate_problem,
+    ndarray_parts,
+    ndarraydata_parts,
+    numpy_module,
+)
+
+
+def _load_msgpack():
+    if os.environ.get("SREMOTE_CODEC") == "pure":
+        return None
+    try:
+        import msgpack
+    except Exception:
+        return None
+    version = getattr(msgpack, "version", (0,))
+    if tuple(version[:1]) < (1,) or not hasattr(msgpack, "Packer"):
+        return None
+    return msgpack
+
+
+_msgpack = _load_msgpack()
+CODEC = "c" if _msgpack is not None else "pure"
+"""Which implementation this process uses: "c" (the msgpack package) or "pure"."""
+
+
+def _encode_error(value, root, depth):
+    found = locate_problem(value, root, depth)
+    if found is None:
+        return None
+    path, message, type_name = found
+    return SerializationError("%s at %s" % (message, path), path, type_name)
+
+
+def packb_pure(value, root="result", depth=0):
+    """`packb` through the pure-Python codec."""
+    try:
+        return codec_pure.packb(value, depth)
+    except Exception as exc:  # includes RecursionError and the pure codec's own depth signal
+        err = _encode_error(value, root, depth)
+        if err is None:
+            err = SerializationError("cannot serialize %s: %s" % (root, exc), root, type(exc).__name__)
+        raise err
+
+
+def unpackb_pure(data):
+    """`unpackb` through the pure-Python codec."""
+    return codec_pure.unpackb(data)
+
+
+if _msgpack is not None:
+    _ExtType = _msgpack.ExtType
+
+    class _NeedsPureCodec(Exception):
+        """A value the C packer cannot carry with exact depth accounting (a set)."""
+
+    def _default(obj):
+        if isinstance(obj, datetime.datetime):
+            return _ExtType(EXT_TIMESTAMP, datetime_to_ext(obj))
+        if isinstance(obj, NDArrayData):
+            return _ExtType(EXT_NDARRAY, _c_packb(ndarraydata_parts(obj)))
+        np = numpy_module()
+        if np is not None:
+            if isinstance(obj, np.ndarray):
+                return _ExtType(EXT_NDARRAY, _c_packb(ndarray_parts(obj)))
+            if isinstance(obj, np.generic):
+                return obj.item()
+        if isinstance(obj, (set, frozenset)):
+            # Its payload would be packed separately, hiding its depth: let the pure codec do it.
+            raise _NeedsPureCodec()
+        raise TypeError("cannot serialize an object of type %s" % type(obj).__name__)
+
+    _c_packer_options = dict(use_bin_type=True, use_single_float=False, strict_types=False, datetime=False)
+
+    def _c_packb(obj):
+        return _msgpack.packb(obj, default=_default, **_c_packer_options)
+
+    def _ext_hook(code, payload):
+        # Nested payloads (sets) are decoded with fresh depth; the whole value is checked afterwards.
+        return codec_pure.decode_ext(code, payload, 0, _c_unpack_payload)
+
+    def _c_unpack_payload(payload, depth):
+        return _c_unpackb(payload, pairs=True)
+
+    def _pairs_hook(pairs):
+        out = {}
+        for k, v in pairs:
+            if type(k) is not str:
+                k = codec_pure.to_hashable(k, "map key")
+            out[k] = v
+        return out
+
+    def _c_unpackb(data, pairs=False):
+        options = dict(raw=False, strict_map_key=False, timestamp=3, ext_hook=_ext_hook, use_list=True)
+        if pairs:
+            options["object_pairs_hook"] = _pairs_hook
+        return _msgpack.unpackb(data, **options)
+
+    def packb_c(value, root="result", depth=0):
+        """`packb` through the msgpack C package."""
+        if depth == 0:
+            try:
+                return _c_packb(value)
+            except Exception:
+                err = _encode_error(value, root, depth)
+                if err is not None:
+                    raise err
+        # Valid by our rules but not something the C packer takes as is (a set, nesting the
+        # C packer counts differently, an unusual buffer): the pure codec gives the same bytes.
+        return packb_pure(value, root, depth)
+
+    def unpackb_c(data):
+        """`unpackb` through the msgpack C package."""
+        if b"\xd6\xff" in data or b"\xd7\xff" in data or b"\xc7\x0c\xff" in data:
+            # Maybe a timestamp: msgpack's C decoder does not reject nanoseconds >= 10^9,
+            # so such input goes through the pure decoder, which checks every rule.
+            return codec_pure.unpackb(data)
+        try:
+            try:
+                value = _c_unpackb(data)
+            except TypeError:
+                # An array used as a map key: decode again turning such keys into tuples.
+                value = _c_unpackb(data, pairs=True)
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise DecodeError("%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__)
+        # The C unpacker allows deeper nesting than the protocol: check it (513 nested
+        # containers need more than 512 bytes, so small frames skip the walk).
+        if len(data) > MAX_DEPTH and isinstance(value, (list, dict, set)):
+            check_depth(value)
+        return value
+
+    packb = packb_c
+    unpackb = unpackb_c
+
+else:
+    packb_c = unpackb_c = None
+    packb = packb_pure
+    unpackb = unpackb_pure

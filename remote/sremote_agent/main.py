@@ -1,0 +1,145 @@
+"""Command line of the agent, as interpreter.sh runs it:
+
+    __main__.py --file <request> <response>
+    __main__.py --serve [--workers N] [--max-frame BYTES]
+    __main__.py --info [--workers N] [--max-frame BYTES]
+
+Exit statuses: 0 done; 1 the agent failed (e.g. could not write the response);
+2 bad usage; 3 protocol error (undecodable request or frame).
+"""
+
+import os
+import sys
+
+from . import PROTOCOL_VERSION, __version__, codec
+
+DEFAULT_MAX_FRAME = 256 * 1024 * 1024
+
+USAGE = (
+    "usage: sh interpreter.sh <request> <response> [<sremote_dir> [<tmp> [<pwd>]]]\n"
+    "       sh interpreter.sh --serve <sremote_dir> <tmp> <pwd> [--workers N] [--max-frame BYTES]\n"
+    "       sh interpreter.sh --info [<sremote_dir>]\n"
+)
+
+
+class UsageError(Exception):
+    pass
+
+
+def _numpy_version():
+    """numpy's version without importing it (importing numpy takes ~100 ms); None if absent."""
+    module = sys.modules.get("numpy")
+    if module is not None:
+        return str(getattr(module, "__version__", ""))
+    try:
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec("numpy")
+    except Exception:
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package_dir = list(spec.submodule_search_locations)[0]
+    parent = os.path.dirname(package_dir)
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.startswith("numpy-") and entry.endswith((".dist-info", ".egg-info")):
+            return entry[len("numpy-") :].rsplit(".", 1)[0].split("-")[0]
+    try:
+        import re
+
+        with open(os.path.join(package_dir, "version.py")) as f:
+            m = re.search(r"^version\s*(?::\s*str\s*)?=\s*['\"]([^'\"]+)['\"]", f.read(), re.M)
+        if m:
+            return m.group(1)
+    except OSError:
+        pass
+    try:
+        import numpy
+
+        return str(numpy.__version__)
+    except Exception:
+        return None
+
+
+def agent_info(workers=1, max_frame=DEFAULT_MAX_FRAME):
+    """The `hello.agent` object (also `result.agent` and `--info`)."""
+    return {
+        "version": __version__,
+        "protocol": PROTOCOL_VERSION,
+        "python": "%d.%d.%d" % sys.version_info[:3],
+        "implementation": sys.implementation.name,
+        "executable": sys.executable or "",
+        "codec": codec.CODEC,
+        "numpy": _numpy_version(),
+        "pid": os.getpid(),
+        "host": os.uname().nodename,
+        "workers": workers,
+        "maxFrameBytes": max_frame,
+    }
+
+
+def _int_option(name, text, minimum):
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise UsageError("%s needs an integer, got %r" % (name, text))
+    if value < minimum:
+        raise UsageError("%s must be at least %d, got %d" % (name, minimum, value))
+    return value
+
+
+def _options(args):
+    workers, max_frame = 1, DEFAULT_MAX_FRAME
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--workers", "--max-frame"):
+            if i + 1 >= len(args):
+                raise UsageError("%s needs a value" % arg)
+            if arg == "--workers":
+                workers = _int_option(arg, args[i + 1], 1)
+            else:
+                max_frame = _int_option(arg, args[i + 1], 64)
+            i += 2
+        else:
+            raise UsageError("unknown argument %r" % arg)
+    return workers, max_frame
+
+
+def main(argv):
+    try:
+        if not argv:
+            raise UsageError("no mode given")
+        mode = argv[0]
+        if mode == "--file":
+            if len(argv) != 3:
+                raise UsageError("--file needs <request> <response>")
+            request, response = argv[1], argv[2]
+        elif mode in ("--serve", "--info"):
+            workers, max_frame = _options(argv[1:])
+        else:
+            raise UsageError("unknown mode %r" % mode)
+    except UsageError as exc:
+        sys.stderr.write("sremote-agent: %s\n%s" % (exc, USAGE))
+        return 2
+    sys.argv = [sys.argv[0]]
+    if sys.getrecursionlimit() < 3000:
+        # The codecs recurse once per nesting level (up to 512) below the caller's frames.
+        sys.setrecursionlimit(3000)
+    if mode == "--info":
+        import json
+
+        sys.stdout.write(json.dumps(agent_info(workers, max_frame)) + "\n")
+        sys.stdout.flush()
+        return 0
+    if mode == "--file":
+        from .file_carrier import serve_file
+
+        return serve_file(request, response)
+    from .session import serve_session
+
+    return serve_session(workers, max_frame)
