@@ -40,7 +40,16 @@ const call = {
 };
 const mb = new Uint8Array(1024 * 1024);
 for (let i = 0; i < mb.length; i++) mb[i] = (i * 31) & 0xff;
-const resultBytes = { v: 1, kind: "result", id: call.id, ok: true, value: mb, stdout: "", stderr: "", durationNs: 123456 };
+const resultBytes = {
+  v: 1,
+  kind: "result",
+  id: call.id,
+  ok: true,
+  value: mb,
+  stdout: "",
+  stderr: "",
+  durationNs: 123456,
+};
 const list = Array.from({ length: 10_000 }, (_, i) => ({ id: i, name: `item-${i}`, ok: i % 2 === 0, score: i * 0.5 }));
 const resultList = { v: 1, kind: "result", id: call.id, ok: true, value: list, stdout: "", stderr: "", durationNs: 1 };
 
