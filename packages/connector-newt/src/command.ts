@@ -16,6 +16,22 @@ export interface WrappedCommand {
   nonce: string;
 }
 
+/** Environment variable carrying a command's nonce into every process it starts. */
+export const EXEC_ENV = "SREMOTE_NEWT_EXEC";
+
+/**
+ * Ends every process whose environment carries one of the nonces given as arguments
+ * (`SREMOTE_NEWT_EXEC=<nonce>`), found through `/proc/<pid>/environ` — so background
+ * children and orphans are caught too, wherever their process group is. Repeated while it
+ * finds something, for processes forked during a scan. Linux only; elsewhere it finds nothing.
+ */
+export const KILL_SCRIPT = `pat=""; for n in "$@"; do case "$n" in *[!a-z0-9-]*) exit 2;; esac; pat="$pat -e ${EXEC_ENV}=$n"; done
+for round in 1 2 3 4 5; do
+  pids=$(grep -lsF $pat /proc/[0-9]*/environ 2>/dev/null | sed -n 's|^/proc/\\([0-9]*\\)/environ$|\\1|p')
+  [ -z "$pids" ] && exit 0
+  kill -KILL $pids 2>/dev/null
+done`;
+
 /** A fresh marker: unguessable, so a command's own output cannot fake an exit status. */
 export function newNonce(): string {
   return `sremote-exit-${randomBytes(12).toString("hex")}`;
@@ -28,7 +44,9 @@ export function newNonce(): string {
  * exit statuses; the marker does, and its absence means the command was killed or never ran.
  */
 export function wrapCommand(input: WrapperInput, nonce = newNonce()): WrappedCommand {
-  const inner = shCommand(input.argv, { cwd: input.cwd, env: input.env });
+  // The nonce also goes into the environment, which every descendant inherits: that is how
+  // a cancelled command and all it started are found again (see KILL_SCRIPT).
+  const inner = shCommand(input.argv, { cwd: input.cwd, env: { ...input.env, [EXEC_ENV]: nonce } });
   const source = input.stdinFile === undefined ? "/dev/null" : shQuote(input.stdinFile);
   const cleanup = input.stdinFile === undefined ? "" : `/bin/rm -f -- ${shQuote(input.stdinFile)}; `;
   const script = `( ${inner} ) < ${source}; sremote_rc=$?; ${cleanup}printf '\\n%s %d\\n' ${nonce} "$sremote_rc" >&2`;

@@ -16,7 +16,7 @@ import {
   shJoin,
   UsageError,
 } from "@sremote/core";
-import { parseMarker, type WrapperInput, wrapCommand } from "./command.js";
+import { KILL_SCRIPT, newNonce, parseMarker, type WrapperInput, wrapCommand } from "./command.js";
 import { answerText, NewtHttp, type NewtRequest, type NewtResponse } from "./http.js";
 import { NEWT_ENV, type NewtConnectorOptions, type ResolvedOptions, resolveOptions } from "./options.js";
 
@@ -148,6 +148,8 @@ class NewtConnectorImpl implements NewtConnector {
   private authFailure: ConnectorError | undefined;
   private establishing: Promise<void> | undefined;
   private home: string | undefined;
+  /** Nonces of user commands whose request is in flight, ended remotely on close(). */
+  private readonly running = new Set<string>();
 
   constructor(options: NewtConnectorOptions) {
     this.opts = resolveOptions(options);
@@ -165,9 +167,11 @@ class NewtConnectorImpl implements NewtConnector {
 
   close(): Promise<void> {
     if (this.closing) return this.closing;
+    const running = [...this.running];
     this.closed = true;
     this.closeController.abort();
     this.closing = (async () => {
+      if (running.length > 0 && this.session.id !== undefined) await this.killRemote(running);
       const { id, ours } = this.session;
       this.session = { id: undefined, username: undefined, expiresAt: undefined, ours: false };
       if (id !== undefined && (this.opts.logoutOnClose ?? ours)) {
@@ -335,7 +339,10 @@ class NewtConnectorImpl implements NewtConnector {
     // Build once here so a bad env throws a UsageError before anything is sent.
     wrapCommand({ argv, cwd: options.cwd, env: options.env });
     return this.op(what, options, async (dl) => {
+      const nonce = newNonce();
       let stdinFile: string | undefined;
+      let sent = false;
+      this.running.add(nonce);
       try {
         if (stdin !== undefined) {
           const bytes = typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin;
@@ -343,18 +350,25 @@ class NewtConnectorImpl implements NewtConnector {
           stdinFile = posixJoin(dir, `stdin-${randomBytes(16).toString("hex")}.in`);
           await this.uploadIntoTemp(stdinFile, dir, bytes, dl);
         }
+        sent = true;
         return await this.runWrapped(
           { argv, cwd: options.cwd, env: options.env, stdinFile },
           dl,
           false,
           what,
           options.loginEnv === true,
+          nonce,
         );
       } catch (err) {
+        // Timed out, aborted or answer lost: the command may still be running remotely.
+        // NEWT cannot stop it, so a second command ends it and everything it started.
+        if (sent && !this.closed && mayStillRun(err)) await this.killRemote([nonce]);
         // The script deletes its stdin file when it runs to the end; when it did not (upload
         // cut, never started, killed), remove it here so nothing is left behind.
         if (stdinFile !== undefined) await this.removeQuietly(stdinFile);
         throw err;
+      } finally {
+        this.running.delete(nonce);
       }
     });
   }
@@ -461,6 +475,23 @@ class NewtConnectorImpl implements NewtConnector {
     await this.upload(path, segments, data, dl);
   }
 
+  /** Ends the remote commands carrying these nonces, and all they started (best effort). */
+  private async killRemote(nonces: readonly string[]): Promise<void> {
+    const dl = deadline({ timeoutMs: Math.min(10_000, this.opts.requestTimeoutMs) });
+    try {
+      await this.runWrapped(
+        { argv: ["/bin/sh", "-c", KILL_SCRIPT, "sh", ...nonces] },
+        dl,
+        true,
+        "end cancelled commands",
+      );
+    } catch {
+      // best effort: NEWT's own time limit ends them eventually
+    } finally {
+      dl.dispose();
+    }
+  }
+
   private async removeQuietly(path: string): Promise<void> {
     if (this.closed) return;
     const dl = deadline({ signal: this.closeController.signal, timeoutMs: this.opts.requestTimeoutMs });
@@ -487,8 +518,9 @@ class NewtConnectorImpl implements NewtConnector {
     idempotent: boolean,
     what: string,
     loginEnv = false,
+    nonce = newNonce(),
   ): Promise<ExecResult> {
-    const wrapped = wrapCommand(input);
+    const wrapped = wrapCommand(input, nonce);
     const r = await this.command(wrapped.executable, loginEnv, dl, idempotent, what);
     const m = parseMarker(r.error, wrapped.nonce);
     if (!m.found) {
@@ -730,6 +762,13 @@ class NewtConnectorImpl implements NewtConnector {
     }
     return res;
   }
+}
+
+/** True when a failed command request may have left the command running. */
+function mayStillRun(err: unknown): boolean {
+  const e = err as { code?: unknown; retryable?: unknown };
+  if (e?.retryable === true) return false; // refused before anything ran
+  return ["TIMEOUT", "ABORTED", "CLOSED", "CONNECTION_LOST", "UNAVAILABLE"].includes(String(e?.code));
 }
 
 /** Waits for `promise`, or rejects with the deadline's error when it fires first. */

@@ -398,6 +398,48 @@ describe("exec", () => {
     expect((await rejection(q)).code).toBe("CLOSED");
   });
 
+  it("ends a timed-out or aborted command and its background children on the remote side", async () => {
+    // A double without a short time limit of its own: only the connector can stop these.
+    const d = await startNewtDouble();
+    const c = newtConnector({
+      machine: "cori",
+      baseUrl: d.baseUrl,
+      credentials: { username: USER, password: PASSWORD },
+    });
+    try {
+      const h = d.homeDir(USER);
+      await c.connect();
+      const script = 'echo started > "$1"; (sleep 2; echo late > "$2") & sleep 2; echo late > "$3"; wait';
+      const marks = (tag: string) =>
+        ["started", "child", "self"].map((m) => join(h, `${tag}-${m}`)) as [string, string, string];
+      const [s1, c1, l1] = marks("timed");
+      const [s2, c2, l2] = marks("aborted");
+      const controller = new AbortController();
+      const timed = rejection(c.exec(["sh", "-c", script, "sh", s1, c1, l1], { timeoutMs: 1000 }));
+      const aborted = rejection(c.exec(["sh", "-c", script, "sh", s2, c2, l2], { signal: controller.signal }));
+      for (let i = 0; i < 100 && !existsSync(s2); i++) await new Promise((r) => setTimeout(r, 20));
+      controller.abort();
+      expect((await timed).code).toBe("TIMEOUT");
+      expect((await aborted).code).toBe("ABORTED");
+      await new Promise((r) => setTimeout(r, 2500));
+      expect([s1, s2].map((p) => existsSync(p))).toEqual([true, true]);
+      expect([c1, l1, c2, l2].map((p) => existsSync(p))).toEqual([false, false, false, false]);
+      expect(d.runningCommands).toBe(0);
+      // close() ends the commands it leaves behind too.
+      const s3 = join(h, "closed-started");
+      const pending = rejection(c.exec(["sh", "-c", 'echo x > "$1"; sleep 20', "sh", s3]));
+      for (let i = 0; i < 100 && !existsSync(s3); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(d.runningCommands).toBe(1);
+      await c.close();
+      expect((await pending).code).toBe("CLOSED");
+      for (let i = 0; i < 100 && d.runningCommands > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(d.runningCommands).toBe(0);
+    } finally {
+      await c.close();
+      await d.close();
+    }
+  });
+
   it("times out with TIMEOUT and does not run the command again", async () => {
     const c = make();
     await c.connect();
