@@ -997,7 +997,7 @@ function cachedKey(bytes: Uint8Array, start: number, n: number): string | null {
   }
   const s = utf8Short(bytes, start, n);
   if (s !== null) {
-    keyCacheBytes[h] = bytes.slice(start, start + n);
+    keyCacheBytes[h] = new Uint8Array(bytes.subarray(start, start + n)); // a copy, even of a Buffer
     keyCacheStrings[h] = s;
   }
   return s;

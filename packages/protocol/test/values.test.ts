@@ -336,6 +336,20 @@ describe("decoder strictness", () => {
     expect(decodeValue(buf.subarray(2, 6))).toEqual({ a: 1 });
   });
 
+  it("caches map keys by content, never by a view of the caller's buffer", () => {
+    for (let round = 0; round < 50; round++) {
+      const buf = Buffer.from("81a36b657901", "hex"); // {"key": 1}
+      expect(decodeValue(buf)).toEqual({ key: 1 });
+      buf.write("xyz", 2, "latin1");
+      expect(decodeValue(buf)).toEqual({ xyz: 1 });
+      expect(decodeValue(Buffer.from("81a36b657902", "hex"))).toEqual({ key: 2 });
+    }
+  });
+
+  it("rejects invalid UTF-8 in a cached short key", () => {
+    expect(decodeError("81a2c32801").message).toMatch(/UTF-8/);
+  });
+
   it("rejects a non-Uint8Array argument", () => {
     expect(() => decodeValue("c0" as never)).toThrow(UsageError);
   });
