@@ -155,7 +155,13 @@ export class Encoder {
         } else {
           this.ensure(9);
           this.buf[this.pos] = 0xcb;
-          this.view.setFloat64(this.pos + 1, value);
+          if (value === value) {
+            this.view.setFloat64(this.pos + 1, value);
+          } else {
+            // Every NaN is written as the canonical quiet NaN, whatever its payload bits.
+            this.view.setUint32(this.pos + 1, 0x7ff80000);
+            this.view.setUint32(this.pos + 5, 0);
+          }
           this.pos += 9;
         }
         return;

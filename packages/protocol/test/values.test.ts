@@ -74,6 +74,11 @@ describe("value mapping, TypeScript side (every row of docs/protocol.md §1)", (
     expect(hex(encodeValue(-0))).toBe("cb8000000000000000");
     expect(Object.is(roundTrip(-0), -0)).toBe(true);
     expect(roundTrip(Number.NaN)).toBeNaN();
+    // A NaN with payload bits (a signalling NaN from the wire) is re-encoded as the quiet NaN.
+    const odd = decodeValue(fromHex("cb7ff0000000000001"));
+    expect(odd).toBeNaN();
+    expect(hex(encodeValue(odd))).toBe("cb7ff8000000000000");
+    expect(hex(encodeValue(-Number.NaN))).toBe("cb7ff8000000000000");
     expect(roundTrip(Number.POSITIVE_INFINITY)).toBe(Number.POSITIVE_INFINITY);
     expect(roundTrip(Number.NEGATIVE_INFINITY)).toBe(Number.NEGATIVE_INFINITY);
     expect(hex(encodeValue(2 ** 53))).toBe("cb4340000000000000");
