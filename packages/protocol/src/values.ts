@@ -155,7 +155,7 @@ export class Encoder {
         } else {
           this.ensure(9);
           this.buf[this.pos] = 0xcb;
-          if (value === value) {
+          if (!Number.isNaN(value)) {
             this.view.setFloat64(this.pos + 1, value);
           } else {
             // Every NaN is written as the canonical quiet NaN, whatever its payload bits.
