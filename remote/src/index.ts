@@ -1,2 +1,12 @@
-// Owned by the agent work: see remote/README.md. Placeholder so the workspace typechecks.
-export {};
+export {
+  AGENT_MANIFEST_NAME,
+  AGENT_PROTOCOL_VERSION,
+  AGENT_VERSION,
+  type AgentFile,
+  type AgentManifest,
+  agentDir,
+  agentFiles,
+  agentManifest,
+  parseAgentManifest,
+} from "./files.js";
+export { readRemoteManifest, type SyncAgentOptions, type SyncAgentResult, syncAgent } from "./sync.js";
