@@ -2,7 +2,8 @@
  * Words that break naive command lines: every shell metacharacter, quotes, whitespace
  * (newlines included), option look-alikes, empty strings and non-ASCII text. None contains
  * a NUL byte, which no argv can carry. A connector must deliver each one verbatim as one
- * argv element.
+ * argv element. Injected into a shell by a broken connector, they stay harmless: commands
+ * are `echo`, redirections go to `/dev/null`.
  */
 export const HOSTILE_WORDS: readonly string[] = Object.freeze([
   "",
@@ -23,20 +24,20 @@ export const HOSTILE_WORDS: readonly string[] = Object.freeze([
   "trailing newline\n",
   "\r\n",
   "tab\there",
-  "$(touch /tmp/sremote-pwned)",
+  "$(echo injected)",
   "`id`",
   // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax that must arrive unexpanded
   "${HOME}",
   "$HOME",
   "$",
   "$1",
-  "; rm -rf /",
+  "; echo injected",
   "a;b",
   "&& echo no",
   "|",
   "a|b",
   "&",
-  ">out",
+  ">/dev/null",
   "<in",
   "2>&1",
   "*",
@@ -99,8 +100,9 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-// Characters weighted towards trouble: shell syntax, quotes, whitespace, controls.
-const NASTY = [..." \t\n\r'\"\\$`;&|<>()[]{}*?!#~=%^,-"];
+// Characters weighted towards trouble: shell syntax, quotes, whitespace, controls. No `>`:
+// a broken connector would let a random word create files wherever its shell runs.
+const NASTY = [..." \t\n\r'\"\\$`;&|<()[]{}*?!#~=%^,-"];
 const CONTROL = Array.from({ length: 31 }, (_, i) => String.fromCharCode(i + 1)).concat("\x7f");
 const NON_ASCII = [..."éüßçñ€£¥©µ中文字日本語한국어Ωπ∑√∞"].concat(["🎉", "😀", "𝄞", "\u00a0", "\u200b", "\u2028"]);
 

@@ -26,10 +26,12 @@ describe("randomHostileStrings", () => {
     expect(() => randomHostileStrings(-1)).toThrow(RangeError);
   });
 
-  it("HOSTILE_WORDS cover the classic injection shapes", () => {
-    for (const w of ["", "'", '"', "a\nb", "$(touch /tmp/sremote-pwned)", "`id`", "; rm -rf /", "*", "-n", "🎉"]) {
+  it("HOSTILE_WORDS cover the classic injection shapes, harmlessly", () => {
+    for (const w of ["", "'", '"', "a\nb", "$(echo injected)", "`id`", "; echo injected", "*", "-n", "🎉"]) {
       expect(HOSTILE_WORDS).toContain(w);
     }
+    // Injected by a broken connector, nothing may write files or delete anything.
+    for (const w of HOSTILE_WORDS) expect(w).not.toMatch(/rm |touch |>[^&/]/);
   });
 });
 
