@@ -230,7 +230,7 @@ class NewtConnectorImpl implements NewtConnector {
     return this.op("homeDir", options, (dl) => this.findHome(dl));
   }
 
-  putFile(path: string, data: Uint8Array, options: PutFileOptions = {}): Promise<void> {
+  async putFile(path: string, data: Uint8Array, options: PutFileOptions = {}): Promise<void> {
     const segments = checkPath(path, "putFile");
     if (!(data instanceof Uint8Array)) throw new UsageError("newt: putFile data must be a Uint8Array");
     const mode = options.mode ?? 0o600;
@@ -255,7 +255,7 @@ class NewtConnectorImpl implements NewtConnector {
     });
   }
 
-  getFile(path: string, options?: OperationOptions): Promise<Uint8Array> {
+  async getFile(path: string, options?: OperationOptions): Promise<Uint8Array> {
     const segments = checkPath(path, "getFile");
     return this.op(`getFile ${path}`, options, async (dl) => {
       const res = await this.authed(
@@ -294,7 +294,7 @@ class NewtConnectorImpl implements NewtConnector {
     });
   }
 
-  deleteFile(path: string, options?: OperationOptions): Promise<void> {
+  async deleteFile(path: string, options?: OperationOptions): Promise<void> {
     const segments = checkPath(path, "deleteFile");
     return this.op(`deleteFile ${path}`, options, async (dl) => {
       if (this.opts.deleteMethod === "http") {
@@ -326,7 +326,7 @@ class NewtConnectorImpl implements NewtConnector {
     });
   }
 
-  exec(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     shJoin(argv); // validates: non-empty array of strings without NUL
     if (options.cwd !== undefined && (typeof options.cwd !== "string" || options.cwd === "")) {
       throw new UsageError("newt: exec cwd must be a non-empty string");

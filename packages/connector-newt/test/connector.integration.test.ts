@@ -312,10 +312,11 @@ describe("files", () => {
   it("refuses relative and dot-dot paths before sending anything", async () => {
     const c = make();
     const from = double.requestLog.length;
-    expect(() => c.getFile("relative/path")).toThrow(/absolute path/);
-    expect(() => c.putFile(`${home}/../x`, new Uint8Array())).toThrow(/'\.' or '\.\.'/);
-    expect(() => c.deleteFile("/")).toThrow(/not a file/);
-    expect(() => c.putFile(`${home}/x`, new Uint8Array(), { mode: 0o10000 })).toThrow(/mode/);
+    await expect(c.getFile("relative/path")).rejects.toThrow(/absolute path/);
+    await expect(c.putFile(`${home}/../x`, new Uint8Array())).rejects.toThrow(/'\.' or '\.\.'/);
+    await expect(c.deleteFile("/")).rejects.toThrow(/not a file/);
+    await expect(c.putFile(`${home}/x`, new Uint8Array(), { mode: 0o10000 })).rejects.toThrow(/mode/);
+    await expect(c.exec([])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     expect(since(double, from)).toHaveLength(0);
   });
 });
@@ -346,7 +347,9 @@ describe("exec", () => {
     const bad = await c.exec(["/bin/true"], { cwd: join(home, "no-such-dir") });
     expect(bad.exitCode).not.toBe(0);
     expect(bad.stderr).toMatch(/no-such-dir/);
-    expect(() => c.exec(["/bin/true"], { env: { "BAD NAME": "x" } })).toThrow(/invalid environment variable name/);
+    await expect(c.exec(["/bin/true"], { env: { "BAD NAME": "x" } })).rejects.toThrow(
+      /invalid environment variable name/,
+    );
   });
 
   it("runs in a login environment when asked (bare names and $HOME resolve)", async () => {

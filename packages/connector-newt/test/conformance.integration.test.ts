@@ -1,0 +1,36 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { describeConnectorConformance } from "@sremote/testkit";
+import { type NewtDouble, startNewtDouble } from "@sremote/testkit/newt-double";
+import { afterAll } from "vitest";
+import { newtConnector } from "../src/index.js";
+import { PASSWORD, USER } from "./helpers.js";
+
+// The published conformance suite, against the NEWT double (real HTTP, files, processes).
+// NEWT declares stdin (emulated with an uploaded file) and file modes; it has no spawn and
+// reports no signals, so those groups report their tests as skipped.
+
+let double: NewtDouble | undefined;
+afterAll(async () => {
+  await double?.close();
+});
+
+describeConnectorConformance(
+  "newt",
+  async () => {
+    double ??= await startNewtDouble();
+    const scratchDir = join(double.homeDir(USER), `conformance-${randomBytes(6).toString("hex")}`);
+    await mkdir(scratchDir, { recursive: true });
+    return {
+      connector: newtConnector({
+        machine: "cori",
+        baseUrl: double.baseUrl,
+        credentials: { username: USER, password: PASSWORD },
+      }),
+      scratchDir,
+      cleanup: () => rm(scratchDir, { recursive: true, force: true }),
+    };
+  },
+  { timeoutMs: 120_000 },
+);
