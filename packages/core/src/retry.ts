@@ -110,7 +110,8 @@ export function withRetry(connector: Connector, policy: RetryPolicy = {}): Conne
         throw new TimeoutError(`${what} timed out after ${timeoutMs} ms`, timeoutMs ?? 0);
       }
       try {
-        return await attempt(left === undefined ? opts : { ...opts, timeoutMs: left });
+        // Whole milliseconds, so a timeout message reads "after 1500 ms", not "1499.98 ms".
+        return await attempt(left === undefined ? opts : { ...opts, timeoutMs: Math.ceil(left) });
       } catch (error) {
         if (n >= attempts || !shouldRetry(error, operation)) throw error;
         // Full jitter: a uniformly random wait below the exponential bound spreads out
