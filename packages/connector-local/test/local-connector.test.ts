@@ -174,6 +174,7 @@ describe("exec", () => {
       loginEnv: true,
     });
     expect(login.stdout).toBe("read it|arg 'q'");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
     const plain = await local.exec(["sh", "-c", 'printf "%s" "${SREMOTE_FROM_PROFILE-unset}"']);
     expect(plain.stdout).toBe("unset");
     await local.close();
@@ -184,6 +185,7 @@ describe("exec", () => {
     process.env["SREMOTE_LEAK_CHECK"] = "leaked";
     try {
       const local = localConnector({ baseEnv: { PATH: "/usr/bin:/bin", SREMOTE_BASE: "base" } });
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
       const r = await local.exec(["sh", "-c", 'printf "%s|%s|%s" "${SREMOTE_LEAK_CHECK-unset}" "$SREMOTE_BASE" "$X"'], {
         env: { X: "x y" },
       });
