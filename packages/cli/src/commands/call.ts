@@ -100,7 +100,8 @@ export async function callCommand(
     reportError(err, io, opts.json, stdout, stderr);
     return exitCodeFor(err);
   } finally {
-    await client?.close().catch(() => {});
+    // A call that timed out may still run remotely: do not wait long for it.
+    await client?.close({ graceMs: 200 }).catch(() => {});
     if (!client) await opened?.connector.close().catch(() => {});
     await opened?.cleanup().catch(() => {});
   }
