@@ -41,10 +41,11 @@ def clean_text(text):
 class CallOutput(object):
     """What one call printed, per stream, capped at `limit` UTF-8 bytes each."""
 
-    __slots__ = ("limit", "parts", "sizes", "truncated", "sink", "decoders", "lock")
+    __slots__ = ("limit", "parts", "sizes", "truncated", "sink", "tee", "decoders", "lock")
 
-    def __init__(self, limit, sink=None):
+    def __init__(self, limit, sink=None, tee=None):
         self.limit = limit
+        self.tee = tee  # tee(text): a copy of stderr for the agent's own stderr
         self.parts = ([], [])
         self.sizes = [0, 0]
         self.truncated = False
@@ -68,6 +69,8 @@ class CallOutput(object):
                     return
             self.sizes[index] += n
             self.parts[index].append(text)
+        if index == STDERR and self.tee is not None:
+            self.tee(text)
         if self.sink is not None:
             self.sink(index, text)
 
@@ -136,6 +139,13 @@ class OutputRouter(object):
 
     def log_bytes(self, data):
         write_all(self.log_fd, data)
+
+    def log_text(self, text):
+        """Raw text on the agent's own stderr (a copy of a call's stderr)."""
+        try:
+            write_all(self.log_fd, text.encode("utf-8", "backslashreplace"))
+        except OSError:
+            pass
 
     def log(self, message):
         """One diagnostic line on the agent's own stderr."""
@@ -311,6 +321,13 @@ def install(capture_fds=True):
     os.dup2(null, 0)
     os.close(null)
     router = OutputRouter(log_fd)
+    try:
+        import faulthandler
+
+        # A crash in C code dumps the Python stacks where the client can read them.
+        faulthandler.enable(file=log_fd, all_threads=True)
+    except Exception:
+        pass
     if capture_fds:
         router.fd_capture = FdCapture(router)
     sys.stdin = open(os.devnull, "r")

@@ -246,7 +246,9 @@ def _cancelled_error(exc):
 
 def execute(req, router, state, agent_info=None, sink=None):
     """Runs a `call` or `probe` and returns its `result` message (a dict)."""
-    output = CallOutput(req.output_limit, sink if req.stream else None)
+    # stderr is also copied to the agent's own stderr: if the call takes the agent down,
+    # the client still has its last words.
+    output = CallOutput(req.output_limit, sink if req.stream else None, router.log_text)
     router.begin(output)
     process_state = None
     modules = None

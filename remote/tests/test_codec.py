@@ -437,13 +437,15 @@ class PureCodecTest(CodecCases, unittest.TestCase):
     unpackb = staticmethod(codec.unpackb_pure)
 
 
+_NO_C = "the msgpack package is not importable by %s: the C codec is not tested in this run" % support.PYTHON
+if codec.packb_c is None:
+    support.sys.stderr.write("\n*** SKIPPED: %s ***\n" % _NO_C)
+
+
+@unittest.skipIf(codec.packb_c is None, _NO_C)
 class CCodecTest(CodecCases, unittest.TestCase):
     packb = staticmethod(codec.packb_c) if codec.packb_c else None
     unpackb = staticmethod(codec.unpackb_c) if codec.unpackb_c else None
-
-    def setUp(self):
-        if codec.packb_c is None:
-            support.loud_skip(self, "the msgpack package is not importable by %s: C codec not tested in this run" % support.PYTHON)
 
 
 class CodecSelectionTest(unittest.TestCase):

@@ -1,0 +1,350 @@
+"""The session carrier, driven for real: `sh interpreter.sh --serve` in a subprocess."""
+
+import os
+import struct
+import time
+import unittest
+
+import support
+from sremote_agent import __version__, codec
+
+
+class SessionTest(support.TempDirTestCase):
+    def agent(self, **kwargs):
+        agent = support.SessionAgent(self, **kwargs)
+        self.hello = agent.hello()
+        return agent
+
+    # -- start, calls, errors ---------------------------------------------------
+
+    def test_hello_comes_first_and_describes_the_agent(self):
+        self.agent(workers=3, max_frame=1 << 20)
+        info = self.hello["agent"]
+        self.assertEqual(self.hello["v"], 1)
+        self.assertEqual(info["version"], __version__)
+        self.assertEqual(info["protocol"], 1)
+        self.assertEqual(info["codec"], codec.CODEC)
+        self.assertEqual(info["workers"], 3)
+        self.assertEqual(info["maxFrameBytes"], 1 << 20)
+        self.assertEqual(os.path.realpath(info["executable"]), support.PYTHON)
+        self.assertIsInstance(info["pid"], int)
+        self.assertTrue(info["host"])
+        self.assertIn(info["implementation"], ("cpython", "pypy"))
+        np = support.numpy_or_none()
+        self.assertEqual(info["numpy"], np.__version__ if np else None)
+
+    def test_a_call_returns_its_value_output_and_duration(self):
+        agent = self.agent()
+        r = agent.roundtrip("c1", "agent_fixtures", "shout", "hi")
+        self.assertEqual(r["kind"], "result")
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["value"], 2)
+        self.assertEqual(r["stdout"], "HI\n")
+        self.assertEqual(r["stderr"], "warning: hi\n")
+        self.assertIsInstance(r["durationNs"], int)
+        self.assertNotIn("agent", r)
+        self.assertNotIn("truncated", r)
+        # stderr of calls is copied to the agent's own stderr too
+        agent.send({"v": 1, "kind": "shutdown"})
+        self.assertEqual(agent.wait(), 0)
+        self.assertIn("warning: hi", agent.stderr)
+
+    def test_args_kwargs_and_dotted_functions(self):
+        agent = self.agent()
+        r = agent.roundtrip("a", "agent_fixtures", "echo", 1, "x", kwargs={"k": [True, None]})
+        self.assertEqual(r["value"], {"args": [1, "x"], "kwargs": {"k": [True, None]}})
+        r = agent.roundtrip("b", "agent_fixtures", "Queue.valid_name", "my_queue")
+        self.assertIs(r["value"], True)
+        r = agent.roundtrip("c", "agent_fixtures", "Queue.Inner.deep")
+        self.assertEqual(r["value"], "deep")
+        r = agent.roundtrip("d", "os.path", "join", "a", "b")
+        self.assertEqual(r["value"], "a/b")
+        agent.send({"v": 1, "kind": "call", "id": "e", "module": "math", "function": "sqrt", "args": None, "kwargs": None, "x-future": 1})
+        self.assertEqual(agent.result("e")["error"]["type"], "TypeError")  # sqrt() needs an argument
+
+    def test_error_kinds(self):
+        agent = self.agent()
+        r = agent.roundtrip("1", "no_such_module_xyz", "f")
+        self.assertEqual((r["ok"], r["error"]["kind"], r["error"]["type"]), (False, "import", "ModuleNotFoundError"))
+        r = agent.roundtrip("2", "agent_fixtures_broken", "f")
+        self.assertEqual((r["error"]["kind"], r["error"]["type"]), ("import", "RuntimeError"))
+        self.assertIn("broken at import time", r["error"]["traceback"])
+        self.assertNotIn("frozen importlib", r["error"]["traceback"])
+        r = agent.roundtrip("3", "agent_fixtures", "Queue.nope")
+        self.assertEqual((r["error"]["kind"], r["error"]["type"]), ("attribute", "AttributeError"))
+        r = agent.roundtrip("4", "agent_fixtures", "not_callable")
+        self.assertEqual((r["error"]["kind"], r["error"]["type"]), ("attribute", "TypeError"))
+        self.assertIn("not callable", r["error"]["message"])
+        r = agent.roundtrip("5", "agent_fixtures", "fail_chained")
+        err = r["error"]
+        self.assertEqual((err["kind"], err["type"], err["message"]), ("exception", "ValueError", "could not find the key"))
+        self.assertIn("KeyError: 'missing'", err["traceback"])
+        self.assertIn("direct cause", err["traceback"])
+        self.assertIn("agent_fixtures.py", err["traceback"])
+        self.assertNotIn("runner.py", err["traceback"])
+        r = agent.roundtrip("6", "agent_fixtures", "unserializable")
+        err = r["error"]
+        self.assertEqual((err["kind"], err["path"]), ("serialization", "result.ok[2].owner"))
+        self.assertIn("object", err["message"])
+        r = agent.roundtrip("7", "agent_fixtures", "fail_exit")
+        self.assertEqual((r["error"]["kind"], r["error"]["type"]), ("exception", "SystemExit"))
+        # the agent survived all of that
+        self.assertEqual(agent.roundtrip("8", "agent_fixtures", "add", 2, 3)["value"], 5)
+
+    def test_user_modules_come_from_the_working_folder_not_the_endpoint(self):
+        agent = self.agent()
+        self.assertEqual(agent.roundtrip("p", "agent_fixtures", "sys_path0")["value"], support.FIXTURES)
+        # `codec` is a module of the agent package; from the endpoint folder it must not be importable
+        r = agent.roundtrip("q", "codec", "packb")
+        self.assertEqual(r["error"]["kind"], "import")
+
+    # -- capture ------------------------------------------------------------------
+
+    def test_fd_level_and_subprocess_output_is_captured(self):
+        agent = self.agent()
+        r = agent.roundtrip("1", "agent_fixtures", "write_fd", 1, "raw one\n")
+        self.assertEqual(r["stdout"], "raw one\n")
+        r = agent.roundtrip("2", "agent_fixtures", "write_fd", 2, "raw two\n")
+        self.assertEqual(r["stderr"], "raw two\n")
+        r = agent.roundtrip("3", "agent_fixtures", "subprocess_print", "from child")
+        self.assertEqual(r["stdout"], "from child\n")
+        self.assertEqual(r["stderr"], "err:from child")
+        # and the frame stream is intact
+        self.assertEqual(agent.roundtrip("4", "math", "sqrt", 9)["value"], 3.0)
+
+    def test_output_limit_cuts_and_flags_truncation(self):
+        agent = self.agent()
+        r = agent.roundtrip("1", "agent_fixtures", "print_many", 100, 9, outputLimit=55)
+        self.assertEqual(r["stdout"], "xxxxxxxxx\n" * 5 + "xxxxx")
+        self.assertIs(r["truncated"], True)
+        r = agent.roundtrip("2", "agent_fixtures", "print_many", 5, 9, outputLimit=50)
+        self.assertNotIn("truncated", r)
+
+    def test_stream_sends_output_frames_while_running(self):
+        agent = self.agent()
+        agent.call("s", "agent_fixtures", "stream", 3, stream=True)
+        frames = []
+        while True:
+            msg = agent.recv()
+            frames.append(msg)
+            if msg["kind"] == "result":
+                break
+        outputs = [m for m in frames if m["kind"] == "output"]
+        self.assertEqual("".join(m["data"] for m in outputs), "line 0\nline 1\nline 2\n")
+        self.assertTrue(all(m["id"] == "s" and m["stream"] == "stdout" for m in outputs))
+        self.assertEqual(frames[-1]["stdout"], "line 0\nline 1\nline 2\n")
+
+    # -- concurrency and per-call state -------------------------------------------
+
+    def test_four_workers_run_calls_concurrently_and_match_by_id(self):
+        agent = self.agent(workers=4)
+        for i in range(4):
+            agent.call("t%d" % i, "agent_fixtures", "tick", 0.4, "t%d" % i)
+        results = [agent.result("t%d" % i) for i in range(4)]
+        self.assertEqual([r["value"]["tag"] for r in results], ["t0", "t1", "t2", "t3"])
+        latest_start = max(r["value"]["start"] for r in results)
+        earliest_end = min(r["value"]["end"] for r in results)
+        self.assertLess(latest_start, earliest_end, "the four calls did not overlap")
+        self.assertEqual(len({r["value"]["thread"] for r in results}), 4)
+
+    def test_one_worker_runs_calls_one_after_another_in_order(self):
+        agent = self.agent()
+        for i in range(3):
+            agent.call("t%d" % i, "agent_fixtures", "tick", 0.05, "t%d" % i)
+        results = [agent.result("t%d" % i) for i in range(3)]
+        for a, b in zip(results, results[1:]):
+            self.assertLessEqual(a["value"]["end"], b["value"]["start"])
+
+    def test_concurrent_prints_are_captured_per_call(self):
+        agent = self.agent(workers=4)
+        for i in range(8):
+            agent.call("p%d" % i, "agent_fixtures", "shout", "call%d" % i)
+        for i in range(8):
+            r = agent.result("p%d" % i)
+            self.assertEqual(r["stdout"], "CALL%d\n" % i)
+            self.assertEqual(r["stderr"], "warning: call%d\n" % i)
+
+    def test_env_env_default_path_append_and_cwd_apply_to_one_call_and_are_restored(self):
+        agent = self.agent(workers=4)
+        os.makedirs(os.path.join(self.tmp, "work"))
+        fields = {
+            "env": {"SREMOTE_T_A": "a"},
+            "envDefault": {"SREMOTE_T_B": "b", "HOME": "/not/used"},
+            "pathAppend": ["/opt/one", "/opt/two"],
+            "cwd": os.path.join(self.tmp, "work"),
+        }
+        r = agent.roundtrip("1", "agent_fixtures", "envs", "SREMOTE_T_A", "SREMOTE_T_B", "HOME", "PATH", **fields)
+        value = r["value"]
+        self.assertEqual(value["SREMOTE_T_A"], "a")
+        self.assertEqual(value["SREMOTE_T_B"], "b")
+        self.assertEqual(value["HOME"], self.tmp)  # envDefault does not override
+        self.assertTrue(value["PATH"].endswith(":/opt/one:/opt/two"), value["PATH"])
+        r = agent.roundtrip("2", "agent_fixtures", "cwd", cwd=os.path.join(self.tmp, "work"))
+        self.assertEqual(r["value"], os.path.realpath(os.path.join(self.tmp, "work")))
+        # restored afterwards
+        r = agent.roundtrip("3", "agent_fixtures", "envs", "SREMOTE_T_A", "SREMOTE_T_B", "PATH")
+        self.assertEqual(r["value"]["SREMOTE_T_A"], None)
+        self.assertEqual(r["value"]["SREMOTE_T_B"], None)
+        self.assertNotIn("/opt/one", r["value"]["PATH"])
+        self.assertEqual(agent.roundtrip("4", "agent_fixtures", "cwd")["value"], support.FIXTURES)
+        # a bad cwd is an error of that call only
+        r = agent.roundtrip("5", "agent_fixtures", "cwd", cwd=os.path.join(self.tmp, "missing"))
+        self.assertEqual((r["error"]["kind"], r["error"]["type"]), ("exception", "FileNotFoundError"))
+        self.assertEqual(agent.roundtrip("6", "agent_fixtures", "cwd")["value"], support.FIXTURES)
+
+    def test_path_append_also_extends_old_virtual_path(self):
+        env = self.agent_env(_OLD_VIRTUAL_PATH="/usr/bin")
+        agent = self.agent(env=env)
+        r = agent.roundtrip("1", "agent_fixtures", "envs", "_OLD_VIRTUAL_PATH", pathAppend=["/opt/x"])
+        self.assertEqual(r["value"]["_OLD_VIRTUAL_PATH"], "/usr/bin:/opt/x")
+
+    def test_a_call_with_env_runs_alone(self):
+        agent = self.agent(workers=4)
+        agent.call("a", "agent_fixtures", "tick", 0.3, "a")
+        agent.call("e", "agent_fixtures", "tick", 0.3, "e", env={"X": "1"})
+        agent.call("b", "agent_fixtures", "tick", 0.3, "b")
+        a, e, b = agent.result("a")["value"], agent.result("e")["value"], agent.result("b")["value"]
+        self.assertLessEqual(a["end"], e["start"])
+        self.assertLessEqual(e["end"], b["start"])
+
+    # -- cancel, ping, shutdown ---------------------------------------------------
+
+    def test_cancel_a_queued_call_answers_cancelled_and_it_never_runs(self):
+        agent = self.agent()
+        agent.call("long", "agent_fixtures", "tick", 0.5)
+        agent.call("queued", "agent_fixtures", "set_env", "SREMOTE_T_RAN", "yes")
+        agent.send({"v": 1, "kind": "cancel", "id": "queued"})
+        r = agent.result("queued")
+        self.assertEqual((r["ok"], r["error"]["kind"]), (False, "cancelled"))
+        self.assertTrue(agent.result("long")["ok"])
+        self.assertIsNone(agent.roundtrip("check", "agent_fixtures", "env", "SREMOTE_T_RAN")["value"])
+
+    def test_cancel_a_running_call_interrupts_it(self):
+        agent = self.agent()
+        agent.call("run", "agent_fixtures", "busy", 30)
+        time.sleep(0.3)
+        agent.send({"v": 1, "kind": "cancel", "id": "run"})
+        r = agent.result("run", timeout=20)
+        self.assertEqual((r["ok"], r["error"]["kind"], r["error"]["type"]), (False, "exception", "Cancelled"))
+        # a cancel after the result, and one for an unknown id, are ignored
+        agent.send({"v": 1, "kind": "cancel", "id": "run"})
+        agent.send({"v": 1, "kind": "cancel", "id": "nobody"})
+        self.assertEqual(agent.roundtrip("after", "math", "sqrt", 4)["value"], 2.0)
+        agent.send({"v": 1, "kind": "ping", "id": "p"})
+        self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "p"})
+
+    def test_ping_is_answered_while_a_call_runs(self):
+        agent = self.agent()
+        agent.call("slow", "agent_fixtures", "tick", 0.5)
+        agent.send({"v": 1, "kind": "ping", "id": "p1"})
+        self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "p1"})
+        self.assertTrue(agent.result("slow")["ok"])
+
+    def test_shutdown_finishes_running_and_queued_calls_then_exits_0(self):
+        agent = self.agent()
+        agent.call("1", "agent_fixtures", "tick", 0.2, "1")
+        agent.call("2", "agent_fixtures", "tick", 0.1, "2")
+        agent.send({"v": 1, "kind": "shutdown"})
+        self.assertEqual(agent.result("1")["value"]["tag"], "1")
+        self.assertEqual(agent.result("2")["value"]["tag"], "2")
+        self.assertEqual(agent.wait(), 0)
+
+    def test_end_of_input_is_a_shutdown(self):
+        agent = self.agent()
+        agent.call("1", "agent_fixtures", "tick", 0.2, "1")
+        agent.close_stdin()
+        self.assertTrue(agent.result("1")["ok"])
+        self.assertEqual(agent.wait(), 0)
+
+    def test_threads_left_running_by_a_call_do_not_keep_the_agent_alive(self):
+        agent = self.agent()
+        self.assertIs(agent.roundtrip("t", "agent_fixtures", "start_thread", 600)["value"], True)
+        agent.close_stdin()
+        self.assertEqual(agent.wait(), 0)
+
+    # -- invalid input ----------------------------------------------------------------
+
+    def test_an_invalid_message_is_answered_and_the_session_goes_on(self):
+        agent = self.agent()
+        agent.send({"v": 1, "kind": "call", "id": "bad", "function": "f"})
+        r = agent.result("bad")
+        self.assertEqual((r["ok"], r["error"]["kind"]), (False, "protocol"))
+        self.assertIn("module", r["error"]["message"])
+        agent.send({"v": 1, "kind": "frobnicate", "id": "x"})
+        self.assertEqual(agent.result("x")["error"]["kind"], "protocol")
+        agent.send({"v": 2, "kind": "ping", "id": "y"})
+        self.assertEqual(agent.result("y")["error"]["kind"], "protocol")
+        agent.send([1, 2])
+        self.assertEqual(agent.result("")["error"]["kind"], "protocol")
+        self.assertEqual(agent.roundtrip("ok", "math", "sqrt", 4)["value"], 2.0)
+
+    def test_a_duplicate_id_in_flight_is_refused(self):
+        agent = self.agent()
+        agent.call("same", "agent_fixtures", "tick", 0.3, "first")
+        agent.call("same", "agent_fixtures", "tick", 0.0, "second")
+        first = agent.result("same")
+        self.assertEqual(first["error"]["kind"], "protocol")
+        self.assertIn("already", first["error"]["message"])
+        self.assertEqual(agent.result("same")["value"]["tag"], "first")
+
+    def assertFatalProtocolError(self, agent, contains):
+        r = agent.result("")
+        self.assertEqual((r["ok"], r["error"]["kind"]), (False, "protocol"))
+        self.assertIn(contains, r["error"]["message"])
+        self.assertEqual(agent.wait(), 3)
+        self.assertIn("sremote-agent: protocol error", agent.stderr)
+
+    def test_garbage_frame_is_a_protocol_error_and_the_agent_exits_3(self):
+        agent = self.agent()
+        agent.send_raw(struct.pack(">I", 3) + b"\xc1\xc1\xc1")
+        self.assertFatalProtocolError(agent, "undecodable")
+
+    def test_truncated_frame_is_a_protocol_error(self):
+        agent = self.agent()
+        body = codec.packb(support.call_message("x", "math", "sqrt", 4), "message")
+        agent.send_raw(struct.pack(">I", len(body)) + body[:-2])
+        agent.close_stdin()
+        self.assertFatalProtocolError(agent, "inside a frame")
+
+    def test_truncated_header_is_a_protocol_error(self):
+        agent = self.agent()
+        agent.send_raw(b"\x00\x00")
+        agent.close_stdin()
+        self.assertFatalProtocolError(agent, "header")
+
+    def test_frames_at_the_limit_pass_and_over_it_are_refused(self):
+        limit = 1 << 16
+        agent = self.agent(max_frame=limit)
+        msg = support.call_message("big", "agent_fixtures", "length", b"")
+        overhead = len(codec.packb(msg, "message")) + 1  # bin8 (2-byte header) -> bin16 (3 bytes)
+        msg["args"] = [b"y" * (limit - overhead)]
+        body = codec.packb(msg, "message")
+        self.assertEqual(len(body), limit)
+        agent.send_raw(struct.pack(">I", len(body)) + body)
+        self.assertEqual(agent.result("big")["value"], limit - overhead)
+        # a result over the limit becomes an error for that call
+        r = agent.roundtrip("huge", "agent_fixtures", "big_bytes", limit)
+        self.assertEqual((r["ok"], r["error"]["kind"]), (False, "serialization"))
+        self.assertIn("frame limit", r["error"]["message"])
+        # one byte more than the limit ends the session
+        msg["args"] = [b"y" * (limit - overhead + 1)]
+        body = codec.packb(msg, "message")
+        agent.send_raw(struct.pack(">I", len(body)) + body)
+        self.assertFatalProtocolError(agent, "exceeds the limit")
+
+    def test_big_payloads_round_trip(self):
+        agent = self.agent()
+        data = os.urandom(8 << 20)
+        r = agent.roundtrip("b", "agent_fixtures", "echo", data)
+        self.assertEqual(r["value"], data)
+
+    def test_bad_options_are_usage_errors(self):
+        for args in (["--workers", "0"], ["--workers", "x"], ["--max-frame", "1"], ["--bogus"]):
+            with self.subTest(args=args):
+                agent = support.SessionAgent(self, extra_args=args)
+                self.assertEqual(agent.wait(), 2)
+                self.assertIn("usage", agent.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
