@@ -133,6 +133,9 @@ export class RemoteClient {
   #fileCarrier: FileCarrier | undefined;
   #agentInfo: AgentInfo | undefined;
   readonly #requirementChecks = new Map<string, Promise<void>>();
+  /** Requirement sets already checked, by carrier: the hot path skips `#prepare` with them. */
+  readonly #requirementsPassed = new Set<string>();
+  #layoutReady = false;
   #sequence = 0;
   readonly #sessionPrefix = randomCallId().slice(0, 8);
   #closing: Promise<void> | undefined;
@@ -215,7 +218,7 @@ export class RemoteClient {
     const carrier = this.#carrierFor(options.mode ?? this.#options.mode ?? "auto");
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs;
     const op = { signal: options.signal, timeoutMs };
-    await this.#prepare(carrier, op);
+    if (!this.#prepared(carrier)) await this.#prepare(carrier, op);
     let result: ResultMessage;
     if (carrier === "session") {
       result = await (this.#pool as SessionPool).request(message, { ...op, onOutput: options.onOutput });
@@ -302,6 +305,17 @@ export class RemoteClient {
 
   // ---- internals -----------------------------------------------------------------------
 
+  /** True when nothing is left to do before a call on `carrier` (the per-call fast path). */
+  #prepared(carrier: "session" | "file"): boolean {
+    if (!this.#layoutReady || (carrier === "session" ? !this.#pool : !this.#fileCarrier)) return false;
+    const reqs = this.#registrations.requirements;
+    return reqs.length === 0 || this.#requirementsPassed.has(this.#requirementKey(carrier, reqs));
+  }
+
+  #requirementKey(carrier: "session" | "file", reqs: readonly Requirement[]): string {
+    return `${carrier}:${reqs.map((r) => `${r.name}${r.specifier}`).join(";")}`;
+  }
+
   #nextId(): string {
     return `${this.#sessionPrefix}-${++this.#sequence}`;
   }
@@ -373,6 +387,7 @@ export class RemoteClient {
       });
     }
     const layout = await this.#ready;
+    this.#layoutReady = true;
     if (carrier === "session" && !this.#pool) this.#pool = this.#createPool(layout);
     if (carrier === "file" && !this.#fileCarrier) {
       this.#fileCarrier = new FileCarrier({
@@ -385,10 +400,12 @@ export class RemoteClient {
     }
     const reqs = this.#registrations.requirements;
     if (reqs.length > 0) {
-      const key = `${carrier}:${reqs.map((r) => `${r.name}${r.specifier}`).join(";")}`;
+      const key = this.#requirementKey(carrier, reqs);
       let check = this.#requirementChecks.get(key);
       if (!check) {
-        check = this.#checkRequirements(carrier, reqs, op);
+        check = this.#checkRequirements(carrier, reqs, op).then(() => {
+          this.#requirementsPassed.add(key);
+        });
         this.#requirementChecks.set(key, check);
         check.catch(() => this.#requirementChecks.delete(key));
       }

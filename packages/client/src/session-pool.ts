@@ -21,7 +21,8 @@ export interface SessionPoolOptions {
 interface Job {
   message: CallMessage | ProbeMessage;
   onOutput: OutputListener | undefined;
-  deadline: Deadline;
+  /** Absent when the call has neither a signal nor a timeout (the common fast path). */
+  deadline: Deadline | undefined;
   resolve(result: ResultMessage): void;
   reject(error: unknown): void;
   settled: boolean;
@@ -67,7 +68,7 @@ export class SessionPool {
     if (this.#closed) {
       return Promise.reject(new ConnectorError("CLOSED", "client", "the client is closed"));
     }
-    const d = deadline(options);
+    const d = options.signal || options.timeoutMs !== undefined ? deadline(options) : undefined;
     return new Promise<ResultMessage>((resolve, reject) => {
       const job: Job = {
         message,
@@ -78,11 +79,13 @@ export class SessionPool {
         settled: false,
         session: undefined,
       };
-      if (d.signal.aborted) {
-        this.#settle(job, d.error(`call ${message.id}`));
-        return;
+      if (d) {
+        if (d.signal.aborted) {
+          this.#settle(job, d.error(`call ${message.id}`));
+          return;
+        }
+        d.signal.addEventListener("abort", () => this.#onDeadline(job), { once: true });
       }
-      d.signal.addEventListener("abort", () => this.#onDeadline(job), { once: true });
       this.#queue.push(job);
       this.#pump();
     });
@@ -181,7 +184,7 @@ export class SessionPool {
   }
 
   #onDeadline(job: Job): void {
-    if (job.settled) return;
+    if (job.settled || !job.deadline) return;
     const error = job.deadline.error(
       `call ${job.message.kind === "call" ? `${job.message.module}.${job.message.function}` : "probe"}`,
     );
@@ -223,7 +226,7 @@ export class SessionPool {
   #settle(job: Job, error: unknown, result?: ResultMessage): void {
     if (job.settled) return;
     job.settled = true;
-    job.deadline.dispose();
+    job.deadline?.dispose();
     if (result) job.resolve(result);
     else job.reject(error);
   }
