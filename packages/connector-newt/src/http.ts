@@ -211,6 +211,19 @@ export class NewtHttp {
           safe,
         );
       }
+      if (res.statusCode >= 300 && res.statusCode < 400) {
+        // Never followed: a redirect would carry the session cookie (or a password form) elsewhere.
+        const to = headerOf(res.headers, "location") ?? "?";
+        throw tag(
+          new ConnectorError(
+            "REMOTE_IO",
+            "newt",
+            `${req.what}: HTTP ${res.statusCode} redirect to ${to.split("?")[0]}; check the base URL (${this.base.origin}${this.base.pathname})`,
+            { details: { status: res.statusCode } },
+          ),
+          false,
+        );
+      }
       if (TRANSIENT_STATUS.has(res.statusCode)) {
         const refused = REFUSED_STATUS.has(res.statusCode);
         const mayHaveRun = !refused && !req.idempotent;

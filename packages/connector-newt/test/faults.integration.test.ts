@@ -158,6 +158,20 @@ describe("reads are repeated where that is safe", () => {
     }
   });
 
+  it("does not follow redirects (the session cookie must not travel elsewhere)", async () => {
+    const c = make();
+    await c.connect();
+    double.inject("GET /file", {
+      kind: "status",
+      status: 302,
+      body: "",
+      match: (r) => r.path.endsWith("/redirected"),
+    });
+    const r = await outcome(c.getFile(join(home, "redirected")));
+    expect(r.error).toMatchObject({ code: "REMOTE_IO" });
+    expect(r.error?.message).toMatch(/HTTP 302 redirect/);
+  });
+
   it("uploads failing with 503 are retryable (an overwrite can be repeated)", async () => {
     const c = make();
     await c.connect();
