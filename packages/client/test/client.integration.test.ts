@@ -1,21 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kw, NDArray, type RemoteClient } from "../src/index.js";
 import { alive, fixturesDir, localClient } from "./helpers.js";
+import { type E2EEnv, e2eTargets } from "./targets.js";
 
-// End-to-end through the real agent and the local connector, for both carriers.
-describe.each(["session", "file"] as const)("RemoteClient over local, %s carrier", (mode) => {
+// End-to-end through the real agent, on every connector and carrier.
+describe.each(e2eTargets)("RemoteClient over $name", (target) => {
+  const mode = target.mode;
   let client: RemoteClient;
-  let env: ReturnType<typeof localClient>;
+  let env: E2EEnv;
 
-  beforeAll(() => {
-    env = localClient({ mode });
+  beforeAll(async () => {
+    env = await target.setup();
     client = env.client;
-  });
+  }, 60_000);
   afterAll(async () => {
     await client.close();
-    expect(env.leftovers()).toEqual([]);
-    env.dispose();
-  });
+    expect(await env.leftovers()).toEqual([]);
+    await env.close();
+  }, 60_000);
 
   it("calls with positional and keyword arguments", async () => {
     expect((await client.call("math", "hypot", [3, 4])).value).toBe(5);
@@ -84,7 +86,7 @@ describe.each(["session", "file"] as const)("RemoteClient over local, %s carrier
       /:\/opt\/extra$/,
     );
     expect((await client.call("sremote_testmod", "cwd", [], { cwd: "/tmp" })).value).toBe("/tmp");
-    expect((await client.call("sremote_testmod", "cwd", [])).value).toBe(fixturesDir);
+    expect((await client.call("sremote_testmod", "cwd", [])).value).toBe(env.workDir);
   });
 
   it("reports the three failure kinds with Python facts", async () => {
@@ -151,7 +153,8 @@ describe.each(["session", "file"] as const)("RemoteClient over local, %s carrier
   });
 
   it("checks registered requirements before calling (import and distribution names)", async () => {
-    const { client: c, dispose } = localClient({ mode });
+    const other = await target.setup();
+    const c = other.client;
     try {
       c.registerModule("demo-dist", ">=1.2,<2");
       c.registerModule("demo_pkg");
@@ -168,8 +171,7 @@ describe.each(["session", "file"] as const)("RemoteClient over local, %s carrier
         problems: [{ module: "no_such_dist_xyz", wanted: "", found: null }],
       });
     } finally {
-      await c.close();
-      dispose();
+      await other.close();
     }
   });
 });

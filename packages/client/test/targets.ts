@@ -1,0 +1,96 @@
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { agentDir } from "@sremote/agent";
+import { localConnector } from "@sremote/connector-local";
+import { newtConnector } from "@sremote/connector-newt";
+import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
+import { RemoteClient, type RemoteClientOptions } from "../src/index.js";
+import { fixturesDir, python } from "./helpers.js";
+
+/** A running client against one kind of target, for the end-to-end suite. */
+export interface E2EEnv {
+  client: RemoteClient;
+  /** The calls' working folder (holds sremote_testmod.py). */
+  workDir: string;
+  /** Files left in the client's temp folder. */
+  leftovers(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** One connector × carrier combination the end-to-end suite runs on. */
+export interface E2ETarget {
+  name: string;
+  mode: "session" | "file";
+  setup(options?: Partial<RemoteClientOptions>): Promise<E2EEnv>;
+}
+
+function localTarget(mode: "session" | "file"): E2ETarget {
+  return {
+    name: `local ${mode}`,
+    mode,
+    async setup(options = {}) {
+      const tmpDir = mkdtempSync(join(tmpdir(), "sremote-e2e-"));
+      const client = new RemoteClient({
+        connector: localConnector(),
+        python,
+        mode,
+        autoInstallAgent: false,
+        layout: { endpointDir: agentDir(), tmpDir, workDir: fixturesDir },
+        ...options,
+      });
+      return {
+        client,
+        workDir: fixturesDir,
+        leftovers: async () => readdirSync(tmpDir),
+        close: async () => {
+          await client.close();
+          rmSync(tmpDir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
+/** NEWT has no streams: the file carrier, through the NEWT double (real HTTP, real processes). */
+function newtTarget(): E2ETarget {
+  return {
+    name: "newt file",
+    mode: "file",
+    async setup(options = {}) {
+      const double = await startNewtDouble();
+      const home = double.homeDir(DEFAULT_NEWT_USER.username);
+      const tmpDir = join(home, ".sremote", "tmp");
+      const client = new RemoteClient({
+        connector: newtConnector({
+          machine: "cori",
+          baseUrl: double.baseUrl,
+          credentials: { username: DEFAULT_NEWT_USER.username, password: DEFAULT_NEWT_USER.password },
+        }),
+        python,
+        mode: "file",
+        autoInstallAgent: false,
+        layout: { endpointDir: agentDir(), tmpDir, workDir: fixturesDir },
+        ...options,
+      });
+      return {
+        client,
+        workDir: fixturesDir,
+        leftovers: async () => {
+          try {
+            return readdirSync(tmpDir);
+          } catch {
+            return [];
+          }
+        },
+        close: async () => {
+          await client.close();
+          await double.close();
+        },
+      };
+    },
+  };
+}
+
+/** Every target of the end-to-end suite. */
+export const e2eTargets: E2ETarget[] = [localTarget("session"), localTarget("file"), newtTarget()];
