@@ -24,7 +24,9 @@ export async function main(argv: string[], io: CliIO = process, signal?: AbortSi
     .showHelpAfterError("(run with --help for usage)");
 
   const addTargetOptions = (cmd: Command) =>
-    cmd.option("--python <path>", "Python executable on the remote side (default: the endpoint's, else python3)");
+    cmd
+      .option("--python <path>", "Python executable on the remote side (default: the endpoint's, else python3)")
+      .option("--newt-url <url>", "NEWT base URL (default: $SREMOTE_NEWT_URL, else https://newt.nersc.gov/newt)");
 
   addTargetOptions(
     program

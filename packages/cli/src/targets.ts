@@ -6,12 +6,15 @@ import { promisify } from "node:util";
 import { agentDir } from "@sremote/agent";
 import type { RemoteClientOptions } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
+import { newtConnector } from "@sremote/connector-newt";
 import { type Connector, parseTarget, type Target, UsageError } from "@sremote/core";
 
 /** Connection flags shared by every command that takes a target. */
 export interface ConnectionFlags {
   /** Python executable on the remote side. */
   python?: string | undefined;
+  /** NEWT base URL (default `SREMOTE_NEWT_URL`, else NERSC's). */
+  newtUrl?: string | undefined;
 }
 
 /** A connector plus the client options that go with the target. */
@@ -69,6 +72,17 @@ export async function openTarget(text: string, flags: ConnectionFlags = {}): Pro
           layout: { endpointDir: agentDir(), tmpDir, workDir: process.cwd() },
         },
         cleanup: () => rm(tmpDir, { recursive: true, force: true }),
+      };
+    }
+    case "newt": {
+      // Credentials come from SREMOTE_NEWT_USER / SREMOTE_NEWT_PASSWORD (/ _OTP) or
+      // SREMOTE_NEWT_SESSION_ID — never from the command line.
+      const connector = newtConnector({ machine: target.machine, baseUrl: flags.newtUrl });
+      return {
+        target,
+        connector,
+        clientOptions: flags.python ? { python: flags.python } : {},
+        cleanup: async () => {},
       };
     }
     default:

@@ -89,3 +89,28 @@ describe("sremote doctor", () => {
     expect(report.python.python).toMatch(/^3\./);
   });
 });
+
+describe("sremote call newt://", () => {
+  it("calls through the NEWT double with credentials from the environment", async () => {
+    const { startNewtDouble, DEFAULT_NEWT_USER } = await import("@sremote/testkit/newt-double");
+    const double = await startNewtDouble();
+    const saved = { ...process.env };
+    process.env.SREMOTE_NEWT_USER = DEFAULT_NEWT_USER.username;
+    process.env.SREMOTE_NEWT_PASSWORD = DEFAULT_NEWT_USER.password;
+    try {
+      const r = await run("call", "newt://cori", "math.sqrt", "2", "--newt-url", double.baseUrl, "--json");
+      expect(r.status).toBe(EXIT.ok);
+      expect(JSON.parse(r.stdout).value).toBeCloseTo(Math.SQRT2);
+      // The password never reaches the output or the double's request log.
+      expect(r.stdout + r.stderr).not.toContain(DEFAULT_NEWT_USER.password);
+      expect(JSON.stringify(double.requestLog)).not.toContain(DEFAULT_NEWT_USER.password);
+      process.env.SREMOTE_NEWT_PASSWORD = "wrong";
+      const bad = await run("call", "newt://cori", "math.sqrt", "2", "--newt-url", double.baseUrl, "--json");
+      expect(bad.status).toBe(EXIT.setup);
+      expect(JSON.parse(bad.stdout).error.code).toBe("AUTH_FAILED");
+    } finally {
+      process.env = saved;
+      await double.close();
+    }
+  }, 60_000);
+});
