@@ -202,11 +202,16 @@ describe("exec", () => {
   it("a timeout ends the whole process group, grandchildren included", async () => {
     const local = localConnector();
     const pidFile = join(dir, "grandchild.pid");
-    const err = await rejection(
-      local.exec(["sh", "-c", 'sleep 100 & echo $! > "$1"; wait', "sh", pidFile], { timeoutMs: 300 }),
+    const outcome = rejection(
+      local.exec(["sh", "-c", 'sleep 100 & echo $! > "$1.tmp"; mv "$1.tmp" "$1"; wait', "sh", pidFile], {
+        timeoutMs: 1500,
+      }),
     );
-    expect(err.code).toBe("TIMEOUT");
+    // The grandchild's pid, written before the deadline (polled: no timing assumptions).
+    while (!(await stat(pidFile).catch(() => null))) await new Promise((r) => setTimeout(r, 20));
     const pid = Number((await readFile(pidFile, "utf8")).trim());
+    expect(processAlive(pid)).toBe(true);
+    expect((await outcome).code).toBe("TIMEOUT");
     expect(pid).toBeGreaterThan(0);
     expect(await waitGone(pid)).toBe(true);
     await rm(pidFile);
@@ -221,6 +226,8 @@ describe("exec", () => {
       signal: controller.signal,
     });
     while (!(await stat(pidFile).catch(() => null))?.size) await new Promise((r) => setTimeout(r, 20));
+    // The pid is complete once the line ends.
+    while (!(await readFile(pidFile, "utf8")).endsWith("\n")) await new Promise((r) => setTimeout(r, 20));
     controller.abort();
     expect((await rejection(running)).code).toBe("ABORTED");
     const pid = Number((await readFile(pidFile, "utf8")).trim());

@@ -10,11 +10,12 @@ export const SLOW_COMMAND_SECONDS = 3;
 export const CANCEL_TIMEOUT_MS = 1500;
 
 /**
- * A shell script that marks `$1` at once and prints `ready`, then after {@link SLOW_COMMAND_SECONDS} marks `$2`
- * from a background child and `$3` from itself. Ending only the top process leaves the
+ * A shell script that starts a background child, then marks `$1` and prints `ready` (so
+ * both signs of life come after the child exists); after {@link SLOW_COMMAND_SECONDS} the
+ * child marks `$2` and the script itself `$3`. Ending only the top process leaves the
  * child to write `$2`: only ending the whole process group (or session) stops both.
  */
-export const SLOW_SCRIPT = `echo started > "$1"; printf ready; (sleep ${SLOW_COMMAND_SECONDS}; echo late > "$2") & sleep ${SLOW_COMMAND_SECONDS}; echo late > "$3"; wait`;
+export const SLOW_SCRIPT = `(sleep ${SLOW_COMMAND_SECONDS}; echo late > "$2") & echo started > "$1"; printf ready; sleep ${SLOW_COMMAND_SECONDS}; echo late > "$3"; wait`;
 
 /** Markers of one slow command. */
 export interface SlowMarkers {
