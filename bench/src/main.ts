@@ -3,11 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { agentDir } from "@sremote/agent";
+import { resolvePython } from "@sremote/cli";
 import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
+import { newtConnector } from "@sremote/connector-newt";
 import type { Connector } from "@sremote/core";
 import { encodeMessage } from "@sremote/protocol";
-import { resolvePython } from "../targets.js";
+import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
 import { EchoFloor } from "./floor.js";
 import { type BenchRow, formatTable, measure } from "./stats.js";
 
@@ -56,6 +58,30 @@ async function clientRows(
   return rows;
 }
 
+/** The file carrier over NEWT, against the NEWT double (real HTTP on loopback, real processes). */
+async function newtRows(python: string, plan: Plan): Promise<BenchRow[]> {
+  process.stderr.write("benchmark: NEWT connector against the NEWT double\n");
+  const double = await startNewtDouble();
+  const home = double.homeDir(DEFAULT_NEWT_USER.username);
+  const client = new RemoteClient({
+    connector: newtConnector({
+      machine: "cori",
+      baseUrl: double.baseUrl,
+      credentials: { username: DEFAULT_NEWT_USER.username, password: DEFAULT_NEWT_USER.password },
+    }),
+    python,
+    mode: "file",
+    autoInstallAgent: false,
+    layout: { endpointDir: agentDir(), tmpDir: join(home, ".sremote", "tmp"), workDir: home },
+  });
+  try {
+    return await clientRows(client, "newt", "file", plan);
+  } finally {
+    await client.close();
+    await double.close();
+  }
+}
+
 /** Ratios against the floor and the targets the project holds itself to. */
 function verdicts(rows: BenchRow[]): string[] {
   const out: string[] = [];
@@ -97,6 +123,7 @@ export async function runBench(argv: string[]): Promise<number> {
       json: { type: "string" },
       quick: { type: "boolean", default: false },
       python: { type: "string" },
+      "no-newt": { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -126,6 +153,8 @@ export async function runBench(argv: string[]): Promise<number> {
     await local.close();
     await rm(tmpDir, { recursive: true, force: true });
   }
+
+  if (!values["no-newt"]) rows.push(...(await newtRows(python, plan)));
 
   process.stdout.write(`${formatTable(rows)}\n\n${verdicts(rows).join("\n")}\n`);
   if (values.json) await writeFile(values.json, `${JSON.stringify(rows, null, 2)}\n`);
