@@ -118,6 +118,11 @@ function endedProcess(result: ExecResult): RemoteProcess {
  * Create one with {@link localConnector}. `spawn` is always present.
  */
 export interface LocalConnector extends Connector {
+  /**
+   * Starts `argv` with live streams (the child's own pipes, no extra buffering). `signal` and
+   * `timeoutMs` bound the start only; the process then runs until it exits, `kill()` or
+   * `close()`. A program that cannot start gives an already ended process (127/126).
+   */
   spawn(argv: readonly string[], options?: Omit<ExecOptions, "stdin">): Promise<RemoteProcess>;
 }
 

@@ -302,6 +302,12 @@ describe("resources", () => {
     const fdsBefore = openFds();
     const local = localConnector({ killGraceMs: 300 });
     for (let i = 0; i < 20; i++) await local.exec(["true"]);
+    // Programs that never started hold pipes too, until Node closes them.
+    for (let i = 0; i < 10; i++) {
+      await local.exec(["sremote-no-such-program"]);
+      await local.exec(["true"], { cwd: "/sremote-no-such-folder" });
+      await (await local.spawn(["sremote-no-such-program"])).exited;
+    }
     await Promise.all(Array.from({ length: 10 }, () => local.exec(["sh", "-c", "cat", marker], { stdin: "x" })));
     // Long-lived processes whose command lines carry the marker: node itself is at hand.
     const idle = [process.execPath, "-e", "setTimeout(() => {}, 1e6)", marker];
