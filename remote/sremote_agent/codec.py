@@ -121,17 +121,36 @@ if _msgpack is not None:
             options["object_pairs_hook"] = _pairs_hook
         return _msgpack.unpackb(data, **options)
 
+    _NAN_EXPONENT = 0x7FF0000000000000
+    _NAN_MANTISSA = 0x000FFFFFFFFFFFFF
+    _QUIET_NAN = 0x7FF8000000000000
+
+    def _has_other_nan(data):
+        """True when `data` may hold a float64 NaN other than the canonical quiet NaN
+        (the C packer writes NaN bits as they are). False positives only cost speed."""
+        for prefix in (b"\xcb\x7f", b"\xcb\xff"):
+            i = data.find(prefix)
+            while i >= 0:
+                bits = int.from_bytes(data[i + 1 : i + 9], "big")
+                if bits & _NAN_EXPONENT == _NAN_EXPONENT and bits & _NAN_MANTISSA and bits != _QUIET_NAN:
+                    return True
+                i = data.find(prefix, i + 1)
+        return False
+
     def packb_c(value, root="result", depth=0):
         """`packb` through the msgpack C package."""
         if depth == 0:
             try:
-                return _c_packb(value)
+                data = _c_packb(value)
+                if not _has_other_nan(data):
+                    return data
             except Exception:
                 err = _encode_error(value, root, depth)
                 if err is not None:
                     raise err
         # Valid by our rules but not something the C packer takes as is (a set, nesting the
-        # C packer counts differently, an unusual buffer): the pure codec gives the same bytes.
+        # C packer counts differently, an unusual buffer, a NaN to canonicalise): the pure
+        # codec gives the same bytes.
         return packb_pure(value, root, depth)
 
     def unpackb_c(data):

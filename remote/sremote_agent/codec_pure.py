@@ -44,6 +44,10 @@ class _DepthExceeded(Exception):
     pass
 
 
+CANONICAL_NAN = b"\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00"
+"""Every NaN encodes as this quiet NaN, whatever its sign and payload (docs/protocol.md section 1)."""
+
+
 def _pack_int(value, out):
     if value >= 0:
         if value < 0x80:
@@ -148,7 +152,7 @@ def _pack(obj, out, depth):
     elif t is str:
         _pack_str(obj, out)
     elif t is float:
-        out += _pack_double(0xCB, obj)
+        out += _pack_double(0xCB, obj) if obj == obj else CANONICAL_NAN
     elif t is list or t is tuple:
         if depth >= MAX_DEPTH:
             raise _DepthExceeded()
@@ -175,7 +179,8 @@ def _pack_other(obj, out, depth):
     if isinstance(obj, int) and not isinstance(obj, bool):
         _pack_int(int(obj), out)
     elif isinstance(obj, float):
-        out += _pack_double(0xCB, float(obj))
+        value = float(obj)
+        out += _pack_double(0xCB, value) if value == value else CANONICAL_NAN
     elif isinstance(obj, str):
         _pack_str(str(obj), out)
     elif isinstance(obj, (bytes, bytearray)):

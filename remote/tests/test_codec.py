@@ -6,6 +6,7 @@ import decimal
 import math
 import os
 import random
+import struct
 import unittest
 
 import support
@@ -91,6 +92,16 @@ class CodecCases(object):
         self.assertEncodes(float("inf"), "cb7ff0000000000000")
         self.assertEncodes(float("-inf"), "cbfff0000000000000")
         self.assertTrue(math.isnan(self.dec(self.enc(float("nan")))))
+
+    def test_every_nan_encodes_as_the_canonical_quiet_nan(self):
+        inf = float("inf")
+        odd = [inf - inf, -float("nan"), struct.unpack(">d", bytes.fromhex("7ff0000000000001"))[0]]
+        self.assertNotEqual(struct.pack(">d", odd[0]), bytes.fromhex("7ff8000000000000"))
+        for nan in odd:
+            self.assertEncodes(nan, "cb7ff8000000000000")
+            self.assertEncodes({"k": [1, nan]}, "81a16b9201cb7ff8000000000000")
+        # bin data that merely looks like a NaN is left alone
+        self.assertEncodes(b"\xcb\xff\xf8\x00\x00\x00\x00\x00\x01", "c409cbfff8000000000001")
         self.assertIs(type(self.dec(b("cb3ff0000000000000"))), float)
 
     def test_float32_is_accepted_and_widened(self):
