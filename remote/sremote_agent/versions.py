@@ -37,6 +37,8 @@ def _distribution_version(metadata, name):
             continue
         if version is not None:
             return str(version)
+    if sys.version_info >= (3, 10):
+        return None  # importlib.metadata itself matches PEP 503 normalised names
     # Older importlib.metadata matches folder names loosely: compare normalised names.
     for dist in metadata.distributions():
         if normalize(_dist_name(dist)) == wanted:

@@ -61,6 +61,31 @@ class VersionsTest(support.TempDirTestCase):
         self.assertEqual(module_versions(list(QUERIES)), QUERIES)
         self.assertEqual(module_versions([]), {})
 
+    def test_the_fallbacks_for_python_3_8_and_3_9(self):
+        """Before 3.10, importlib.metadata neither normalises names nor has
+        packages_distributions(): the agent's own scan must give the same answers."""
+        import importlib.metadata
+        import types
+
+        from sremote_agent import versions
+
+        class OldMetadata(object):
+            @staticmethod
+            def version(name):
+                raise importlib.metadata.PackageNotFoundError(name)
+
+            distributions = staticmethod(importlib.metadata.distributions)
+
+        make_site(self.tmp)
+        sys.path.insert(0, self.tmp)
+        self.addCleanup(sys.path.remove, self.tmp)
+        self.addCleanup(self._forget_modules)
+        saved = versions._metadata, versions.sys
+        self.addCleanup(lambda: (setattr(versions, "_metadata", saved[0]), setattr(versions, "sys", saved[1])))
+        versions._metadata = lambda: OldMetadata
+        versions.sys = types.SimpleNamespace(version_info=(3, 8, 0), modules=sys.modules)
+        self.assertEqual(module_versions(list(QUERIES)), QUERIES)
+
     def _forget_modules(self):
         for name in list(sys.modules):
             if name.split(".")[0] in ("fbz_import", "only_version_mod", "no_version_mod", "broken_on_import_mod"):
