@@ -1,0 +1,209 @@
+import { StringDecoder } from "node:string_decoder";
+import {
+  type Connector,
+  deadline,
+  type ExecResult,
+  isSremoteError,
+  type OperationOptions,
+  posixJoin,
+} from "@sremote/core";
+import { InstallError, type InstallErrorCode, type InstallStep, logTail } from "./errors.js";
+import type { StepRecorder } from "./events.js";
+import { LOCK_FILE, LOCK_PY, WRAP_SH } from "./scripts.js";
+
+/** Environment of every installer command: no prompts, no pip self-check, unbuffered output. */
+export const COMMAND_ENV: Readonly<Record<string, string>> = Object.freeze({
+  PIP_DISABLE_PIP_VERSION_CHECK: "1",
+  PIP_NO_INPUT: "1",
+  PYTHONUNBUFFERED: "1",
+  GIT_TERMINAL_PROMPT: "0",
+  GIT_SSH_COMMAND: "ssh -o BatchMode=yes",
+});
+
+/** Keep at most this much of a streamed command's output in memory. */
+const KEEP_BYTES = 256 * 1024;
+
+/** Options of one command. */
+export interface CommandOptions {
+  step: InstallStep;
+  subject?: string | undefined;
+  /** Time limit of this command (capped by the operation's own deadline). */
+  timeoutMs: number;
+  /** Emit each output line as an `output` event. */
+  stream?: boolean | undefined;
+}
+
+/** Runs the installer's remote commands through one connector, under one deadline. */
+export class RemoteRunner {
+  readonly connector: Connector;
+  readonly #recorder: StepRecorder;
+  readonly #signal: AbortSignal;
+  readonly #loginEnv: boolean;
+
+  constructor(connector: Connector, recorder: StepRecorder, signal: AbortSignal, loginEnv: boolean) {
+    this.connector = connector;
+    this.#recorder = recorder;
+    this.#signal = signal;
+    this.#loginEnv = loginEnv;
+  }
+
+  /** Options for connector file operations. */
+  get op(): OperationOptions {
+    return { signal: this.#signal };
+  }
+
+  /** Runs argv; streams lines as events when asked and the connector can spawn. */
+  async run(argv: readonly string[], options: CommandOptions): Promise<ExecResult> {
+    const base = { env: COMMAND_ENV, loginEnv: this.#loginEnv, signal: this.#signal, timeoutMs: options.timeoutMs };
+    if (!options.stream) return this.connector.exec(argv, base);
+    if (!this.connector.spawn) {
+      const r = await this.connector.exec(argv, base);
+      this.#emitLines(options, "stdout", r.stdout);
+      this.#emitLines(options, "stderr", r.stderr);
+      return r;
+    }
+    return this.#spawnAndStream(argv, options);
+  }
+
+  #emitLines(options: CommandOptions, stream: "stdout" | "stderr", text: string): void {
+    for (const line of text.split("\n")) {
+      if (line.trim() !== "") {
+        this.#recorder.emit({ type: "output", step: options.step, subject: options.subject, stream, line });
+      }
+    }
+  }
+
+  async #spawnAndStream(argv: readonly string[], options: CommandOptions): Promise<ExecResult> {
+    const spawn = this.connector.spawn as NonNullable<Connector["spawn"]>;
+    const d = deadline({ signal: this.#signal, timeoutMs: options.timeoutMs });
+    try {
+      const proc = await spawn(argv, { env: COMMAND_ENV, loginEnv: this.#loginEnv, signal: d.signal });
+      const out = { stdout: "", stderr: "" };
+      const pump = (stream: "stdout" | "stderr", readable: NodeJS.ReadableStream) => {
+        const decoder = new StringDecoder("utf8");
+        let partial = "";
+        const take = (text: string) => {
+          out[stream] += text;
+          if (out[stream].length > KEEP_BYTES * 2) out[stream] = out[stream].slice(-KEEP_BYTES);
+          const lines = (partial + text).split("\n");
+          partial = lines.pop() ?? "";
+          for (const line of lines) this.#emitLines(options, stream, line.replace(/\r$/, ""));
+        };
+        readable.on("data", (chunk: Buffer) => take(decoder.write(chunk)));
+        readable.on("end", () => {
+          take(decoder.end());
+          if (partial) this.#emitLines(options, stream, partial);
+          partial = "";
+        });
+      };
+      pump("stdout", proc.stdout);
+      pump("stderr", proc.stderr);
+      proc.stdin.end();
+      let killTimer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = () => {
+        proc.kill("SIGTERM");
+        killTimer = setTimeout(() => proc.kill("SIGKILL"), 5_000);
+        killTimer.unref?.();
+      };
+      d.signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        const exit = await proc.exited;
+        d.throwIfDone(`${options.step}: ${argv[0]}`);
+        return { stdout: out.stdout, stderr: out.stderr, exitCode: exit.exitCode, signal: exit.signal };
+      } finally {
+        d.signal.removeEventListener("abort", onAbort);
+        if (killTimer) clearTimeout(killTimer);
+      }
+    } catch (err) {
+      if (d.signal.aborted && !(isSremoteError(err) && (err.code === "TIMEOUT" || err.code === "ABORTED"))) {
+        throw d.error(`${options.step}: ${argv[0]}`);
+      }
+      throw err;
+    } finally {
+      d.dispose();
+    }
+  }
+}
+
+/** How a wrapped command runs: preamble sourced, umask set, optionally under the endpoint's lock. */
+export interface WrapOptions {
+  /** The preamble file to source, or `""`. */
+  preamble: string;
+  /** `"022"` (shared) or `"077"` (private). */
+  umask: string;
+  /** Hold the endpoint's install lock with this Python while the command runs. */
+  lock?: { python: string; endpointDir: string } | undefined;
+}
+
+/** `sh -c WRAP …` around argv, with the lock when asked. */
+export function wrap(argv: readonly string[], options: WrapOptions): string[] {
+  const inner = options.lock
+    ? [options.lock.python, "-c", LOCK_PY, posixJoin(options.lock.endpointDir, LOCK_FILE), ...argv]
+    : [...argv];
+  return ["sh", "-c", WRAP_SH, "sh", options.preamble, options.umask, ...inner];
+}
+
+/** Hints matched against a failed command's output, first match wins. */
+interface Diagnosis {
+  code: InstallErrorCode;
+  why: string;
+  fix: string;
+}
+
+/** Recognises disk-full, read-only and permission failures in a command's output. */
+export function diagnoseIo(text: string, folder: string): Diagnosis | undefined {
+  if (/No space left on device|Disk quota exceeded|ENOSPC|EDQUOT/.test(text)) {
+    return {
+      code: "REMOTE_IO",
+      why: `the remote file system holding ${folder} is full (or the quota is exceeded)`,
+      fix: `free some space (df -h ${folder}) or install elsewhere with --dir <folder>`,
+    };
+  }
+  if (/Read-only file system|EROFS/.test(text)) {
+    return {
+      code: "PERMISSION_DENIED",
+      why: `${folder} is on a read-only file system`,
+      fix: "install into a writable folder with --dir <folder>",
+    };
+  }
+  if (/Permission denied|EACCES|Operation not permitted|not writable/.test(text)) {
+    return {
+      code: "PERMISSION_DENIED",
+      why: `this account may not write in ${folder}`,
+      fix: `check the folder's owner and modes (ls -ld ${folder}) or install elsewhere with --dir <folder>`,
+    };
+  }
+  return undefined;
+}
+
+/** Describes how a command ended (`exit status 1`, `signal SIGKILL`). */
+export function describeExit(r: ExecResult): string {
+  return r.exitCode === null ? `killed by ${r.signal ?? "a signal"}` : `exit status ${r.exitCode}`;
+}
+
+/** An {@link InstallError} for a failed command, recognising I/O problems. */
+export function commandFailure(
+  step: InstallStep,
+  what: string,
+  r: ExecResult,
+  folder: string,
+  fallback: { code?: InstallErrorCode; fix?: string | undefined } = {},
+): InstallError {
+  const text = `${r.stderr}\n${r.stdout}`;
+  const io = diagnoseIo(text, folder);
+  const log = logTail(r.stdout.trim() && r.stderr.trim() ? `${r.stdout}\n${r.stderr}` : text);
+  if (io) {
+    return new InstallError(io.code, `${what} failed: ${io.why}`, {
+      step,
+      fix: io.fix,
+      log,
+      details: { exitCode: r.exitCode, signal: r.signal },
+    });
+  }
+  return new InstallError(fallback.code ?? "COMMAND_FAILED", `${what} failed (${describeExit(r)})`, {
+    step,
+    fix: fallback.fix,
+    log,
+    details: { exitCode: r.exitCode, signal: r.signal },
+  });
+}

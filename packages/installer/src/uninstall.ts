@@ -1,0 +1,168 @@
+import {
+  type Connector,
+  deadline,
+  hasErrorCode,
+  isSremoteError,
+  type OperationOptions,
+  parseLocationFile,
+  posixJoin,
+  type RemoteLayout,
+} from "@sremote/core";
+import { InstallError } from "./errors.js";
+import { type InstallEventListener, StepRecorder, type StepReport } from "./events.js";
+import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
+import { currentLayout, isInside, locationDir, readCurrentLocation, remotePath } from "./paths.js";
+import { commandFailure } from "./remote.js";
+import { DOCTOR_SH, UNINSTALL_SH } from "./scripts.js";
+
+/** Options of {@link uninstall}. */
+export interface UninstallOptions extends OperationOptions {
+  /** The endpoint to remove (default: the one `~/.sremote/.location` names, else `~/.sremote`). */
+  dir?: string | undefined;
+  /** The whole layout, from a target that carries it. */
+  layout?: RemoteLayout | undefined;
+  /**
+   * Keep the venv (`env/`), `install-state.json`, `python` and `preamble.sh` so that a later
+   * install reuses the packages; the agent, the marker and everything else go.
+   */
+  keepPackages?: boolean | undefined;
+  onProgress?: InstallEventListener | undefined;
+}
+
+/** What {@link uninstall} did. */
+export interface UninstallResult {
+  layout: RemoteLayout;
+  /** Paths removed. */
+  removed: string[];
+  /** Paths deliberately left (the kept venv, a temp folder outside `~/.sremote`, someone else's endpoint). */
+  kept: string[];
+  /**
+   * True when the endpoint belongs to another account (a shared endpoint this user attached
+   * to): only this user's `.location` and private temp folder were removed.
+   */
+  detached: boolean;
+  steps: StepReport[];
+  operations: OperationCounts;
+}
+
+/**
+ * Removes an endpoint the installer made — only after checking it is one (an agent manifest
+ * or install state inside), never the home folder or anything above it — plus the
+ * `.location` pointing at it and the private temp folder under `~/.sremote`. For someone
+ * else's shared endpoint it only detaches this user.
+ *
+ * @throws InstallError (`INVALID_ARGUMENT`) when the folder is not an SRemote endpoint
+ *   (nothing is removed); ConnectorError for transport failures.
+ */
+export async function uninstall(connector: Connector, options: UninstallOptions = {}): Promise<UninstallResult> {
+  const d = deadline(options);
+  const counts = zeroCounts();
+  const c = countingConnector(connector, counts);
+  const recorder = new StepRecorder(options.onProgress);
+  const op = { signal: d.signal };
+  const exec = (argv: string[]) => c.exec(argv, { ...op, timeoutMs: 300_000 });
+  const removed: string[] = [];
+  const kept: string[] = [];
+  try {
+    const homeDir = await c.homeDir(op);
+    const current = await readCurrentLocation(c, homeDir, op);
+    let layout: RemoteLayout;
+    if (options.layout) {
+      layout = {
+        endpointDir: remotePath(homeDir, options.layout.endpointDir, "layout.endpointDir"),
+        tmpDir: remotePath(homeDir, options.layout.tmpDir, "layout.tmpDir"),
+        workDir: remotePath(homeDir, options.layout.workDir, "layout.workDir"),
+      };
+    } else if (options.dir !== undefined) {
+      const endpointDir = remotePath(homeDir, options.dir, "dir");
+      const fromLocation = current.location ? currentLayout(homeDir, current) : null;
+      layout = {
+        endpointDir,
+        tmpDir: fromLocation?.endpointDir === endpointDir ? fromLocation.tmpDir : posixJoin(endpointDir, "tmp"),
+        workDir: homeDir,
+      };
+    } else {
+      if (current.error) {
+        throw new InstallError("INVALID_ARGUMENT", current.error.message, {
+          step: "uninstall",
+          fix: `give the endpoint with --dir, or fix ${current.path}`,
+        });
+      }
+      layout = currentLayout(homeDir, current);
+    }
+    const ep = layout.endpointDir;
+    if (ep === "/" || isInside(homeDir, ep)) {
+      throw new InstallError("INVALID_ARGUMENT", `refusing to remove ${ep}: it contains the home folder`, {
+        step: "uninstall",
+      });
+    }
+
+    let detached = false;
+    await recorder.run("uninstall", `removing ${ep}`, async () => {
+      const look = await exec(["sh", "-c", DOCTOR_SH, "sh", ep, layout.tmpDir, layout.workDir]);
+      const lines = new Set(look.stdout.split("\n"));
+      if (!lines.has("has endpoint")) {
+        return { changed: false, skipped: true, message: `no endpoint at ${ep}` };
+      }
+      if (lines.has("owner no")) {
+        detached = true;
+        kept.push(ep);
+        return { changed: false, skipped: true, message: `${ep} belongs to another account: only detaching from it` };
+      }
+      const r = await exec(["sh", "-c", UNINSTALL_SH, "sh", ep, options.keepPackages ? "1" : "0"]);
+      if (r.exitCode === 11) {
+        throw new InstallError("INVALID_ARGUMENT", r.stderr.replace(/^sremote-install: /, "").trim(), {
+          step: "uninstall",
+          fix: "name the endpoint folder with --dir",
+        });
+      }
+      if (r.exitCode !== 0) throw commandFailure("uninstall", `removing ${ep}`, r, ep);
+      for (const line of r.stdout.split("\n")) {
+        if (line.startsWith("removed ")) removed.push(line.slice(8));
+        else if (line.startsWith("kept ")) kept.push(line.slice(5));
+      }
+      return { changed: true, message: options.keepPackages ? `removed ${ep} except the venv` : `removed ${ep}` };
+    });
+
+    // The private temp folder, when it is outside the endpoint: removed only under ~/.sremote.
+    const tmp = layout.tmpDir;
+    if (!isInside(tmp, ep) || detached) {
+      if (isInside(tmp, locationDir(homeDir)) && tmp !== locationDir(homeDir)) {
+        const r = await exec(["rm", "-rf", "--", tmp]);
+        if (r.exitCode !== 0) throw commandFailure("uninstall", `removing ${tmp}`, r, tmp);
+        removed.push(tmp);
+      } else {
+        kept.push(tmp);
+      }
+    }
+
+    // The .location pointing at this endpoint.
+    if (current.text !== null && !options.keepPackages) {
+      let pointsHere = false;
+      try {
+        pointsHere =
+          currentLayout(homeDir, { ...current, location: parseLocationFile(current.text) }).endpointDir === ep;
+      } catch {
+        pointsHere = false;
+      }
+      if (pointsHere && !isInside(current.path, ep)) {
+        await c.deleteFile(current.path, op);
+        removed.push(current.path);
+      }
+    }
+    // ~/.sremote itself when nothing is left in it.
+    if (!isInside(locationDir(homeDir), ep)) {
+      const r = await exec(["rmdir", "--", locationDir(homeDir)]);
+      if (r.exitCode === 0) removed.push(locationDir(homeDir));
+    }
+    return { layout, removed, kept, detached, steps: recorder.steps, operations: { ...counts } };
+  } catch (err) {
+    if (d.signal.aborted && !(isSremoteError(err) && (err.code === "TIMEOUT" || err.code === "ABORTED"))) {
+      throw d.error("uninstall");
+    }
+    if (hasErrorCode(err, "FILE_NOT_FOUND")) throw err;
+    throw err;
+  } finally {
+    d.dispose();
+  }
+}
