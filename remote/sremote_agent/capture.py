@@ -326,6 +326,10 @@ def install(capture_fds=True):
 
         # A crash in C code dumps the Python stacks where the client can read them.
         faulthandler.enable(file=log_fd, all_threads=True)
+        # `kill -USR1 <agent pid>` dumps every thread's stack: what is a stuck agent doing?
+        import signal
+
+        faulthandler.register(signal.SIGUSR1, file=log_fd, all_threads=True)
     except Exception:
         pass
     if capture_fds:

@@ -3,6 +3,7 @@ and the `result` message (docs/protocol.md section 2)."""
 
 import importlib
 import os
+import sys
 import threading
 import time
 
@@ -22,10 +23,19 @@ class Cancelled(BaseException):
 
 # ---------------------------------------------------------------------------
 # Interrupting a running call
+#
+# A cancel raises Cancelled in the worker thread (PyThreadState_SetAsyncExc). An
+# asynchronous exception raised at an arbitrary point of code that holds a lock taken in
+# Python (importlib's module locks, threading, logging, this agent's own capture code) can
+# leave that lock held forever, so it is only sent while the thread's innermost frame is
+# user code (not the standard library, not a frozen module, not the agent); otherwise a
+# helper thread retries every few milliseconds until that is so or the call has ended.
 
 _state_lock = threading.Lock()
 _IDLE, _RUNNING, _DONE = 0, 1, 2
 _set_async_exc = []
+_STDLIB_DIR = os.path.dirname(os.__file__) + os.sep
+_RETRY_SECONDS = 0.002
 
 
 def _async_exc_setter():
@@ -40,15 +50,60 @@ def _async_exc_setter():
     return _set_async_exc[0], _set_async_exc[1]
 
 
+def _in_user_code(thread_id):
+    """True when the thread's innermost Python frame is code an exception may interrupt."""
+    current_frames = getattr(sys, "_current_frames", None)
+    if current_frames is None:
+        return True
+    frame = current_frames().get(thread_id)
+    if frame is None:
+        return False
+    name = frame.f_code.co_filename
+    if name.startswith("<frozen") or name.startswith(_AGENT_DIR):
+        return False
+    if name.startswith(_STDLIB_DIR):
+        rest = name[len(_STDLIB_DIR) :]
+        return "site-packages" in rest or "dist-packages" in rest
+    return True
+
+
+class _Interrupter(object):
+    """Retries deferred cancels until they can be delivered or their call has ended."""
+
+    pending = set()
+    thread = None
+
+    @classmethod
+    def defer(cls, state):
+        # Called with _state_lock held.
+        cls.pending.add(state)
+        if cls.thread is None:
+            cls.thread = threading.Thread(target=cls._loop, name="sremote-interrupter", daemon=True)
+            cls.thread.start()
+
+    @classmethod
+    def _loop(cls):
+        while True:
+            time.sleep(_RETRY_SECONDS)
+            with _state_lock:
+                for state in list(cls.pending):
+                    if state.state != _RUNNING or state._deliver():
+                        cls.pending.discard(state)
+                if not cls.pending:
+                    cls.thread = None
+                    return
+
+
 class CallState(object):
     """Whether a call is inside user code, so that a cancel can interrupt exactly that part."""
 
-    __slots__ = ("state", "thread_id", "interrupted")
+    __slots__ = ("state", "thread_id", "interrupted", "requested")
 
     def __init__(self):
         self.state = _IDLE
         self.thread_id = None
-        self.interrupted = False
+        self.interrupted = False  # Cancelled was sent to the thread
+        self.requested = False  # a cancel arrived while this call ran
 
     def enter(self):
         with _state_lock:
@@ -64,17 +119,25 @@ class CallState(object):
                 if setter is not None:
                     setter(ctypes.c_ulong(self.thread_id), None)
 
-    def interrupt(self):
-        """Raises Cancelled in the call's thread if it is running user code. True if sent."""
-        with _state_lock:
-            if self.state != _RUNNING or self.interrupted:
-                return False
-            setter, ctypes = _async_exc_setter()
-            if setter is None:
-                return False
-            if setter(ctypes.c_ulong(self.thread_id), ctypes.py_object(Cancelled)) != 1:
-                return False
+    def _deliver(self):
+        # Called with _state_lock held while the call runs. True once sent (or impossible).
+        if not _in_user_code(self.thread_id):
+            return False
+        setter, ctypes = _async_exc_setter()
+        if setter is not None and setter(ctypes.c_ulong(self.thread_id), ctypes.py_object(Cancelled)) == 1:
             self.interrupted = True
+        return True
+
+    def interrupt(self):
+        """Raises Cancelled in the call's thread as soon as it runs user code. True if the
+        call is running (the cancel is then sent now or as soon as it is safe)."""
+        setter, _ = _async_exc_setter()
+        with _state_lock:
+            if self.state != _RUNNING or self.requested or setter is None:
+                return False
+            self.requested = True
+            if not self._deliver():
+                _Interrupter.defer(self)
             return True
 
 

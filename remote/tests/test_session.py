@@ -109,8 +109,12 @@ class SessionTest(support.TempDirTestCase):
         r = agent.roundtrip("3", "agent_fixtures", "subprocess_print", "from child")
         self.assertEqual(r["stdout"], "from child\n")
         self.assertEqual(r["stderr"], "err:from child")
+        r = agent.roundtrip("4", "sys", "stdout.buffer.write", b"via buffer\n")
+        self.assertEqual((r["value"], r["stdout"]), (11, "via buffer\n"))
+        r = agent.roundtrip("5", "sys", "__stdout__.write", "python-level fd 1\n")
+        self.assertEqual(r["stdout"], "python-level fd 1\n")
         # and the frame stream is intact
-        self.assertEqual(agent.roundtrip("4", "math", "sqrt", 9)["value"], 3.0)
+        self.assertEqual(agent.roundtrip("6", "math", "sqrt", 9)["value"], 3.0)
 
     def test_output_limit_cuts_and_flags_truncation(self):
         agent = self.agent()
@@ -232,6 +236,34 @@ class SessionTest(support.TempDirTestCase):
         self.assertEqual(agent.roundtrip("after", "math", "sqrt", 4)["value"], 2.0)
         agent.send({"v": 1, "kind": "ping", "id": "p"})
         self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "p"})
+
+    def test_every_call_is_answered_exactly_once_under_cancels(self):
+        agent = self.agent(workers=4)
+        ids = ["c%d" % i for i in range(200)]
+        for i, call_id in enumerate(ids):
+            agent.call(call_id, "agent_fixtures", "tick", 0.002 * (i % 5), call_id)
+            if i % 3 == 0:
+                agent.send({"v": 1, "kind": "cancel", "id": ids[i // 2]})
+        agent.send({"v": 1, "kind": "ping", "id": "end"})
+        answered = {}
+        pong = False
+        while len(answered) < len(ids) or not pong:
+            msg = agent.recv()
+            if msg["kind"] == "pong":
+                pong = True
+                continue
+            self.assertNotIn(msg["id"], answered, "answered twice")
+            answered[msg["id"]] = msg
+        self.assertEqual(set(answered), set(ids))
+        kinds = {m["error"]["kind"] if not m["ok"] else "ok" for m in answered.values()}
+        self.assertLessEqual(kinds, {"ok", "cancelled", "exception"})
+        for m in answered.values():
+            if m["ok"]:
+                self.assertEqual(m["value"]["tag"], m["id"])
+            elif m["error"]["kind"] == "exception":
+                self.assertEqual(m["error"]["type"], "Cancelled")
+        agent.send({"v": 1, "kind": "ping", "id": "after"})
+        self.assertEqual(agent.recv()["id"], "after")  # nothing else was pending
 
     def test_ping_is_answered_while_a_call_runs(self):
         agent = self.agent()
