@@ -97,7 +97,7 @@ if [ -z "$sremote_dir" ]; then
     */*) sremote_dir=${0%/*} ;;
     *) sremote_dir=. ;;
   esac
-  sremote_dir=$(cd "$sremote_dir" && pwd -P) || {
+  sremote_dir=$(CDPATH= cd -- "$sremote_dir" && pwd -P) || {
     printf 'sremote: cannot find the folder of %s\n' "$0" >&2
     exit 1
   }
