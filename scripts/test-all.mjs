@@ -9,10 +9,12 @@ const steps = [
   ["install dependencies", "node", ["scripts/pnpm.mjs", "install", "--frozen-lockfile"]],
   ["test prerequisites", "node", ["scripts/test-prereqs.mjs"]],
   ["lint (biome)", "node", ["scripts/pnpm.mjs", "exec", "biome", "check", "."]],
-  ["typecheck", "node", ["scripts/pnpm.mjs", "exec", "turbo", "run", "typecheck", "--output-logs=errors-only"]],
+  // pnpm's recursive run, not turbo: turbo needs a `pnpm` binary on PATH, which a fresh
+  // machine (corepack only) does not have.
+  ["typecheck", "node", ["scripts/pnpm.mjs", "-r", "--no-bail", "--workspace-concurrency=2", "--reporter=append-only", "run", "typecheck"]],
   ["vitest (all packages)", "node", ["scripts/pnpm.mjs", "exec", "vitest", "run"]],
   ["python agent tests", "node", ["scripts/test-python.mjs"]],
-  ["build", "node", ["scripts/pnpm.mjs", "exec", "turbo", "run", "build", "--output-logs=errors-only"]],
+  ["build", "node", ["scripts/pnpm.mjs", "-r", "--no-bail", "--workspace-concurrency=2", "--reporter=append-only", "run", "build"]],
 ];
 
 const results = [];
