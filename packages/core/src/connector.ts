@@ -1,5 +1,6 @@
 import type { Readable, Writable } from "node:stream";
 import type { OperationOptions } from "./deadline.js";
+import type { SremoteError } from "./errors.js";
 
 /** Options for {@link Connector.putFile}. */
 export interface PutFileOptions extends OperationOptions {
@@ -38,6 +39,12 @@ export interface ExecResult {
 export interface ProcessExit {
   exitCode: number | null;
   signal: string | null;
+  /**
+   * Set when the process's end could not be observed because the transport failed
+   * (`CONNECTION_LOST`) or the connector was closed (`CLOSED`): `exitCode` and `signal`
+   * are then `null` and say nothing. Lets a session carrier fail its calls with the cause.
+   */
+  error?: SremoteError | undefined;
 }
 
 /** A live remote process, returned by {@link Connector.spawn}. */
