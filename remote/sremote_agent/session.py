@@ -1,9 +1,9 @@
 """The session carrier: a long-lived agent speaking 4-byte big-endian length-prefixed
 MessagePack frames on stdin/stdout (docs/protocol.md sections 2 and 3).
 
-The main thread reads frames and answers ping/cancel/shutdown itself; `call` and `probe`
-go to a queue served in arrival order by a fixed pool of worker threads. A call that
-changes process state (env, PATH, cwd) waits until nothing else runs and runs alone.
+One thread at a time reads frames and answers ping/cancel/shutdown itself; `call` and
+`probe` run on at most `workers` threads, in arrival order (see "threads" below). A call
+that changes process state (env, PATH, cwd) waits until nothing else runs and runs alone.
 """
 
 import collections
@@ -20,6 +20,7 @@ from .values import DecodeError
 
 _header = struct.Struct(">I")
 _QUEUED, _STARTED = 0, 1
+_READ = object()  # the reader role, as returned by Session._next_role
 
 
 class _Job(object):
@@ -49,7 +50,10 @@ class Session(object):
         self.jobs = {}
         self.running = 0
         self.exclusive_running = False
-        self.stopping = False
+        self.reader_active = False
+        self.input_done = False
+        self.finished = threading.Event()
+        self.exit_code = 0
         self.threads = []
         self.info = agent_info(workers, max_frame)
 
@@ -76,45 +80,132 @@ class Session(object):
     def send_result(self, result, call_id):
         self.send_bytes(encode_result(result, call_id, self.max_frame))
 
-    # -- workers -----------------------------------------------------------
+    # -- threads -----------------------------------------------------------
+    #
+    # Leader/follower: `workers + 1` threads share two roles. At most one thread reads
+    # frames (the reader); at most `workers` run calls. A reader that receives a call it may
+    # start at once hands the reader role to an idle thread and runs the call itself, so the
+    # common path (one call at a time) has no thread hand-off between reading and running.
+    # Calls that cannot start yet wait in `queue`, in arrival order, for a thread that
+    # finishes its call.
 
-    def _take(self):
+    def _can_start(self, job):
+        return (self.running == 0) if job.exclusive else not self.exclusive_running
+
+    def _start(self, job):
+        """Marks `job` running (called with `cond` held)."""
+        self.running += 1
+        self.exclusive_running = job.exclusive
+        job.phase = _STARTED
+
+    def _next_role(self):
+        """Waits until this thread has something to do: a job to run, the reader role, or
+        nothing more ever (None)."""
         with self.cond:
             while True:
-                if self.queue:
-                    job = self.queue[0]
-                    if (self.running == 0) if job.exclusive else not self.exclusive_running:
-                        self.queue.popleft()
-                        self.running += 1
-                        self.exclusive_running = job.exclusive
-                        job.phase = _STARTED
-                        return job
-                elif self.stopping:
+                if self.exit_code != 0:
+                    return None
+                if self.queue and self.running < self.workers and self._can_start(self.queue[0]):
+                    job = self.queue.popleft()
+                    self._start(job)
+                    return job
+                if not self.reader_active and not self.input_done:
+                    self.reader_active = True
+                    return _READ
+                if self.input_done and not self.queue and self.running == 0:
+                    self.finished.set()
+                    self.cond.notify_all()
                     return None
                 self.cond.wait()
 
-    def _worker(self):
+    def _loop(self):
         while True:
-            job = self._take()
-            if job is None:
+            role = self._next_role()
+            if role is None:
                 return
-            req = job.req
-            try:
-                sink = self._sink_for(req.id) if req.stream else None
-                result = execute(req, self.router, job.state, self.info if req.kind == "probe" else None, sink)
-                body = encode_result(result, req.id, self.max_frame)
-            except BaseException as exc:  # an agent bug: still answer the call
-                self.router.log("internal error in call %s: %r" % (req.id, exc))
-                body = codec.packb(
-                    dict(error_result(req.id, "internal", type(exc).__name__, str(exc)), id=req.id), "message"
-                )
-            with self.cond:
-                self.jobs.pop(req.id, None)
-                self.running -= 1
-                if job.exclusive:
-                    self.exclusive_running = False
-                self.cond.notify_all()
-            self.send_bytes(body)
+            job = self._read_until_job() if role is _READ else role
+            if job is not None:
+                self._run(job)
+
+    def _run(self, job):
+        req = job.req
+        try:
+            sink = self._sink_for(req.id) if req.stream else None
+            result = execute(req, self.router, job.state, self.info if req.kind == "probe" else None, sink)
+            body = encode_result(result, req.id, self.max_frame)
+        except BaseException as exc:  # an agent bug: still answer the call
+            self.router.log("internal error in call %s: %r" % (req.id, exc))
+            body = codec.packb(
+                dict(error_result(req.id, "internal", type(exc).__name__, str(exc)), id=req.id), "message"
+            )
+        with self.cond:
+            self.jobs.pop(req.id, None)
+            self.running -= 1
+            if job.exclusive:
+                self.exclusive_running = False
+            self.cond.notify_all()
+        self.send_bytes(body)
+
+    def _read_until_job(self):
+        """Reads frames as the reader. Returns a job this thread must run now (having given
+        up the reader role), or None when the input has ended or failed."""
+        try:
+            while True:
+                body = self._read_frame()
+                if body is None:
+                    return self._end_input(0)
+                try:
+                    msg = codec.unpackb(body)
+                except DecodeError as exc:
+                    raise ProtocolFailure("undecodable frame: %s" % exc)
+                try:
+                    kind, parsed = parse_client_message(msg)
+                    if kind == "call" or kind == "probe":
+                        job = self._admit(parsed)
+                        if job is not None:
+                            return job
+                    elif kind == "cancel":
+                        self._cancel(parsed)
+                    elif kind == "ping":
+                        self.send({"v": PROTOCOL_VERSION, "kind": "pong", "id": parsed})
+                    elif kind == "shutdown":
+                        return self._end_input(0)
+                except MessageError as exc:
+                    self.router.log("protocol error: %s" % exc)
+                    self.send(protocol_error(exc.call_id, str(exc)))
+        except ProtocolFailure as exc:
+            self.router.log("protocol error: %s" % exc)
+            self.send(protocol_error("", str(exc)))
+            self.exit_code = 3
+            self.finished.set()
+            return self._end_input(3)
+        except BaseException as exc:  # an agent bug while reading: the stream is lost
+            self.router.log("internal error while reading: %r" % (exc,))
+            self.exit_code = 3
+            self.finished.set()
+            return self._end_input(3)
+
+    def _admit(self, req):
+        """Registers a call; returns it when this thread should run it now."""
+        job = _Job(req)
+        with self.cond:
+            if req.id in self.jobs:
+                raise MessageError("a call with id %r is already in progress" % req.id, req.id)
+            self.jobs[req.id] = job
+            if not self.queue and self.running < self.workers and self._can_start(job):
+                self._start(job)
+                self.reader_active = False
+                self.cond.notify()  # an idle thread becomes the reader
+                return job
+            self.queue.append(job)
+            return None
+
+    def _end_input(self, code):
+        with self.cond:
+            self.input_done = True
+            self.reader_active = False
+            self.cond.notify_all()
+        return None
 
     def _sink_for(self, call_id):
         names = capture.STREAM_NAMES
@@ -141,26 +232,6 @@ class Session(object):
             raise ProtocolFailure("the input ended inside a frame (%d of %d bytes)" % (len(body), size))
         return body
 
-    def _handle(self, msg):
-        """Dispatches one message; returns False when reading must stop (shutdown)."""
-        kind, parsed = parse_client_message(msg)
-        if kind == "call" or kind == "probe":
-            req = parsed
-            job = _Job(req)
-            with self.cond:
-                if req.id in self.jobs:
-                    raise MessageError("a call with id %r is already in progress" % req.id, req.id)
-                self.jobs[req.id] = job
-                self.queue.append(job)
-                self.cond.notify()
-        elif kind == "cancel":
-            self._cancel(parsed)
-        elif kind == "ping":
-            self.send({"v": PROTOCOL_VERSION, "kind": "pong", "id": parsed})
-        elif kind == "shutdown":
-            return False
-        return True
-
     def _cancel(self, call_id):
         with self.cond:
             job = self.jobs.get(call_id)
@@ -179,35 +250,17 @@ class Session(object):
     def run(self):
         self.send({"v": PROTOCOL_VERSION, "kind": "hello", "agent": self.info})
         for n in range(self.workers):
-            thread = threading.Thread(target=self._worker, name="sremote-worker-%d" % n, daemon=True)
+            thread = threading.Thread(target=self._loop, name="sremote-thread-%d" % (n + 1), daemon=True)
             thread.start()
             self.threads.append(thread)
-        try:
-            while True:
-                body = self._read_frame()
-                if body is None:
-                    break
-                try:
-                    msg = codec.unpackb(body)
-                except DecodeError as exc:
-                    raise ProtocolFailure("undecodable frame: %s" % exc)
-                try:
-                    if not self._handle(msg):
-                        break
-                except MessageError as exc:
-                    self.router.log("protocol error: %s" % exc)
-                    self.send(protocol_error(exc.call_id, str(exc)))
-        except ProtocolFailure as exc:
-            self.router.log("protocol error: %s" % exc)
-            self.send(protocol_error("", str(exc)))
-            return 3
-        # shutdown or end of input: finish running and queued calls, then exit.
-        with self.cond:
-            self.stopping = True
-            self.cond.notify_all()
-        for thread in self.threads:
-            thread.join()
-        return 0
+        # The main thread is one of the `workers + 1` threads too.
+        self._loop()
+        # On a protocol failure the stream cannot be trusted: exit without waiting for calls.
+        self.finished.wait()
+        if self.exit_code == 0:
+            for thread in self.threads:
+                thread.join()
+        return self.exit_code
 
 
 def serve_session(workers, max_frame):
