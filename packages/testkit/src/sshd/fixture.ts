@@ -1,0 +1,378 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { descendantsOf, isAlive, listProcesses, signalAll, waitGone } from "./processes.js";
+import { type AccountLease, isRoot, leaseAccount, ROOT_STATE_DIR } from "./users.js";
+
+const run = promisify(execFile);
+
+/** Where Debian's `openssh-server` installs the daemon. */
+export const SSHD_PATH = "/usr/sbin/sshd";
+/** The dedicated account tests log in as when the fixture runs as root. */
+export const DEFAULT_TEST_USER = "sremote-test";
+
+/** Options of {@link startSshd}. */
+export interface StartSshdOptions {
+  /**
+   * Also accept password logins (`PasswordAuthentication yes`); the fixture sets a random
+   * password on the account and reports it in {@link SshdFacts.password}. Needs root.
+   */
+  password?: boolean;
+  /** sshd's `MaxSessions`: channels per connection (default 10, OpenSSH's default). */
+  maxSessions?: number;
+  /** sshd's `MaxStartups` (default `"10:30:100"`, OpenSSH's default). */
+  maxStartups?: string;
+  /**
+   * The account to log in as. As root: default `sremote-test`, created when missing,
+   * given a fresh empty home. Not root: must be (and defaults to) the current user.
+   */
+  user?: string;
+  /** Extra `sshd_config` lines, appended as given (e.g. `["ClientAliveInterval 1"]`). */
+  extraConfig?: readonly string[];
+}
+
+/** The serialisable facts of a running fixture; what a vitest global setup `provide`s. */
+export interface SshdFacts {
+  /** Always `"127.0.0.1"`. */
+  host: string;
+  port: number;
+  /** The account to log in as. */
+  user: string;
+  /** That account's home folder. */
+  home: string;
+  /** An unencrypted ed25519 client key authorised for {@link SshdFacts.user}. */
+  privateKeyPath: string;
+  /** Its public key line (`ssh-ed25519 AAAA… comment`). */
+  publicKey: string;
+  /** A known_hosts file holding the server's host key for `[127.0.0.1]:port`. */
+  knownHostsPath: string;
+  /** The account's password (password variant only). */
+  password?: string | undefined;
+  /** The host key's fingerprint as OpenSSH prints it (`SHA256:…`). */
+  hostKeyFingerprint: string;
+  /** The host public key line (`ssh-ed25519 AAAA…`). */
+  hostPublicKey: string;
+  /** PID of the listening sshd. */
+  pid: number;
+  /** The fixture's private folder: config, keys, log. */
+  dir: string;
+  /** sshd's log file (`LogLevel VERBOSE`). */
+  logPath: string;
+  /** True when the account is dedicated to tests (the fixture ran as root). */
+  dedicatedUser: boolean;
+}
+
+/** Helpers that work from {@link SshdFacts} alone (e.g. inside a test worker after `inject`). */
+export interface SshdProbe {
+  /**
+   * PIDs of the commands the test account runs through this server: as root, every live
+   * process of the dedicated account except sshd's own; otherwise the non-sshd descendants
+   * of this sshd. Use it to check that nothing was left running.
+   */
+  userProcesses(): Promise<number[]>;
+  /** PIDs of sshd's per-connection processes (one or two per open TCP connection). */
+  connectionProcesses(): Promise<number[]>;
+  /** Kills (SIGKILL) every per-connection sshd process, so clients see their connections drop. */
+  killConnections(): Promise<void>;
+  /** Adds a public key line to the keys this server accepts for the account. */
+  authorizeKey(publicKeyLine: string): Promise<void>;
+  /** The sshd log so far. */
+  readLog(): Promise<string>;
+}
+
+/** A running private sshd; {@link SshdFixture.stop} ends it and everything it started. */
+export interface SshdFixture extends SshdFacts, SshdProbe {
+  /** The plain facts, for `provide`. */
+  facts(): SshdFacts;
+  /** Stops sshd, kills its sessions and their processes, removes the folder. Idempotent. */
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** SHA256 fingerprint of an OpenSSH public key line, as `ssh-keygen -l` prints it. */
+export function publicKeyFingerprint(line: string): string {
+  const blob = line.trim().split(/\s+/)[1];
+  if (!blob) throw new Error(`not an OpenSSH public key line: ${line}`);
+  const digest = createHash("sha256").update(Buffer.from(blob, "base64")).digest("base64");
+  return `SHA256:${digest.replace(/=+$/, "")}`;
+}
+
+function isSshdProcess(cmdline: string): boolean {
+  return cmdline.startsWith("sshd:") || cmdline.startsWith(SSHD_PATH);
+}
+
+/** Builds the helpers of {@link SshdProbe} from facts, e.g. in a worker after `inject`. */
+export function sshdProbe(facts: SshdFacts): SshdProbe {
+  const authorizedKeys = join(facts.dir, "authorized_keys");
+  const connections = async () =>
+    descendantsOf(await listProcesses(), facts.pid)
+      .filter((p) => isSshdProcess(p.cmdline))
+      .map((p) => p.pid);
+  return {
+    async userProcesses() {
+      const all = await listProcesses();
+      if (facts.dedicatedUser) {
+        const uid = (await run("id", ["-u", facts.user])).stdout.trim();
+        return all
+          .filter((p) => String(p.uid) === uid && p.state !== "Z" && !isSshdProcess(p.cmdline))
+          .map((p) => p.pid);
+      }
+      return descendantsOf(all, facts.pid)
+        .filter((p) => !isSshdProcess(p.cmdline))
+        .map((p) => p.pid);
+    },
+    connectionProcesses: connections,
+    async killConnections() {
+      const pids = await connections();
+      signalAll(pids, "SIGKILL");
+      await waitGone(pids, 10_000);
+    },
+    async authorizeKey(line) {
+      if (/[\r\n]/.test(line.trim())) throw new Error("authorizeKey takes one public key line");
+      await appendFile(authorizedKeys, `${line.trim()}\n`);
+    },
+    readLog: () => readFile(facts.logPath, "utf8").catch(() => ""),
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function keygen(path: string, comment: string): Promise<string> {
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path]);
+  return (await readFile(`${path}.pub`, "utf8")).trim();
+}
+
+// The watchdog shell is sshd's parent. When the fixture's process ends for any reason
+// (including a crash that skips stop()), its stdin pipe closes and the watchdog kills
+// the daemon and its whole process tree, so no sshd outlives the tests.
+const WATCHDOG = `
+killtree() { for c in $(pgrep -P "$1"); do killtree "$c"; done; kill -KILL "$1" 2>/dev/null; }
+exec 3<&0
+"$0" -D -f "$1" -E "$2" </dev/null &
+sshd=$!
+{ cat <&3 >/dev/null; killtree "$sshd"; } &
+wait "$sshd"
+`;
+
+function sshdConfig(o: {
+  port: number;
+  dir: string;
+  user: string;
+  password: boolean;
+  maxSessions: number;
+  maxStartups: string;
+  strictModes: boolean;
+  extra: readonly string[];
+}): string {
+  return [
+    `Port ${o.port}`,
+    "ListenAddress 127.0.0.1",
+    "AddressFamily inet",
+    `HostKey ${o.dir}/ssh_host_ed25519_key`,
+    `PidFile ${o.dir}/sshd.pid`,
+    `AuthorizedKeysFile ${o.dir}/authorized_keys`,
+    `AllowUsers ${o.user}`,
+    `StrictModes ${o.strictModes ? "yes" : "no"}`,
+    // PAM's session modules (pam_loginuid, pam_systemd) fail in containers.
+    "UsePAM no",
+    "PubkeyAuthentication yes",
+    `PasswordAuthentication ${o.password ? "yes" : "no"}`,
+    "KbdInteractiveAuthentication no",
+    "PermitRootLogin no",
+    "PermitEmptyPasswords no",
+    `MaxSessions ${o.maxSessions}`,
+    `MaxStartups ${o.maxStartups}`,
+    "MaxAuthTries 20",
+    "LoginGraceTime 60",
+    "UseDNS no",
+    "PrintMotd no",
+    "PrintLastLog no",
+    "X11Forwarding no",
+    "AllowTcpForwarding yes",
+    "Subsystem sftp internal-sftp",
+    "LogLevel VERBOSE",
+    ...o.extra,
+    "",
+  ].join("\n");
+}
+
+async function waitReady(child: ChildProcess, pidFile: string, logPath: string): Promise<number | "port-taken"> {
+  const end = Date.now() + 15_000;
+  for (;;) {
+    const text = await readFile(pidFile, "utf8").catch(() => "");
+    if (/^\d+\s*$/.test(text)) return Number(text);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const log = await readFile(logPath, "utf8").catch(() => "");
+      if (/Address already in use/.test(log)) return "port-taken";
+      throw new Error(`sshd fixture: sshd exited before it was ready. Its log:\n${log.slice(-4000)}`);
+    }
+    if (Date.now() > end) {
+      const log = await readFile(logPath, "utf8").catch(() => "");
+      throw new Error(`sshd fixture: sshd not ready after 15 s. Its log:\n${log.slice(-4000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Starts a private OpenSSH `sshd` on 127.0.0.1 and a free port, with its own host key,
+ * config, client key and known_hosts file in a fresh folder. As root it logs in a dedicated
+ * unprivileged account (`sremote-test` by default) whose home is fresh and empty; otherwise
+ * the current user (see the package README for the limits). Several fixtures may run at
+ * once, in one process or several.
+ *
+ * @throws Error when `/usr/sbin/sshd` is missing (install `openssh-server`) or sshd fails to start.
+ */
+export async function startSshd(options: StartSshdOptions = {}): Promise<SshdFixture> {
+  if (!existsSync(SSHD_PATH)) {
+    throw new Error(
+      `sshd fixture: ${SSHD_PATH} not found; install it with: apt-get install -y --no-install-recommends openssh-server`,
+    );
+  }
+  const maxSessions = options.maxSessions ?? 10;
+  if (!Number.isInteger(maxSessions) || maxSessions < 1) throw new Error("maxSessions must be a positive integer");
+  const maxStartups = options.maxStartups ?? "10:30:100";
+  if (!/^\d+(:\d+:\d+)?$/.test(maxStartups)) throw new Error(`bad maxStartups ${JSON.stringify(maxStartups)}`);
+  const root = isRoot();
+  const user = options.user ?? (root ? DEFAULT_TEST_USER : userInfo().username);
+
+  let dir: string;
+  if (root) {
+    // sshd's privilege separation needs this folder; systemd normally creates it.
+    await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
+    await mkdir(ROOT_STATE_DIR, { recursive: true, mode: 0o755 });
+    dir = await mkdtemp(join(ROOT_STATE_DIR, "fixture-"));
+    // The account reads authorized_keys from here; StrictModes wants no group/other write.
+    await chmod(dir, 0o755);
+  } else {
+    dir = await mkdtemp(join(tmpdir(), "sremote-sshd-"));
+  }
+  let lease: AccountLease | undefined;
+  let watchdog: ChildProcess | undefined;
+  const cleanupOnError = async () => {
+    watchdog?.stdin?.end();
+    if (watchdog?.pid) signalAll([watchdog.pid], "SIGKILL");
+    await lease?.release();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    lease = await leaseAccount(user, options.password === true);
+    const hostPublicKey = await keygen(join(dir, "ssh_host_ed25519_key"), "sremote-test-host");
+    const privateKeyPath = join(dir, "client_ed25519");
+    const publicKey = await keygen(privateKeyPath, `sremote-test-client@${process.pid}`);
+    await writeFile(join(dir, "authorized_keys"), `${publicKey}\n`, { mode: 0o644 });
+    await chmod(join(dir, "authorized_keys"), 0o644);
+    const knownHostsPath = join(dir, "known_hosts");
+    const logPath = join(dir, "sshd.log");
+    const configPath = join(dir, "sshd_config");
+    const pidFile = join(dir, "sshd.pid");
+    const hostKeyBody = hostPublicKey.split(/\s+/).slice(0, 2).join(" ");
+
+    let port = 0;
+    let pid = 0;
+    for (let attempt = 0; ; attempt++) {
+      port = await freePort();
+      await writeFile(
+        configPath,
+        sshdConfig({
+          port,
+          dir,
+          user,
+          password: options.password === true,
+          maxSessions,
+          maxStartups,
+          strictModes: root,
+          extra: options.extraConfig ?? [],
+        }),
+      );
+      await rm(pidFile, { force: true });
+      await writeFile(logPath, "");
+      watchdog = spawn("/bin/sh", ["-c", WATCHDOG, SSHD_PATH, configPath, logPath], {
+        stdio: ["pipe", "ignore", "ignore"],
+      });
+      watchdog.on("error", () => {});
+      const ready = await waitReady(watchdog, pidFile, logPath);
+      if (ready !== "port-taken") {
+        pid = ready;
+        break;
+      }
+      watchdog.stdin?.end();
+      if (attempt >= 9) throw new Error("sshd fixture: no free port after 10 attempts");
+    }
+    await writeFile(knownHostsPath, `[127.0.0.1]:${port} ${hostKeyBody}\n`, { mode: 0o600 });
+
+    const facts: SshdFacts = {
+      host: "127.0.0.1",
+      port,
+      user,
+      home: lease.account.home,
+      privateKeyPath,
+      publicKey,
+      knownHostsPath,
+      password: lease.password,
+      hostKeyFingerprint: publicKeyFingerprint(hostPublicKey),
+      hostPublicKey: hostKeyBody,
+      pid,
+      dir,
+      logPath,
+      dedicatedUser: lease.account.dedicated,
+    };
+    const probe = sshdProbe(facts);
+    const runningWatchdog = watchdog;
+    const runningLease = lease;
+    let stopping: Promise<void> | undefined;
+    const stop = () => {
+      stopping ??= (async () => {
+        const tree = descendantsOf(await listProcesses(), pid).map((p) => p.pid);
+        signalAll([pid], "SIGTERM");
+        signalAll(tree, "SIGKILL");
+        if (!(await waitGone([pid, ...tree], 5_000))) {
+          signalAll([pid, ...tree], "SIGKILL");
+          await waitGone([pid, ...tree], 5_000);
+        }
+        const exited = new Promise<void>((resolve) => {
+          if (runningWatchdog.exitCode !== null || runningWatchdog.signalCode !== null) resolve();
+          else runningWatchdog.once("exit", () => resolve());
+        });
+        runningWatchdog.stdin?.end();
+        await exited;
+        await runningLease.release();
+        await rm(dir, { recursive: true, force: true });
+      })();
+      return stopping;
+    };
+    return {
+      ...facts,
+      ...probe,
+      facts: () => ({ ...facts }),
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
+  } catch (err) {
+    await cleanupOnError();
+    throw err;
+  }
+}
+
+/** True when the process is alive; re-exported for tests that check their own cleanup. */
+export { isAlive };
+
+/** A random suffix for names that must not collide between concurrent fixtures and tests. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${process.pid}-${randomBytes(4).toString("hex")}`;
+}

@@ -1,0 +1,14 @@
+import type { TestProject } from "vitest/node";
+import { startSshd } from "./fixture.js";
+import "./provided.js";
+
+/**
+ * vitest `globalSetup` module: starts one private sshd for the whole run and provides its
+ * facts as `inject("sremoteSshd")`; stops it (and everything it started) at the end.
+ * Use in a project's config: `test: { globalSetup: ["<path to this file>"] }`.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const sshd = await startSshd();
+  project.provide("sremoteSshd", sshd.facts());
+  return () => sshd.stop();
+}
