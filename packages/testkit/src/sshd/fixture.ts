@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { appendFile, chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -23,6 +23,13 @@ export interface StartSshdOptions {
    * password on the account and reports it in {@link SshdFacts.password}. Needs root.
    */
   password?: boolean;
+  /**
+   * Password logins through keyboard-interactive only (`UsePAM yes`,
+   * `KbdInteractiveAuthentication yes`, `PasswordAuthentication no`), as PAM/MFA sites do:
+   * the server asks `Password: ` as a prompt. Implies a password; needs root and a PAM stack
+   * that works in the container (Debian's does here).
+   */
+  keyboardInteractive?: boolean;
   /** sshd's `MaxSessions`: channels per connection (default 10, OpenSSH's default). */
   maxSessions?: number;
   /** sshd's `MaxStartups` (default `"10:30:100"`, OpenSSH's default). */
@@ -32,7 +39,10 @@ export interface StartSshdOptions {
    * given a fresh empty home. Not root: must be (and defaults to) the current user.
    */
   user?: string;
-  /** Extra `sshd_config` lines, appended as given (e.g. `["ClientAliveInterval 1"]`). */
+  /**
+   * Extra `sshd_config` lines (e.g. `["ClientAliveInterval 1"]`). They come first in the
+   * file, so they override the fixture's own settings (sshd keeps the first value).
+   */
   extraConfig?: readonly string[];
 }
 
@@ -165,21 +175,41 @@ killtree() { for c in $(pgrep -P "$1"); do killtree "$c"; done; kill -KILL "$1" 
 exec 3<&0
 "$0" -D -f "$1" -E "$2" </dev/null &
 sshd=$!
-{ cat <&3 >/dev/null; killtree "$sshd"; } &
+{ cat <&3 >/dev/null; killtree "$sshd"; rm -rf "$3"; } &
 wait "$sshd"
 `;
+
+/** Removes fixture folders whose owning process is gone (a run killed before its watchdog could clean up). */
+async function sweepStaleFixtures(base: string): Promise<void> {
+  for (const name of await readdir(base).catch(() => [] as string[])) {
+    if (!name.startsWith("fixture-")) continue;
+    const owner = Number(await readFile(join(base, name, "owner"), "utf8").catch(() => "0"));
+    if (owner > 0 && (await isAlive(owner))) continue;
+    const sshdPid = Number(await readFile(join(base, name, "sshd.pid"), "utf8").catch(() => "0"));
+    if (sshdPid > 0 && (await isAlive(sshdPid))) continue;
+    // No owner file yet may mean another fixture is being created right now: leave young ones.
+    if (owner === 0) {
+      const age = Date.now() - (await stat(join(base, name)).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (age < 60_000) continue;
+    }
+    await rm(join(base, name), { recursive: true, force: true });
+  }
+}
 
 function sshdConfig(o: {
   port: number;
   dir: string;
   user: string;
   password: boolean;
+  keyboardInteractive: boolean;
   maxSessions: number;
   maxStartups: string;
   strictModes: boolean;
   extra: readonly string[];
 }): string {
   return [
+    // sshd keeps the first value it reads for most keywords: extra lines go first to win.
+    ...o.extra,
     `Port ${o.port}`,
     "ListenAddress 127.0.0.1",
     "AddressFamily inet",
@@ -188,11 +218,11 @@ function sshdConfig(o: {
     `AuthorizedKeysFile ${o.dir}/authorized_keys`,
     `AllowUsers ${o.user}`,
     `StrictModes ${o.strictModes ? "yes" : "no"}`,
-    // PAM's session modules (pam_loginuid, pam_systemd) fail in containers.
-    "UsePAM no",
+    // PAM's session modules (pam_loginuid, pam_systemd) may fail in containers: only when asked.
+    `UsePAM ${o.keyboardInteractive ? "yes" : "no"}`,
     "PubkeyAuthentication yes",
-    `PasswordAuthentication ${o.password ? "yes" : "no"}`,
-    "KbdInteractiveAuthentication no",
+    `PasswordAuthentication ${o.password && !o.keyboardInteractive ? "yes" : "no"}`,
+    `KbdInteractiveAuthentication ${o.keyboardInteractive ? "yes" : "no"}`,
     "PermitRootLogin no",
     "PermitEmptyPasswords no",
     `MaxSessions ${o.maxSessions}`,
@@ -206,7 +236,6 @@ function sshdConfig(o: {
     "AllowTcpForwarding yes",
     "Subsystem sftp internal-sftp",
     "LogLevel VERBOSE",
-    ...o.extra,
     "",
   ].join("\n");
 }
@@ -256,6 +285,7 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<SshdFix
     // sshd's privilege separation needs this folder; systemd normally creates it.
     await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
     await mkdir(ROOT_STATE_DIR, { recursive: true, mode: 0o755 });
+    await sweepStaleFixtures(ROOT_STATE_DIR);
     dir = await mkdtemp(join(ROOT_STATE_DIR, "fixture-"));
     // The account reads authorized_keys from here; StrictModes wants no group/other write.
     await chmod(dir, 0o755);
@@ -271,7 +301,8 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<SshdFix
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    lease = await leaseAccount(user, options.password === true);
+    await writeFile(join(dir, "owner"), String(process.pid));
+    lease = await leaseAccount(user, options.password === true || options.keyboardInteractive === true);
     const hostPublicKey = await keygen(join(dir, "ssh_host_ed25519_key"), "sremote-test-host");
     const privateKeyPath = join(dir, "client_ed25519");
     const publicKey = await keygen(privateKeyPath, `sremote-test-client@${process.pid}`);
@@ -294,6 +325,7 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<SshdFix
           dir,
           user,
           password: options.password === true,
+          keyboardInteractive: options.keyboardInteractive === true,
           maxSessions,
           maxStartups,
           strictModes: root,
@@ -302,7 +334,7 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<SshdFix
       );
       await rm(pidFile, { force: true });
       await writeFile(logPath, "");
-      watchdog = spawn("/bin/sh", ["-c", WATCHDOG, SSHD_PATH, configPath, logPath], {
+      watchdog = spawn("/bin/sh", ["-c", WATCHDOG, SSHD_PATH, configPath, logPath, dir], {
         stdio: ["pipe", "ignore", "ignore"],
       });
       watchdog.on("error", () => {});

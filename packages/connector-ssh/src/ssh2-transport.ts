@@ -1,0 +1,372 @@
+import { ConnectorError, isSremoteError } from "@sremote/core";
+import type { ClientChannel, SFTPWrapper, SftpError } from "ssh2";
+import type { ResolvedSettings } from "./config.js";
+import { type ConnectPlan, type ObservedChannel, openConnection, type Ssh2Connection } from "./connection.js";
+import { readKnownHosts } from "./known-hosts.js";
+import type { SshConnectorOptions, SshLogger } from "./options.js";
+import { type ChannelSlot, ConnectionPool, raceSignal } from "./pool.js";
+import type { ChannelEnd, CommandChannel, SshTransport, TransportInfo } from "./transport.js";
+
+/** Options of {@link ssh2Transport}. */
+export interface Ssh2TransportOptions {
+  settings: ResolvedSettings;
+  options: SshConnectorOptions;
+  maxConnections: number;
+  maxChannelsPerConnection: number;
+  logger: SshLogger | undefined;
+}
+
+const SFTP_NO_SUCH_FILE = 2;
+const SFTP_PERMISSION_DENIED = 3;
+/** Bytes per SFTP read/write request; ssh2 splits further to the server's limits. */
+const CHUNK = 256 * 1024;
+
+function isChannelRefusal(err: unknown): boolean {
+  return err instanceof Error && /channel open fail/i.test(err.message);
+}
+
+function sftpError(err: SftpError, what: string, path: string, conn: Ssh2Connection): ConnectorError {
+  if (conn.endError) return conn.endError;
+  const details = { path, sftpCode: err.code };
+  if (err.code === SFTP_NO_SUCH_FILE) {
+    return new ConnectorError("FILE_NOT_FOUND", "ssh", `${what} ${path}: no such file or folder`, {
+      cause: err,
+      details,
+    });
+  }
+  if (err.code === SFTP_PERMISSION_DENIED) {
+    return new ConnectorError("PERMISSION_DENIED", "ssh", `${what} ${path}: permission denied`, {
+      cause: err,
+      details,
+    });
+  }
+  return new ConnectorError("REMOTE_IO", "ssh", `${what} ${path}: ${err.message}`, { cause: err, details });
+}
+
+function call<T>(
+  conn: Ssh2Connection,
+  what: string,
+  path: string,
+  fn: (cb: (err: SftpError | undefined | null, value: T) => void) => void,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const unsubscribe = conn.onLost((e) => reject(e));
+    try {
+      fn((err, value) => {
+        unsubscribe();
+        if (err) reject(sftpError(err, what, path, conn));
+        else resolve(value);
+      });
+    } catch (err) {
+      unsubscribe();
+      reject(conn.endError ?? new ConnectorError("REMOTE_IO", "ssh", `${what} ${path}: ${(err as Error).message}`));
+    }
+  });
+}
+
+/** ssh2 internals that {@link sendSignal} reaches for. */
+interface ChannelInternals {
+  outgoing?: { id?: number; state?: string };
+  _client?: { _protocol?: { signal?: (id: number, name: string) => void } };
+}
+
+/**
+ * Sends an SSH "signal" channel request. ssh2's `channel.signal()` silently does nothing
+ * once our side sent EOF (stdin ended), which is exactly when an exec is waiting for its
+ * command; the request is still valid then, so send it through ssh2's protocol object.
+ */
+function sendSignal(channel: ClientChannel, name: string): void {
+  const internals = channel as unknown as ChannelInternals;
+  const state = internals.outgoing?.state;
+  const id = internals.outgoing?.id;
+  const protocol = internals._client?._protocol;
+  try {
+    if ((state === "open" || state === "eof") && id !== undefined && typeof protocol?.signal === "function") {
+      protocol.signal(id, name);
+    } else channel.signal(name);
+  } catch {
+    // The channel closed meanwhile.
+  }
+}
+
+/** A channel wrapped for the connector: `done` settles once, with the loss error if the connection dropped. */
+function wrapChannel(observed: ObservedChannel, slot: ChannelSlot<Ssh2Connection>): CommandChannel {
+  const { channel } = observed;
+  const done = new Promise<ChannelEnd>((resolve) => {
+    let lost: ChannelEnd["lost"];
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      unsubscribe();
+      slot.release();
+      resolve({ exitCode: observed.exit.code, signal: observed.exit.signal, lost });
+    };
+    const unsubscribe = slot.connection.onLost((error) => {
+      lost = error;
+      // Writes to a dead channel would wait forever: fail them.
+      channel.destroy();
+      setImmediate(finish);
+    });
+    void observed.closed.then(finish);
+  });
+  // ssh2 emits stream errors (e.g. writes after close) that would otherwise crash the process.
+  channel.on("error", () => {});
+  channel.stderr.on("error", () => {});
+  return {
+    stdin: channel,
+    stdout: channel,
+    stderr: channel.stderr,
+    done,
+    signal: (name) => sendSignal(channel, name),
+    close: () => {
+      try {
+        channel.close();
+      } catch {
+        // Already closed.
+      }
+    },
+  };
+}
+
+/**
+ * The ssh2 transport: a pool of ssh2 connections (each capped at the server's
+ * `MaxSessions` channels), exec channels for commands, one long-lived SFTP channel per
+ * connection for files (it counts against that connection's cap).
+ */
+export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
+  const { settings, logger } = config;
+  let knownHosts: Awaited<ReturnType<typeof readKnownHosts>> | undefined;
+  let lastFingerprint: string | undefined;
+  const sftpSlots = new Map<Ssh2Connection, ChannelSlot<Ssh2Connection>>();
+
+  const pool = new ConnectionPool<Ssh2Connection>(
+    async () => {
+      // Re-read known_hosts per connection: accept-new may have added a key meanwhile.
+      knownHosts = await readKnownHosts(settings.knownHostsFiles);
+      const plan: ConnectPlan = { settings, options: config.options, knownHosts, logger };
+      const controller = new AbortController();
+      const timer = setTimeout(
+        () =>
+          controller.abort(
+            new ConnectorError(
+              "CONNECT_TIMEOUT",
+              "ssh",
+              `connecting to ${settings.target.username}@${settings.target.hostname}:${settings.target.port} timed out after ${settings.connectTimeoutMs} ms (TCP, handshake and authentication)`,
+              { retryable: true, details: { host: settings.target.hostname, port: settings.target.port } },
+            ),
+          ),
+        settings.connectTimeoutMs,
+      );
+      try {
+        const conn = await openConnection(plan, controller.signal);
+        lastFingerprint = conn.hostKeyFingerprint;
+        logger?.debug?.(`ssh: connection ${conn.id} to ${conn.label} ready`);
+        return conn;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    {
+      maxConnections: config.maxConnections,
+      maxChannelsPerConnection: config.maxChannelsPerConnection,
+      logger,
+    },
+  );
+
+  async function openChannel(command: string, signal: AbortSignal, urgent: boolean): Promise<CommandChannel> {
+    for (;;) {
+      const slot = await pool.acquire(signal, urgent);
+      const conn = slot.connection;
+      try {
+        return wrapChannel(await conn.exec(command), slot);
+      } catch (err) {
+        // The server's MaxSessions is lower than our cap: nothing ran, queue again.
+        if (isChannelRefusal(err) && conn.alive) {
+          if (slot.refused()) continue;
+        } else slot.release();
+        if (isSremoteError(err)) throw err;
+        throw (
+          conn.endError ??
+          new ConnectorError(
+            "UNAVAILABLE",
+            "ssh",
+            `cannot open a channel on ${conn.label}: ${(err as Error).message}`,
+            {
+              cause: err,
+              retryable: true,
+            },
+          )
+        );
+      }
+    }
+  }
+
+  async function sftpSession(signal: AbortSignal): Promise<{ conn: Ssh2Connection; sftp: SFTPWrapper }> {
+    for (;;) {
+      const existing = pool.connections.find((c) => c.alive && c.sftp);
+      if (existing?.sftp) {
+        try {
+          return { conn: existing, sftp: await raceSignal(existing.sftp, signal) };
+        } catch (err) {
+          if (signal.aborted) throw err;
+          continue;
+        }
+      }
+      const slot = await pool.acquire(signal);
+      const conn = slot.connection;
+      if (conn.sftp) {
+        slot.release();
+        continue;
+      }
+      const opening = conn.openSftp();
+      conn.sftp = opening;
+      try {
+        const sftp = await opening;
+        sftpSlots.set(conn, slot);
+        const forget = () => {
+          if (conn.sftp === opening) conn.sftp = undefined;
+          sftpSlots.delete(conn);
+          slot.release();
+        };
+        sftp.on("close", forget);
+        sftp.on("error", () => {});
+        conn.onLost(forget);
+        return { conn, sftp };
+      } catch (err) {
+        conn.sftp = undefined;
+        if (isChannelRefusal(err) && conn.alive) {
+          if (slot.refused()) continue;
+        } else slot.release();
+        if (isSremoteError(err)) throw err;
+        throw (
+          conn.endError ??
+          new ConnectorError("UNAVAILABLE", "ssh", `cannot start SFTP on ${conn.label}: ${(err as Error).message}`, {
+            cause: err,
+          })
+        );
+      }
+    }
+  }
+
+  async function closeHandle(conn: Ssh2Connection, sftp: SFTPWrapper, handle: Buffer, path: string): Promise<void> {
+    await call<void>(conn, "close", path, (cb) => sftp.close(handle, (err) => cb(err, undefined)));
+  }
+
+  return {
+    async connect(signal) {
+      await pool.connection(signal);
+    },
+
+    openCommand(command, signal, urgent = false) {
+      return openChannel(command, signal, urgent);
+    },
+
+    async readFile(path, signal) {
+      const { conn, sftp } = await sftpSession(signal);
+      const work = (async () => {
+        const handle = await call<Buffer>(conn, "read", path, (cb) => sftp.open(path, "r", {}, cb));
+        try {
+          const stats = await call<{ size: number }>(conn, "read", path, (cb) => sftp.fstat(handle, cb));
+          let buf = Buffer.allocUnsafe(Math.max(stats.size, 1));
+          let off = 0;
+          for (;;) {
+            if (off === buf.length) {
+              const bigger = Buffer.allocUnsafe(buf.length * 2);
+              buf.copy(bigger, 0, 0, off);
+              buf = bigger;
+            }
+            const want = Math.min(buf.length - off, CHUNK);
+            const n = await call<number>(conn, "read", path, (cb) => sftp.read(handle, buf, off, want, off, cb));
+            if (n === 0) break;
+            off += n;
+          }
+          return new Uint8Array(buf.buffer, buf.byteOffset, off);
+        } finally {
+          await closeHandle(conn, sftp, handle, path).catch(() => {});
+        }
+      })();
+      work.catch(() => {});
+      return raceSignal(work, signal);
+    },
+
+    async writeFile(path, data, mode, signal) {
+      const { conn, sftp } = await sftpSession(signal);
+      const work = (async () => {
+        let handle: Buffer;
+        try {
+          handle = await call<Buffer>(conn, "write", path, (cb) => sftp.open(path, "w", { mode }, cb));
+        } catch (err) {
+          if (isSremoteError(err) && err.code === "FILE_NOT_FOUND") {
+            throw new ConnectorError("FILE_NOT_FOUND", "ssh", `write ${path}: its folder does not exist`, {
+              cause: err,
+              details: { path },
+            });
+          }
+          throw err;
+        }
+        try {
+          // An existing file keeps its mode on open: set it before any byte is written.
+          await call<void>(conn, "chmod", path, (cb) => sftp.fchmod(handle, mode, (err) => cb(err, undefined)));
+          const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+          const writes: Promise<void>[] = [];
+          for (let off = 0; off < buf.length; off += CHUNK) {
+            const len = Math.min(CHUNK, buf.length - off);
+            writes.push(
+              call<void>(conn, "write", path, (cb) =>
+                sftp.write(handle, buf, off, len, off, (err) => cb(err, undefined)),
+              ),
+            );
+            if (writes.length >= 8) await Promise.all(writes.splice(0));
+            if (signal.aborted) break;
+          }
+          await Promise.all(writes);
+        } finally {
+          await closeHandle(conn, sftp, handle, path).catch(() => {});
+        }
+      })();
+      work.catch(() => {});
+      return raceSignal(work, signal);
+    },
+
+    async deleteFile(path, signal) {
+      const { conn, sftp } = await sftpSession(signal);
+      const work = call<void>(conn, "delete", path, (cb) => sftp.unlink(path, (err) => cb(err, undefined))).catch(
+        (err: unknown) => {
+          if (isSremoteError(err) && err.code === "FILE_NOT_FOUND") return;
+          throw err;
+        },
+      );
+      work.catch(() => {});
+      return raceSignal(work, signal);
+    },
+
+    async homeDir(signal) {
+      const { conn, sftp } = await sftpSession(signal);
+      return raceSignal(
+        call<string>(conn, "realpath", ".", (cb) => sftp.realpath(".", cb)),
+        signal,
+      );
+    },
+
+    get connected() {
+      return pool.connections.some((c) => c.alive);
+    },
+
+    info(): TransportInfo {
+      return {
+        transport: "ssh2",
+        connections: pool.connections.length,
+        activeChannels: pool.activeChannels,
+        queuedChannels: pool.queued,
+        sftpSessions: sftpSlots.size,
+        channelCaps: pool.capacities,
+        hostKeyFingerprint: lastFingerprint,
+      };
+    },
+
+    close() {
+      return pool.close();
+    },
+  };
+}
