@@ -77,9 +77,14 @@ describe("ConnectionPool", () => {
     const { p } = pool(1, 1);
     const first = await p.acquire(never);
     const order: string[] = [];
-    const a = p.acquire(never).then((s) => (order.push("a"), s));
-    const b = p.acquire(never).then((s) => (order.push("b"), s));
-    const u = p.acquire(never, true).then((s) => (order.push("urgent"), s));
+    const track = (name: string, urgent = false) =>
+      p.acquire(never, urgent).then((s) => {
+        order.push(name);
+        return s;
+      });
+    const a = track("a");
+    const b = track("b");
+    const u = track("urgent", true);
     first.release();
     (await u).release();
     (await a).release();
@@ -95,7 +100,10 @@ describe("ConnectionPool", () => {
     expect(third.refused()).toBe(true);
     expect(p.capacities).toEqual([2]);
     let got = false;
-    const waiting = p.acquire(never).then((s) => ((got = true), s));
+    const waiting = p.acquire(never).then((s) => {
+      got = true;
+      return s;
+    });
     await new Promise((r) => setTimeout(r, 20));
     expect(got).toBe(false);
     held[0]?.release();
