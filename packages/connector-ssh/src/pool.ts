@@ -58,9 +58,11 @@ export class ConnectionPool<C extends PoolConnection> {
   private closed = false;
   private growthBlockedUntil = 0;
   private growthTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Aborted by close(), so a connection still being opened stops at once. */
+  private readonly lifetime = new AbortController();
 
   constructor(
-    private readonly open: () => Promise<C>,
+    private readonly open: (signal: AbortSignal) => Promise<C>,
     private readonly options: PoolOptions,
   ) {}
 
@@ -178,7 +180,7 @@ export class ConnectionPool<C extends PoolConnection> {
   }
 
   private startOpening(): Promise<C> {
-    const opening = this.open().then(
+    const opening = this.open(this.lifetime.signal).then(
       (connection) => {
         this.opening = undefined;
         if (this.closed) {
@@ -221,6 +223,7 @@ export class ConnectionPool<C extends PoolConnection> {
     this.closed = true;
     if (this.growthTimer) clearTimeout(this.growthTimer);
     const error = new ConnectorError("CLOSED", "ssh", "connector closed");
+    this.lifetime.abort(error);
     for (const w of this.waiters.splice(0)) {
       w.cleanup();
       w.reject(error);

@@ -141,7 +141,7 @@ export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
   const sftpSlots = new Map<Ssh2Connection, ChannelSlot<Ssh2Connection>>();
 
   const pool = new ConnectionPool<Ssh2Connection>(
-    async () => {
+    async (closing) => {
       // Re-read known_hosts per connection: accept-new may have added a key meanwhile.
       knownHosts = await readKnownHosts(settings.knownHostsFiles);
       const plan: ConnectPlan = { settings, options: config.options, knownHosts, logger };
@@ -159,7 +159,7 @@ export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
         settings.connectTimeoutMs,
       );
       try {
-        const conn = await openConnection(plan, controller.signal);
+        const conn = await openConnection(plan, AbortSignal.any([controller.signal, closing]));
         lastFingerprint = conn.hostKeyFingerprint;
         logger?.debug?.(`ssh: connection ${conn.id} to ${conn.label} ready`);
         return conn;

@@ -23,7 +23,7 @@ class FakeConnection implements PoolConnection {
   }
 }
 
-function pool(max: number, channels: number, open?: () => Promise<FakeConnection>) {
+function pool(max: number, channels: number, open?: (signal?: AbortSignal) => Promise<FakeConnection>) {
   const opened: FakeConnection[] = [];
   let concurrentOpens = 0;
   let maxConcurrentOpens = 0;
@@ -156,6 +156,18 @@ describe("ConnectionPool", () => {
     first.release();
     expect((await second).connection).toBe(first.connection);
     await p.close();
+  });
+
+  it("close() stops a connection that is still being opened", async () => {
+    let seen: AbortSignal | undefined;
+    const { p } = pool(1, 1, (signal?: AbortSignal) => {
+      seen = signal;
+      return new Promise<FakeConnection>((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+    });
+    const waiting = p.acquire(never);
+    await p.close();
+    expect(seen?.aborted).toBe(true);
+    await expect(waiting).rejects.toMatchObject({ code: "CLOSED" });
   });
 
   it("an aborted wait leaves the queue; close() rejects the rest with CLOSED", async () => {
