@@ -88,6 +88,14 @@ export class AgentSession {
     this.closed = process.exited.then((exit) => {
       const error =
         this.#ended ??
+        (exit.error
+          ? new ConnectorError(
+              exit.error.code === "CLOSED" ? "CLOSED" : "CONNECTION_LOST",
+              "session",
+              `agent session lost: ${exit.error.message}${this.#stderrSuffix()}`,
+              { cause: exit.error, details: { stderr: this.stderrTail() } },
+            )
+          : undefined) ??
         new ConnectorError(
           "CONNECTION_LOST",
           "session",

@@ -1,10 +1,14 @@
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { agentDir } from "@sremote/agent";
 import { localConnector } from "@sremote/connector-local";
 import { newtConnector } from "@sremote/connector-newt";
+import { sshConnector } from "@sremote/connector-ssh";
+import type { Connector } from "@sremote/core";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
+import { startSshd } from "@sremote/testkit/sshd";
 import { RemoteClient, type RemoteClientOptions } from "../src/index.js";
 import { fixturesDir, python } from "./helpers.js";
 
@@ -92,5 +96,71 @@ function newtTarget(): E2ETarget {
   };
 }
 
+/** Copies the test fixtures (modules, a dist-info) to a remote folder through the connector. */
+async function uploadFixtures(connector: Connector, remoteDir: string, localDir = fixturesDir): Promise<void> {
+  const mk = await connector.exec(["mkdir", "-p", remoteDir]);
+  if (mk.exitCode !== 0) throw new Error(`mkdir ${remoteDir}: ${mk.stderr}`);
+  for (const name of readdirSync(localDir)) {
+    const local = join(localDir, name);
+    if (name === "__pycache__") continue;
+    if (statSync(local).isDirectory()) await uploadFixtures(connector, `${remoteDir}/${name}`, local);
+    else await connector.putFile(`${remoteDir}/${name}`, readFileSync(local), { mode: 0o644 });
+  }
+}
+
+/**
+ * A real OpenSSH sshd on loopback, a dedicated test account (as root), the agent uploaded
+ * by the client itself over SFTP into a fresh endpoint, Debian's Python on the remote side.
+ */
+function sshTarget(mode: "session" | "file"): E2ETarget {
+  return {
+    name: `ssh ${mode}`,
+    mode,
+    async setup(options = {}) {
+      const sshd = await startSshd();
+      const connector = sshConnector({
+        host: sshd.host,
+        port: sshd.port,
+        username: sshd.user,
+        privateKeyPath: sshd.privateKeyPath,
+        knownHostsPath: sshd.knownHostsPath,
+        sshConfigPath: false,
+      });
+      const root = `${sshd.home}/e2e-${randomBytes(4).toString("hex")}`;
+      const workDir = `${root}/work`;
+      const tmpDir = `${root}/tmp`;
+      await uploadFixtures(connector, workDir);
+      const client = new RemoteClient({
+        connector,
+        python: "/usr/bin/python3",
+        mode,
+        closeConnector: false,
+        layout: { endpointDir: `${root}/endpoint`, tmpDir, workDir },
+        ...options,
+      });
+      return {
+        client,
+        workDir,
+        leftovers: async () => {
+          const r = await connector.exec(["ls", "-A", tmpDir]);
+          return r.stdout.split("\n").filter((l) => l !== "");
+        },
+        close: async () => {
+          await client.close();
+          await connector.exec(["rm", "-rf", root]).catch(() => undefined);
+          await connector.close();
+          await sshd.stop();
+        },
+      };
+    },
+  };
+}
+
 /** Every target of the end-to-end suite. */
-export const e2eTargets: E2ETarget[] = [localTarget("session"), localTarget("file"), newtTarget()];
+export const e2eTargets: E2ETarget[] = [
+  localTarget("session"),
+  localTarget("file"),
+  newtTarget(),
+  sshTarget("session"),
+  sshTarget("file"),
+];
