@@ -1,0 +1,103 @@
+import { randomBytes } from "node:crypto";
+import { sshConnector } from "@sremote/connector-ssh";
+import { type SshdFixture, startSshd } from "@sremote/testkit/sshd";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RemoteClient } from "../src/index.js";
+
+// Load and faults through the client over a real OpenSSH server (issue 3's "what must hold").
+describe("RemoteClient over SSH: load and faults", () => {
+  let sshd: SshdFixture;
+  let root: string;
+
+  const connect = () =>
+    sshConnector({
+      host: sshd.host,
+      port: sshd.port,
+      username: sshd.user,
+      privateKeyPath: sshd.privateKeyPath,
+      knownHostsPath: sshd.knownHostsPath,
+      sshConfigPath: false,
+    });
+  const client = (options: Partial<ConstructorParameters<typeof RemoteClient>[0]> = {}) =>
+    new RemoteClient({
+      connector: connect(),
+      python: "/usr/bin/python3",
+      layout: { endpointDir: `${root}/endpoint`, tmpDir: `${root}/tmp`, workDir: root },
+      ...options,
+    });
+
+  beforeAll(async () => {
+    sshd = await startSshd(); // OpenSSH defaults: MaxSessions 10, MaxStartups 10:30:100
+    root = `${sshd.home}/load-${randomBytes(4).toString("hex")}`;
+  }, 60_000);
+  afterAll(async () => {
+    await sshd?.stop();
+  }, 60_000);
+
+  it("answers 5,000 calls through 8 sessions with 64 in flight, each exactly once, and leaks nothing", async () => {
+    const c = client({ poolSize: 8 });
+    try {
+      const total = 5_000;
+      const seen = new Array<number>(total).fill(0);
+      let next = 0;
+      const worker = async () => {
+        while (next < total) {
+          const i = next++;
+          const r = await c.call<string>("operator", "concat", [`call-${i}-`, String(i * 7)]);
+          expect(r.value).toBe(`call-${i}-${i * 7}`);
+          seen[i] = (seen[i] as number) + 1;
+        }
+      };
+      await Promise.all(Array.from({ length: 64 }, worker));
+      expect(seen.every((n) => n === 1)).toBe(true);
+      expect(c.sessionCount).toBeGreaterThan(1);
+      expect(c.sessionCount).toBeLessThanOrEqual(8);
+    } finally {
+      await c.close();
+    }
+    // Every agent and channel ended: nothing of the test account runs any more.
+    const deadline = Date.now() + 10_000;
+    while ((await sshd.userProcesses()).length > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(await sshd.userProcesses()).toEqual([]);
+    expect(await sshd.connectionProcesses()).toEqual([]);
+  }, 180_000);
+
+  it("fails calls in flight with CONNECTION_LOST when the connection dies, then works on a new connection", async () => {
+    const c = client();
+    try {
+      expect((await c.call("math", "sqrt", [4])).value).toBe(2);
+      const inFlight = c.call("time", "sleep", [30]).then(
+        () => "resolved",
+        (err: unknown) => err,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      const killedAt = Date.now();
+      await sshd.killConnections();
+      const err = await inFlight;
+      expect(err).toMatchObject({ code: "CONNECTION_LOST" });
+      expect(Date.now() - killedAt).toBeLessThan(10_000);
+      expect((await c.call("math", "sqrt", [9])).value).toBe(3);
+    } finally {
+      await c.close();
+    }
+  }, 60_000);
+
+  it("never re-runs a call that may have run (file carrier)", async () => {
+    const c = client({ mode: "file" });
+    const marker = `${root}/ran-${randomBytes(4).toString("hex")}`;
+    try {
+      const p = c.call("subprocess", "check_call", [["sh", "-c", `echo x >> ${marker}; sleep 30`]]).then(
+        () => "resolved",
+        (err: unknown) => err,
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      await sshd.killConnections();
+      expect(await p).toMatchObject({ code: expect.stringMatching(/CONNECTION_LOST/) });
+      const count = await c.connector.exec(["sh", "-c", `wc -l < ${marker}`]);
+      expect(count.stdout.trim()).toBe("1");
+    } finally {
+      await c.close();
+    }
+  }, 60_000);
+});
