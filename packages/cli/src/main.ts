@@ -26,7 +26,11 @@ export async function main(argv: string[], io: CliIO = process, signal?: AbortSi
   const addTargetOptions = (cmd: Command) =>
     cmd
       .option("--python <path>", "Python executable on the remote side (default: the endpoint's, else python3)")
-      .option("--newt-url <url>", "NEWT base URL (default: $SREMOTE_NEWT_URL, else https://newt.nersc.gov/newt)");
+      .option("--newt-url <url>", "NEWT base URL (default: $SREMOTE_NEWT_URL, else https://newt.nersc.gov/newt)")
+      .option("--identity <file>", "SSH private key file")
+      .option("--known-hosts <file>", "SSH known_hosts file (default: ~/.ssh/known_hosts)")
+      .option("--ssh-config <file>", "ssh config file (default: ~/.ssh/config when present)")
+      .option("--password-env <VAR>", "read the SSH password from this environment variable");
 
   addTargetOptions(
     program

@@ -7,6 +7,7 @@ import { agentDir } from "@sremote/agent";
 import type { RemoteClientOptions } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
 import { newtConnector } from "@sremote/connector-newt";
+import { sshConnector } from "@sremote/connector-ssh";
 import { type Connector, parseTarget, type Target, UsageError } from "@sremote/core";
 
 /** Connection flags shared by every command that takes a target. */
@@ -15,6 +16,14 @@ export interface ConnectionFlags {
   python?: string | undefined;
   /** NEWT base URL (default `SREMOTE_NEWT_URL`, else NERSC's). */
   newtUrl?: string | undefined;
+  /** SSH private key file. */
+  identity?: string | undefined;
+  /** SSH known_hosts file (default `~/.ssh/known_hosts`). */
+  knownHosts?: string | undefined;
+  /** ssh config file (default `~/.ssh/config` when present). */
+  sshConfig?: string | undefined;
+  /** Name of the environment variable holding the SSH password (never the password itself). */
+  passwordEnv?: string | undefined;
 }
 
 /** A connector plus the client options that go with the target. */
@@ -72,6 +81,30 @@ export async function openTarget(text: string, flags: ConnectionFlags = {}): Pro
           layout: { endpointDir: agentDir(), tmpDir, workDir: process.cwd() },
         },
         cleanup: () => rm(tmpDir, { recursive: true, force: true }),
+      };
+    }
+    case "ssh": {
+      let password: string | undefined;
+      if (flags.passwordEnv !== undefined) {
+        password = process.env[flags.passwordEnv];
+        if (password === undefined || password === "") {
+          throw new UsageError(`--password-env ${flags.passwordEnv}: that environment variable is not set`);
+        }
+      }
+      const connector = sshConnector({
+        host: target.host,
+        port: target.port,
+        username: target.user,
+        privateKeyPath: flags.identity,
+        knownHostsPath: flags.knownHosts,
+        sshConfigPath: flags.sshConfig,
+        password,
+      });
+      return {
+        target,
+        connector,
+        clientOptions: flags.python ? { python: flags.python } : {},
+        cleanup: async () => {},
       };
     }
     case "newt": {

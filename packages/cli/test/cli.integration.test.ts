@@ -114,3 +114,96 @@ describe("sremote call newt://", () => {
     }
   }, 60_000);
 });
+
+describe("sremote call ssh://", () => {
+  it("calls over SSH with --identity and --known-hosts, uploading the agent itself", async () => {
+    const { startSshd } = await import("@sremote/testkit/sshd");
+    const sshd = await startSshd();
+    try {
+      const target = `ssh://${sshd.user}@${sshd.host}:${sshd.port}`;
+      const flags = [
+        "--identity",
+        sshd.privateKeyPath,
+        "--known-hosts",
+        sshd.knownHostsPath,
+        "--ssh-config",
+        "/dev/null",
+      ];
+      const r = await run("call", target, "math.sqrt", "2", ...flags, "--python", "/usr/bin/python3", "--json");
+      expect(r.status).toBe(EXIT.ok);
+      expect(JSON.parse(r.stdout).value).toBeCloseTo(Math.SQRT2);
+      const doctor = await run("doctor", target, ...flags, "--python", "/usr/bin/python3", "--json");
+      expect(JSON.parse(doctor.stdout)).toMatchObject({ agent: { upToDate: true }, python: { codec: "c" } });
+    } finally {
+      await sshd.stop();
+    }
+  }, 120_000);
+
+  it("refuses an unknown host key with its fingerprint and exit status 3", async () => {
+    const { startSshd } = await import("@sremote/testkit/sshd");
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tmpdir } = await import("node:os");
+    const sshd = await startSshd();
+    const empty = join(mkdtempSync(join(tmpdir(), "sremote-kh-")), "known_hosts");
+    writeFileSync(empty, "");
+    try {
+      const target = `ssh://${sshd.user}@${sshd.host}:${sshd.port}`;
+      const r = await run(
+        "call",
+        target,
+        "math.sqrt",
+        "2",
+        "--identity",
+        sshd.privateKeyPath,
+        "--known-hosts",
+        empty,
+        "--ssh-config",
+        "/dev/null",
+        "--json",
+      );
+      expect(r.status).toBe(EXIT.setup);
+      const err = JSON.parse(r.stdout).error;
+      expect(err.code).toBe("HOST_KEY_UNKNOWN");
+      expect(err.message).toContain(sshd.hostKeyFingerprint);
+    } finally {
+      await sshd.stop();
+    }
+  }, 120_000);
+
+  it.runIf(process.getuid?.() === 0)(
+    "takes the password from --password-env and never prints it",
+    async () => {
+      const { startSshd } = await import("@sremote/testkit/sshd");
+      const sshd = await startSshd({ password: true });
+      const saved = process.env.SREMOTE_TEST_SSH_PW;
+      try {
+        const target = `ssh://${sshd.user}@${sshd.host}:${sshd.port}`;
+        const common = [
+          "--known-hosts",
+          sshd.knownHostsPath,
+          "--ssh-config",
+          "/dev/null",
+          "--password-env",
+          "SREMOTE_TEST_SSH_PW",
+        ];
+        process.env.SREMOTE_TEST_SSH_PW = sshd.password;
+        const ok = await run("call", target, "os.getcwd", ...common, "--python", "/usr/bin/python3", "--json");
+        expect(ok.status).toBe(EXIT.ok);
+        process.env.SREMOTE_TEST_SSH_PW = `${sshd.password}-wrong`;
+        const bad = await run("call", target, "os.getcwd", ...common, "--json");
+        expect(bad.status).toBe(EXIT.setup);
+        expect(JSON.parse(bad.stdout).error.code).toBe("AUTH_FAILED");
+        for (const out of [ok.stdout, ok.stderr, bad.stdout, bad.stderr])
+          expect(out).not.toContain(sshd.password as string);
+        const missing = await run("call", target, "os.getcwd", "--password-env", "SREMOTE_NO_SUCH_VAR_Q");
+        expect(missing.status).toBe(EXIT.usage);
+      } finally {
+        if (saved === undefined) delete process.env.SREMOTE_TEST_SSH_PW;
+        else process.env.SREMOTE_TEST_SSH_PW = saved;
+        await sshd.stop();
+      }
+    },
+    120_000,
+  );
+});
