@@ -7,54 +7,36 @@ import { resolvePython } from "@sremote/cli";
 import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
 import { newtConnector } from "@sremote/connector-newt";
-import type { Connector } from "@sremote/core";
-import { encodeMessage } from "@sremote/protocol";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
-import { EchoFloor } from "./floor.js";
-import { type BenchRow, formatTable, measure } from "./stats.js";
+import { clientRows, FULL, floorRows, type Plan, QUICK } from "./rows.js";
+import { sshRows } from "./ssh.js";
+import { type BenchRow, formatTable } from "./stats.js";
 
-/** Sizes of one benchmark run; `--quick` shrinks them for smoke tests. */
-interface Plan {
-  sessionCount: number;
-  fileCount: number;
-  fileInFlight: number;
-}
-
-const FULL: Plan = { sessionCount: 3000, fileCount: 60, fileInFlight: 8 };
-const QUICK: Plan = { sessionCount: 300, fileCount: 10, fileInFlight: 4 };
-
-/** The request the benchmark sends: `math.sqrt(2)`, the same bytes the floor echoes. */
-const CALL = { module: "math", function: "sqrt", args: [2] };
-
-async function floorRows(connector: Connector, connectorName: string, python: string, plan: Plan): Promise<BenchRow[]> {
-  const floor = await EchoFloor.start(connector, python);
-  const payload = encodeMessage({ v: 1, kind: "call", id: "00000000-1", ...CALL });
+/** The floor and both carriers over the local connector. */
+async function localRows(python: string, plan: Plan): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
+  const local = localConnector();
+  const tmpDir = await mkdtemp(join(tmpdir(), "sremote-bench-"));
   try {
-    for (const inFlight of [1, 64]) {
-      const m = await measure(() => floor.roundTrip(payload), { count: plan.sessionCount, inFlight, warmup: 100 });
-      rows.push({ name: "floor", connector: connectorName, carrier: "floor", inFlight, ...m });
+    rows.push(...(await floorRows(local, "local", python, plan)));
+    const client = new RemoteClient({
+      connector: local,
+      python,
+      autoInstallAgent: false,
+      closeConnector: false,
+      layout: { endpointDir: agentDir(), tmpDir, workDir: tmpDir },
+    });
+    try {
+      rows.push(...(await clientRows(client, "local", "session", plan)));
+      rows.push(...(await clientRows(client, "local", "file", plan)));
+    } finally {
+      await client.close();
     }
   } finally {
-    await floor.close();
+    await local.close();
+    await rm(tmpDir, { recursive: true, force: true });
   }
-  return rows;
-}
 
-async function clientRows(
-  client: RemoteClient,
-  connectorName: string,
-  carrier: "session" | "file",
-  plan: Plan,
-): Promise<BenchRow[]> {
-  const rows: BenchRow[] = [];
-  const op = () => client.call(CALL.module, CALL.function, CALL.args, { mode: carrier });
-  const levels = carrier === "session" ? [1, 64] : [1, plan.fileInFlight];
-  for (const inFlight of levels) {
-    const count = carrier === "session" ? plan.sessionCount : plan.fileCount;
-    const m = await measure(op, { count, inFlight, warmup: carrier === "session" ? 100 : 2 });
-    rows.push({ name: carrier, connector: connectorName, carrier, inFlight, ...m });
-  }
   return rows;
 }
 
@@ -106,6 +88,13 @@ function verdicts(rows: BenchRow[]): string[] {
       );
     }
     const file1 = find("file", 1);
+    const seed1 = find("seed-protocol", 1);
+    if (file1 && seed1) {
+      const speedup = seed1.medianMs / file1.medianMs;
+      out.push(
+        `${connector}: file carrier is ${speedup.toFixed(1)}× faster than the seed's protocol (target ≥ 30) ${speedup >= 30 ? "✓" : "✗"}`,
+      );
+    }
     if (file1 && session1) {
       out.push(
         `${connector}: file carrier median / session median = ${(file1.medianMs / session1.medianMs).toFixed(1)}× (the file carrier starts Python per call)`,
@@ -124,6 +113,11 @@ export async function runBench(argv: string[]): Promise<number> {
       quick: { type: "boolean", default: false },
       python: { type: "string" },
       "no-newt": { type: "boolean", default: false },
+      "no-local": { type: "boolean", default: false },
+      ssh: { type: "string" },
+      identity: { type: "string" },
+      "known-hosts": { type: "string" },
+      "ssh-python": { type: "string", default: "/usr/bin/python3" },
     },
     strict: true,
   });
@@ -132,29 +126,19 @@ export async function runBench(argv: string[]): Promise<number> {
   const rows: BenchRow[] = [];
   process.stderr.write(`benchmark: local connector, python ${python}\n`);
 
-  const local = localConnector();
-  const tmpDir = await mkdtemp(join(tmpdir(), "sremote-bench-"));
-  try {
-    rows.push(...(await floorRows(local, "local", python, plan)));
-    const client = new RemoteClient({
-      connector: local,
-      python,
-      autoInstallAgent: false,
-      closeConnector: false,
-      layout: { endpointDir: agentDir(), tmpDir, workDir: tmpDir },
-    });
-    try {
-      rows.push(...(await clientRows(client, "local", "session", plan)));
-      rows.push(...(await clientRows(client, "local", "file", plan)));
-    } finally {
-      await client.close();
-    }
-  } finally {
-    await local.close();
-    await rm(tmpDir, { recursive: true, force: true });
-  }
-
+  if (!values["no-local"]) rows.push(...(await localRows(python, plan)));
   if (!values["no-newt"]) rows.push(...(await newtRows(python, plan)));
+  if (values.ssh !== undefined) {
+    rows.push(
+      ...(await sshRows({
+        target: values.ssh,
+        identity: values.identity,
+        knownHosts: values["known-hosts"],
+        python: values["ssh-python"],
+        plan,
+      })),
+    );
+  }
 
   process.stdout.write(`${formatTable(rows)}\n\n${verdicts(rows).join("\n")}\n`);
   if (values.json) await writeFile(values.json, `${JSON.stringify(rows, null, 2)}\n`);

@@ -1,0 +1,55 @@
+import type { RemoteClient } from "@sremote/client";
+import type { Connector } from "@sremote/core";
+import { encodeMessage } from "@sremote/protocol";
+import { EchoFloor } from "./floor.js";
+import { type BenchRow, measure } from "./stats.js";
+
+/** Sizes of one benchmark run; `--quick` shrinks them for smoke tests. */
+export interface Plan {
+  sessionCount: number;
+  fileCount: number;
+  fileInFlight: number;
+}
+
+export const FULL: Plan = { sessionCount: 3000, fileCount: 60, fileInFlight: 8 };
+export const QUICK: Plan = { sessionCount: 300, fileCount: 10, fileInFlight: 4 };
+
+/** The request the benchmark sends: `math.sqrt(2)`, the same bytes the floor echoes. */
+export const CALL = { module: "math", function: "sqrt", args: [2] };
+
+export async function floorRows(
+  connector: Connector,
+  connectorName: string,
+  python: string,
+  plan: Plan,
+): Promise<BenchRow[]> {
+  const floor = await EchoFloor.start(connector, python);
+  const payload = encodeMessage({ v: 1, kind: "call", id: "00000000-1", ...CALL });
+  const rows: BenchRow[] = [];
+  try {
+    for (const inFlight of [1, 64]) {
+      const m = await measure(() => floor.roundTrip(payload), { count: plan.sessionCount, inFlight, warmup: 100 });
+      rows.push({ name: "floor", connector: connectorName, carrier: "floor", inFlight, ...m });
+    }
+  } finally {
+    await floor.close();
+  }
+  return rows;
+}
+
+export async function clientRows(
+  client: RemoteClient,
+  connectorName: string,
+  carrier: "session" | "file",
+  plan: Plan,
+): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const op = () => client.call(CALL.module, CALL.function, CALL.args, { mode: carrier });
+  const levels = carrier === "session" ? [1, 64] : [1, plan.fileInFlight];
+  for (const inFlight of levels) {
+    const count = carrier === "session" ? plan.sessionCount : plan.fileCount;
+    const m = await measure(op, { count, inFlight, warmup: carrier === "session" ? 100 : 2 });
+    rows.push({ name: carrier, connector: connectorName, carrier, inFlight, ...m });
+  }
+  return rows;
+}

@@ -1,0 +1,160 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { RemoteClient } from "@sremote/client";
+import { sshConnector } from "@sremote/connector-ssh";
+import { interpreterPath, parseTarget, type RemoteLayout, shJoin, UsageError } from "@sremote/core";
+import { decodeAgentMessage, encodeMessage } from "@sremote/protocol";
+import { startSshd } from "@sremote/testkit/sshd";
+import { CALL, clientRows, floorRows, type Plan } from "./rows.js";
+import { type BenchRow, measure } from "./stats.js";
+
+const run = promisify(execFile);
+
+/** Where and how to reach the SSH server of the benchmark. */
+export interface SshBenchOptions {
+  /** `ssh://user@host:port`, or `auto` to start the project's private sshd. */
+  target: string;
+  identity?: string | undefined;
+  knownHosts?: string | undefined;
+  /** Python on the remote side. */
+  python: string;
+  plan: Plan;
+}
+
+/**
+ * The original tool's protocol, driven by the system OpenSSH binaries: a fresh process per
+ * step — `scp` the request up, `ssh` the interpreter, `scp` the response down, `ssh rm` twice.
+ */
+class SeedProtocol {
+  readonly #common: string[];
+  readonly #dest: string;
+  readonly #port: string;
+  readonly #layout: RemoteLayout;
+  readonly #python: string;
+  readonly #localDir: string;
+
+  constructor(o: {
+    host: string;
+    port: number;
+    user: string;
+    identity: string;
+    knownHosts: string;
+    layout: RemoteLayout;
+    python: string;
+    localDir: string;
+  }) {
+    this.#common = [
+      "-F",
+      "/dev/null",
+      "-i",
+      o.identity,
+      "-o",
+      `UserKnownHostsFile=${o.knownHosts}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "BatchMode=yes",
+    ];
+    this.#port = String(o.port);
+    this.#dest = `${o.user}@${o.host}`;
+    this.#layout = o.layout;
+    this.#python = o.python;
+    this.#localDir = o.localDir;
+  }
+
+  async call(): Promise<unknown> {
+    const id = randomBytes(16).toString("hex");
+    const localReq = join(this.#localDir, `${id}.req`);
+    const localResp = join(this.#localDir, `${id}.resp`);
+    const req = `${this.#layout.tmpDir}/${id}.req`;
+    const resp = `${this.#layout.tmpDir}/${id}.resp`;
+    await writeFile(localReq, encodeMessage({ v: 1, kind: "call", id, ...CALL }));
+    const scp = (from: string, to: string) => run("scp", ["-q", ...this.#common, "-P", this.#port, from, to]);
+    const ssh = (argv: string[]) => run("ssh", [...this.#common, "-p", this.#port, this.#dest, shJoin(argv)]);
+    await scp(localReq, `${this.#dest}:${req}`);
+    await ssh([
+      "env",
+      `SREMOTE_PYTHON=${this.#python}`,
+      "sh",
+      interpreterPath(this.#layout),
+      req,
+      resp,
+      this.#layout.endpointDir,
+      this.#layout.tmpDir,
+      this.#layout.workDir,
+    ]);
+    await scp(`${this.#dest}:${resp}`, localResp);
+    await ssh(["rm", "-f", req]);
+    await ssh(["rm", "-f", resp]);
+    const msg = decodeAgentMessage(await readFile(localResp));
+    await rm(localReq);
+    await rm(localResp);
+    if (msg.kind !== "result" || !msg.ok) throw new Error(`seed protocol call failed: ${JSON.stringify(msg)}`);
+    return msg.value;
+  }
+}
+
+/** Rows for connector `ssh`: floor, session, file over one connection, and the seed's protocol. */
+export async function sshRows(o: SshBenchOptions): Promise<BenchRow[]> {
+  const fixture = o.target === "auto" ? await startSshd({ maxSessions: 64, maxStartups: "64:30:128" }) : undefined;
+  let host: string;
+  let port: number;
+  let user: string;
+  let identity = o.identity;
+  let knownHosts = o.knownHosts;
+  if (fixture) {
+    ({ host, port, user } = fixture);
+    identity = fixture.privateKeyPath;
+    knownHosts = fixture.knownHostsPath;
+  } else {
+    const t = parseTarget(o.target);
+    if (t.kind !== "ssh" || !t.user)
+      throw new UsageError(`--ssh expects ssh://user@host[:port] or auto, got ${o.target}`);
+    host = t.host;
+    port = t.port ?? 22;
+    user = t.user;
+  }
+  if (!identity || !knownHosts) throw new UsageError("--ssh needs --identity KEY and --known-hosts FILE");
+  process.stderr.write(`benchmark: SSH to ${user}@${host}:${port}${fixture ? " (private sshd)" : ""}\n`);
+
+  const connector = sshConnector({
+    host,
+    port,
+    username: user,
+    privateKeyPath: identity,
+    knownHostsPath: knownHosts,
+    sshConfigPath: false,
+  });
+  const home = await connector.homeDir();
+  const root = `${home}/.sremote-bench-${randomBytes(4).toString("hex")}`;
+  const layout: RemoteLayout = { endpointDir: `${root}/endpoint`, tmpDir: `${root}/tmp`, workDir: root };
+  const localDir = await mkdtemp(join(tmpdir(), "sremote-bench-seed-"));
+  const rows: BenchRow[] = [];
+  try {
+    rows.push(...(await floorRows(connector, "ssh", o.python, o.plan)));
+    const client = new RemoteClient({ connector, python: o.python, layout, closeConnector: false, poolSize: 1 });
+    try {
+      rows.push(...(await clientRows(client, "ssh", "session", o.plan)));
+      rows.push(...(await clientRows(client, "ssh", "file", o.plan)));
+    } finally {
+      await client.close();
+    }
+    const seed = new SeedProtocol({ host, port, user, identity, knownHosts, layout, python: o.python, localDir });
+    const m = await measure(() => seed.call(), {
+      count: Math.max(5, Math.floor(o.plan.fileCount / 3)),
+      inFlight: 1,
+      warmup: 1,
+    });
+    rows.push({ name: "seed-protocol", connector: "ssh", carrier: "seed", inFlight: 1, ...m });
+  } finally {
+    await connector.exec(["rm", "-rf", root]).catch(() => undefined);
+    await connector.close();
+    await rm(localDir, { recursive: true, force: true });
+    await fixture?.stop();
+  }
+  return rows;
+}
