@@ -2,7 +2,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { ConnectorError } from "@sremote/core";
 import ssh2, { type ClientChannel, type SFTPWrapper, type Client as Ssh2Client } from "ssh2";
-import { buildAuthPlan } from "./auth.js";
+import { type AuthPlan, buildAuthPlan } from "./auth.js";
 import type { ResolvedHost, ResolvedSettings } from "./config.js";
 import { decideHostKey } from "./host-key.js";
 import { type KnownHostEntry, knownHostName, knownKeyTypes, preferredHostKeyAlgorithms } from "./known-hosts.js";
@@ -15,20 +15,34 @@ export interface ObservedChannel {
   channel: ClientChannel;
   /** Exit status or signal, once reported. */
   exit: { code: number | null; signal: string | null };
-  /** Resolves when the channel has closed. */
+  /**
+   * Resolves when the server closed the channel. ssh2's own 'close' event waits until the
+   * reader consumed stdout; this does not, so a channel nobody reads still frees its slot.
+   */
   closed: Promise<void>;
 }
 
 function observeChannel(channel: ClientChannel): ObservedChannel {
+  let serverClosed: () => void = () => {};
   const observed: ObservedChannel = {
     channel,
     exit: { code: null, signal: null },
-    closed: new Promise((resolve) => channel.once("close", () => resolve())),
+    closed: new Promise((resolve) => {
+      serverClosed = resolve;
+    }),
   };
   channel.on("exit", (code, signal) => {
     if (typeof code === "number") observed.exit.code = code;
     else if (signal) observed.exit.signal = signal;
   });
+  // ssh2 marks the channel closed, then ends its readable side with push(null).
+  const internals = channel as unknown as { incoming?: { state?: string } };
+  const push = channel.push.bind(channel);
+  channel.push = (chunk: unknown, encoding?: BufferEncoding) => {
+    if (chunk === null && internals.incoming?.state === "closed") serverClosed();
+    return push(chunk, encoding);
+  };
+  channel.once("close", () => serverClosed());
   return observed;
 }
 
@@ -159,6 +173,9 @@ function connectTcp(host: string, port: number, signal: AbortSignal): Promise<So
     sock.once("connect", () => {
       signal.removeEventListener("abort", onAbort);
       sock.removeAllListeners("error");
+      // ssh2 reports socket errors itself once it owns the socket; until then, and after
+      // it let go, an unlistened 'error' would crash the process.
+      sock.on("error", () => {});
       resolve(sock);
     });
     sock.once("error", (err: NodeJS.ErrnoException) => {
@@ -209,15 +226,15 @@ export interface ConnectPlan {
 }
 
 /** Authenticates one hop over `sock`; resolves with the ready client and the host key fingerprint. */
-async function handshake(
+function handshake(
   host: ResolvedHost,
   sock: Duplex,
   plan: ConnectPlan,
-  isTarget: boolean,
+  auth: AuthPlan,
   signal: AbortSignal,
 ): Promise<{ client: Ssh2Client; fingerprint: string }> {
   const { settings, knownHosts, logger } = plan;
-  const auth = await buildAuthPlan(host, plan.options, isTarget, logger);
+  sock.on("error", () => {});
   const client = new ssh2.Client();
   let refusal: ConnectorError | undefined;
   let fingerprint = "";
@@ -345,6 +362,10 @@ export async function openConnection(plan: ConnectPlan, signal: AbortSignal): Pr
   const hops = [...settings.jumps, settings.target];
   const first = hops[0] as ResolvedHost;
   const opened: Ssh2Client[] = [];
+  // Read keys (and fail on a bad passphrase) before any network traffic.
+  const auths = await Promise.all(
+    hops.map((host, i) => buildAuthPlan(host, plan.options, i === hops.length - 1, plan.logger)),
+  );
   try {
     let sock: Duplex = await connectTcp(first.hostname, first.port, signal);
     let via: ResolvedHost | undefined;
@@ -352,8 +373,7 @@ export async function openConnection(plan: ConnectPlan, signal: AbortSignal): Pr
     for (let i = 0; i < hops.length; i++) {
       const host = hops[i] as ResolvedHost;
       if (via) sock = await forwardOut(opened[opened.length - 1] as Ssh2Client, host, via);
-      const isTarget = i === hops.length - 1;
-      const done = await handshake(host, sock, plan, isTarget, signal);
+      const done = await handshake(host, sock, plan, auths[i] as AuthPlan, signal);
       opened.push(done.client);
       fingerprint = done.fingerprint;
       via = host;

@@ -12,20 +12,27 @@ export interface PoolConnection {
 /** A channel slot on one connection; release it when the channel has closed. */
 export interface ChannelSlot<C extends PoolConnection> {
   readonly connection: C;
+  /** The channel opened: counts towards what the server is known to allow at once. */
+  opened(): void;
   /** Gives the slot back (idempotent). */
   release(): void;
   /**
-   * The server refused to open this channel. When other channels were open on the
-   * connection, its real limit (`MaxSessions`) is lower than our cap: the cap is lowered
-   * and true returned (queue again: nothing ran). False when nothing else was open (the
-   * refusal has another cause). Gives the slot back either way.
+   * The server refused to open this channel: its real limit (`MaxSessions`) is lower
+   * than our cap — the cap drops to the channels it holds for us (at least the most ever
+   * seen open at once) — or it has not yet freed a channel that just closed. Either way
+   * nothing ran, and true says "queue again". False when the connection holds and held
+   * no other channel (the refusal has another cause). Gives the slot back either way.
    */
   refused(): boolean;
 }
 
 interface Entry<C> {
   connection: C;
+  /** Slots handed out (channels opening or open). */
   active: number;
+  /** Channels confirmed open, and the most ever open at once. */
+  established: number;
+  peak: number;
   capacity: number;
 }
 
@@ -125,26 +132,37 @@ export class ConnectionPool<C extends PoolConnection> {
 
   private slotFor(entry: Entry<C>): ChannelSlot<C> {
     let released = false;
+    let open = false;
     const release = () => {
       if (released) return;
       released = true;
       entry.active--;
+      if (open) entry.established--;
       this.dispatch();
     };
     return {
       connection: entry.connection,
+      opened: () => {
+        if (released || open) return;
+        open = true;
+        entry.established++;
+        entry.peak = Math.max(entry.peak, entry.established);
+      },
       release,
       refused: () => {
         if (released) return false;
+        // Channels the server holds for us: those seen open (peak) or still in flight
+        // besides this one (their refusals, if any, arrive after ours and lower it further).
         const others = entry.active - 1;
-        if (others >= 1 && others < entry.capacity) {
+        const known = Math.max(entry.peak, others);
+        if (known >= 1 && known < entry.capacity) {
           this.options.logger?.info?.(
-            `ssh: server refused a channel with ${others} open on connection ${entry.connection.id}; lowering its cap to ${others}`,
+            `ssh: server refused a channel on connection ${entry.connection.id} with ${known} open; lowering its cap to ${known}`,
           );
-          entry.capacity = others;
+          entry.capacity = known;
         }
         release();
-        return others >= 1;
+        return known >= 1;
       },
     };
   }
@@ -187,7 +205,13 @@ export class ConnectionPool<C extends PoolConnection> {
           void connection.close();
           throw new ConnectorError("CLOSED", "ssh", "connector is closed");
         }
-        const entry: Entry<C> = { connection, active: 0, capacity: this.options.maxChannelsPerConnection };
+        const entry: Entry<C> = {
+          connection,
+          active: 0,
+          established: 0,
+          peak: 0,
+          capacity: this.options.maxChannelsPerConnection,
+        };
         this.entries.push(entry);
         connection.onLost(() => {
           const i = this.entries.indexOf(entry);

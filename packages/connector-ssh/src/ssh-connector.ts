@@ -44,7 +44,8 @@ export interface SshConnector extends Connector {
    * Starts `argv` on its own exec channel with live streams: `stdout` is the channel
    * itself (no copy, no extra buffering). `signal` and `timeoutMs` bound the start only;
    * the process then runs until it exits, `kill()` or `close()`. `stdin.destroy()` closes
-   * the whole channel.
+   * the whole channel. Read (or `resume()`) both stdout and stderr: like a Node child
+   * process, `exited` settles once both have ended.
    */
   spawn(argv: readonly string[], options?: Omit<ExecOptions, "stdin">): Promise<RemoteProcess>;
   /** The resolved connection settings (host, user, port, jumps, timeouts…), never secrets. */
@@ -391,7 +392,10 @@ class SshConnectorImpl implements SshConnector {
   #live(run: Running, stdout: Readable): RemoteProcess {
     const { channel } = run;
     let escalation: ReturnType<typeof setTimeout> | undefined;
-    const exited: Promise<ProcessExit> = channel.done.then((end) => {
+    // As with Node's child processes, `exited` also waits until stdout and stderr have
+    // been read to their end, so no output is still pending when it settles.
+    const ended = Promise.all([channel.done, streamEnded(stdout), streamEnded(channel.stderr)]);
+    const exited: Promise<ProcessExit> = ended.then(([end]) => {
       if (escalation) clearTimeout(escalation);
       if (end.lost) return { exitCode: null, signal: null, error: end.lost };
       if (run.closedByConnector && end.exitCode === null && end.signal === null) {

@@ -18,6 +18,9 @@ export interface Ssh2TransportOptions {
 
 const SFTP_NO_SUCH_FILE = 2;
 const SFTP_PERMISSION_DENIED = 3;
+/** Channel refusals tolerated for one open, and the pause before each retry. */
+const MAX_REFUSALS = 200;
+const REFUSAL_PAUSE_MS = 10;
 /** Bytes per SFTP read/write request; ssh2 splits further to the server's limits. */
 const CHUNK = 256 * 1024;
 
@@ -174,32 +177,46 @@ export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
     },
   );
 
-  async function openChannel(command: string, signal: AbortSignal, urgent: boolean): Promise<CommandChannel> {
-    for (;;) {
-      const slot = await pool.acquire(signal, urgent);
+  /**
+   * Acquires a slot and runs `open` on its connection. A channel refused by the server
+   * (its MaxSessions below our cap, or a just-closed channel not yet freed there) is queued
+   * again after a short pause: nothing ran. Gives up after {@link MAX_REFUSALS}.
+   */
+  async function withChannel<T>(
+    signal: AbortSignal,
+    urgent: boolean,
+    what: string,
+    open: (slot: ChannelSlot<Ssh2Connection>) => Promise<T>,
+  ): Promise<T> {
+    for (let refusals = 0; ; refusals++) {
+      const slot = await pool.acquire(signal, urgent || refusals > 0);
       const conn = slot.connection;
       try {
-        return wrapChannel(await conn.exec(command), slot);
+        const result = await open(slot);
+        slot.opened();
+        return result;
       } catch (err) {
-        // The server's MaxSessions is lower than our cap: nothing ran, queue again.
-        if (isChannelRefusal(err) && conn.alive) {
-          if (slot.refused()) continue;
-        } else slot.release();
+        if (isChannelRefusal(err) && conn.alive && slot.refused() && refusals < MAX_REFUSALS) {
+          await new Promise((r) => setTimeout(r, REFUSAL_PAUSE_MS));
+          continue;
+        }
+        slot.release();
         if (isSremoteError(err)) throw err;
         throw (
           conn.endError ??
-          new ConnectorError(
-            "UNAVAILABLE",
-            "ssh",
-            `cannot open a channel on ${conn.label}: ${(err as Error).message}`,
-            {
-              cause: err,
-              retryable: true,
-            },
-          )
+          new ConnectorError("UNAVAILABLE", "ssh", `cannot open ${what} on ${conn.label}: ${(err as Error).message}`, {
+            cause: err,
+            retryable: true,
+          })
         );
       }
     }
+  }
+
+  function openChannel(command: string, signal: AbortSignal, urgent: boolean): Promise<CommandChannel> {
+    return withChannel(signal, urgent, "a channel", async (slot) =>
+      wrapChannel(await slot.connection.exec(command), slot),
+    );
   }
 
   async function sftpSession(signal: AbortSignal): Promise<{ conn: Ssh2Connection; sftp: SFTPWrapper }> {
@@ -213,16 +230,23 @@ export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
           continue;
         }
       }
-      const slot = await pool.acquire(signal);
-      const conn = slot.connection;
-      if (conn.sftp) {
-        slot.release();
-        continue;
-      }
-      const opening = conn.openSftp();
-      conn.sftp = opening;
-      try {
-        const sftp = await opening;
+      let reused = false;
+      const session = await withChannel(signal, false, "an SFTP session", async (slot) => {
+        const conn = slot.connection;
+        if (conn.sftp) {
+          reused = true;
+          slot.release();
+          return { conn, sftp: await conn.sftp };
+        }
+        const opening = conn.openSftp();
+        conn.sftp = opening;
+        let sftp: SFTPWrapper;
+        try {
+          sftp = await opening;
+        } catch (err) {
+          conn.sftp = undefined;
+          throw err;
+        }
         sftpSlots.set(conn, slot);
         const forget = () => {
           if (conn.sftp === opening) conn.sftp = undefined;
@@ -233,19 +257,11 @@ export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
         sftp.on("error", () => {});
         conn.onLost(forget);
         return { conn, sftp };
-      } catch (err) {
-        conn.sftp = undefined;
-        if (isChannelRefusal(err) && conn.alive) {
-          if (slot.refused()) continue;
-        } else slot.release();
-        if (isSremoteError(err)) throw err;
-        throw (
-          conn.endError ??
-          new ConnectorError("UNAVAILABLE", "ssh", `cannot start SFTP on ${conn.label}: ${(err as Error).message}`, {
-            cause: err,
-          })
-        );
-      }
+      }).catch((err: unknown) => {
+        if (reused && !signal.aborted) return undefined;
+        throw err;
+      });
+      if (session) return session;
     }
   }
 

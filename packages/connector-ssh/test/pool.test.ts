@@ -96,6 +96,7 @@ describe("ConnectionPool", () => {
   it("lowers a connection's cap when the server refuses a channel below it", async () => {
     const { p } = pool(1, 10);
     const held = await Promise.all([p.acquire(never), p.acquire(never)]);
+    for (const s of held) s.opened();
     const third = await p.acquire(never);
     expect(third.refused()).toBe(true);
     expect(p.capacities).toEqual([2]);
@@ -107,8 +108,22 @@ describe("ConnectionPool", () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(got).toBe(false);
     held[0]?.release();
-    await waiting;
-    // A refusal with nothing else open is not a cap problem.
+    const next = await waiting;
+    // A refusal right after a channel closed (the server has not freed it yet) keeps the
+    // cap at the most channels ever open at once, and asks to queue again.
+    held[1]?.release();
+    expect(next.refused()).toBe(true);
+    expect(p.capacities).toEqual([2]);
+    await p.close();
+  });
+
+  it("in a burst, refusals lower the cap one by one to what the server accepted", async () => {
+    const { p } = pool(1, 10);
+    const slots = await Promise.all(Array.from({ length: 10 }, () => p.acquire(never)));
+    // The server accepted 3; the other 7 are refused, in order, before any exec completes.
+    for (const s of slots.slice(3)) expect(s.refused()).toBe(true);
+    expect(p.capacities).toEqual([3]);
+    // A refusal with nothing else held or ever held is not a cap problem.
     const { p: p2 } = pool(1, 10);
     const only = await p2.acquire(never);
     expect(only.refused()).toBe(false);
