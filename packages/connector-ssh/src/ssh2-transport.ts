@@ -95,6 +95,8 @@ function sendSignal(channel: ClientChannel, name: string): void {
 /** A channel wrapped for the connector: `done` settles once, with the loss error if the connection dropped. */
 function wrapChannel(observed: ObservedChannel, slot: ChannelSlot<Ssh2Connection>): CommandChannel {
   const { channel } = observed;
+  // Counted before anything can release the slot: a quick command may already be closed.
+  slot.opened();
   const done = new Promise<ChannelEnd>((resolve) => {
     let lost: ChannelEnd["lost"];
     let finished = false;
@@ -192,9 +194,7 @@ export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
       const slot = await pool.acquire(signal, urgent || refusals > 0);
       const conn = slot.connection;
       try {
-        const result = await open(slot);
-        slot.opened();
-        return result;
+        return await open(slot);
       } catch (err) {
         if (isChannelRefusal(err) && conn.alive && slot.refused() && refusals < MAX_REFUSALS) {
           await new Promise((r) => setTimeout(r, REFUSAL_PAUSE_MS));
@@ -247,6 +247,7 @@ export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
           conn.sftp = undefined;
           throw err;
         }
+        slot.opened();
         sftpSlots.set(conn, slot);
         const forget = () => {
           if (conn.sftp === opening) conn.sftp = undefined;

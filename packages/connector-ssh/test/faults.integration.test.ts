@@ -1,9 +1,22 @@
+import { existsSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { expectCode } from "@sremote/testkit";
 import { type SshdFixture, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sshConnector } from "../src/index.js";
 import { fixtureOptions } from "./helpers.js";
+
+/** Ends remote commands orphaned by a killed connection (the server is this machine). */
+function killRemote(pids: number[]): void {
+  for (const pid of pids) {
+    expect(pid).toBeGreaterThan(1);
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
+}
 
 /** A promise's outcome, or "pending" if it has not settled after `ms`. */
 async function outcomeWithin<T>(promise: Promise<T>, ms: number): Promise<"pending" | "settled"> {
@@ -54,7 +67,7 @@ describe("a connection that drops", () => {
     const log = `${fixture.home}/faults-runs-${process.pid}`;
     await c.exec(["rm", "-f", log]);
     // Two calls that record that they ran, then wait; and a live spawned process.
-    const calls = [1, 2].map((i) => c.exec(["sh", "-c", 'echo "run $1" >> "$2"; exec sleep 30', "sh", `${i}`, log]));
+    const calls = [1, 2].map((i) => c.exec(["sh", "-c", 'echo "run $1 $$" >> "$2"; exec sleep 30', "sh", `${i}`, log]));
     const outcomes = calls.map((call) => expectCode(call, "CONNECTION_LOST"));
     const proc = await c.spawn(["cat"]);
     proc.stdout.resume();
@@ -74,7 +87,10 @@ describe("a connection that drops", () => {
     expect(exit).toMatchObject({ exitCode: null, signal: null, error: { code: "CONNECTION_LOST" } });
     // The next operation opens a new connection and works; the lost calls were not repeated.
     const after = await c.exec(["cat", log]);
-    expect(after.stdout.split("\n").filter(Boolean).sort()).toEqual(["run 1", "run 2"]);
+    const runs = after.stdout.split("\n").filter(Boolean).sort();
+    expect(runs.map((line) => line.split(" ").slice(0, 2).join(" "))).toEqual(["run 1", "run 2"]);
+    // sshd's death does not end the commands: they are orphans now. End them ourselves.
+    killRemote(runs.map((line) => Number(line.split(" ")[2])));
     expect((await c.status()).connected).toBe(true);
     await c.exec(["rm", "-f", log]);
   });
@@ -82,7 +98,9 @@ describe("a connection that drops", () => {
   it("a server that stops answering is detected by keepalives and calls reject CONNECTION_LOST", async () => {
     await using c = sshConnector(fixtureOptions(fixture, { keepaliveIntervalMs: 200, keepaliveCountMax: 2 }));
     await c.exec(["true"]);
-    const running = expectCode(c.exec(["sleep", "30"]), "CONNECTION_LOST");
+    const pidFile = `${fixture.home}/faults-keepalive-${process.pid}`;
+    const running = expectCode(c.exec(["sh", "-c", 'echo $$ > "$1"; exec sleep 30', "sh", pidFile]), "CONNECTION_LOST");
+    for (let i = 0; i < 400 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 10));
     const frozen = await fixture.connectionProcesses();
     expect(frozen.length).toBeGreaterThan(0);
     for (const pid of frozen) process.kill(pid, "SIGSTOP");
@@ -100,6 +118,8 @@ describe("a connection that drops", () => {
       }
     }
     expect((await c.exec(["echo", "back"])).stdout).toBe("back\n");
+    killRemote([Number((await c.exec(["cat", pidFile])).stdout)]);
+    await c.exec(["rm", "-f", pidFile]);
   });
 
   it("file operations in flight reject CONNECTION_LOST too, and the next one reconnects", async () => {

@@ -80,9 +80,10 @@ export interface SshdFacts {
 /** Helpers that work from {@link SshdFacts} alone (e.g. inside a test worker after `inject`). */
 export interface SshdProbe {
   /**
-   * PIDs of the commands the test account runs through this server: as root, every live
-   * process of the dedicated account except sshd's own; otherwise the non-sshd descendants
-   * of this sshd. Use it to check that nothing was left running.
+   * PIDs of the commands running through this server: the live non-sshd descendants of
+   * this sshd and, for a dedicated account, its orphans (processes re-parented to PID 1,
+   * e.g. commands that outlived a killed connection; orphans of other fixtures sharing the
+   * account count too). Use it to check that nothing was left running.
    */
   userProcesses(): Promise<number[]>;
   /** PIDs of sshd's per-connection processes (one or two per open TCP connection). */
@@ -126,15 +127,12 @@ export function sshdProbe(facts: SshdFacts): SshdProbe {
   return {
     async userProcesses() {
       const all = await listProcesses();
-      if (facts.dedicatedUser) {
-        const uid = (await run("id", ["-u", facts.user])).stdout.trim();
-        return all
-          .filter((p) => String(p.uid) === uid && p.state !== "Z" && !isSshdProcess(p.cmdline))
-          .map((p) => p.pid);
-      }
-      return descendantsOf(all, facts.pid)
-        .filter((p) => !isSshdProcess(p.cmdline))
-        .map((p) => p.pid);
+      const mine = descendantsOf(all, facts.pid).filter((p) => !isSshdProcess(p.cmdline));
+      if (!facts.dedicatedUser) return mine.map((p) => p.pid);
+      // Commands that outlived their session were re-parented to PID 1: count them too.
+      const uid = Number((await run("id", ["-u", facts.user])).stdout.trim());
+      const orphans = all.filter((p) => p.uid === uid && p.ppid === 1 && p.state !== "Z" && !isSshdProcess(p.cmdline));
+      return [...new Set([...mine, ...orphans].map((p) => p.pid))];
     },
     connectionProcesses: connections,
     async killConnections() {
