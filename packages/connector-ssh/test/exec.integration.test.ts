@@ -26,6 +26,7 @@ describe.runIf(ROOT)("commands through the login shell", () => {
   });
 
   it("loginEnv runs the command in a login shell (profile read); without it the profile is not read", async () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
     const argv = ["/bin/sh", "-c", 'printf "%s" "${SREMOTE_PROFILE-unset}"'];
     const plain = await c.exec(argv);
     expect(plain.stdout.endsWith("unset")).toBe(true);
