@@ -48,6 +48,7 @@ declare module "ssh2" {
     port?: number;
     username: string;
     sock?: Duplex;
+    privateKey?: Buffer | string;
     readyTimeout?: number;
     keepaliveInterval?: number;
     keepaliveCountMax?: number;
