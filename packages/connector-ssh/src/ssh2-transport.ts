@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { ConnectorError, isSremoteError } from "@sremote/core";
 import type { ClientChannel, SFTPWrapper, SftpError } from "ssh2";
 import type { ResolvedSettings } from "./config.js";
@@ -65,6 +66,97 @@ function call<T>(
       reject(conn.endError ?? new ConnectorError("REMOTE_IO", "ssh", `${what} ${path}: ${(err as Error).message}`));
     }
   });
+}
+
+/** Writes `data` to an open handle: mode first (an existing file keeps its own on open), then the bytes. */
+async function fillHandle(
+  conn: Ssh2Connection,
+  sftp: SFTPWrapper,
+  handle: Buffer,
+  path: string,
+  data: Uint8Array,
+  mode: number,
+  signal: AbortSignal,
+): Promise<void> {
+  await call<void>(conn, "chmod", path, (cb) => sftp.fchmod(handle, mode, (err) => cb(err, undefined)));
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const writes: Promise<void>[] = [];
+  for (let off = 0; off < buf.length; off += CHUNK) {
+    const len = Math.min(CHUNK, buf.length - off);
+    writes.push(
+      call<void>(conn, "write", path, (cb) => sftp.write(handle, buf, off, len, off, (err) => cb(err, undefined))),
+    );
+    if (writes.length >= 8) await Promise.all(writes.splice(0));
+    if (signal.aborted) throw signal.reason;
+  }
+  await Promise.all(writes);
+}
+
+async function openForWrite(conn: Ssh2Connection, sftp: SFTPWrapper, path: string, flags: string, mode: number) {
+  try {
+    return await call<Buffer>(conn, "write", path, (cb) => sftp.open(path, flags, { mode }, cb));
+  } catch (err) {
+    if (isSremoteError(err) && err.code === "FILE_NOT_FOUND") {
+      throw new ConnectorError("FILE_NOT_FOUND", "ssh", `write ${path}: its folder does not exist`, {
+        cause: err,
+        details: { path },
+      });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Writes a whole file so that readers see the old content or the new, never a mix: a
+ * temporary file beside it (created exclusively, mode set before any byte), then OpenSSH's
+ * `posix-rename` over the target — a running `interpreter.sh` being replaced keeps reading
+ * its old copy. Servers without that extension, or folders where we may not create files,
+ * get an in-place write. The temporary file is removed on failure.
+ */
+async function writeAtomically(
+  conn: Ssh2Connection,
+  sftp: SFTPWrapper,
+  path: string,
+  data: Uint8Array,
+  mode: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.sremote-${randomBytes(6).toString("hex")}.tmp`;
+  const canRename =
+    (sftp as unknown as { _extensions?: Record<string, string> })._extensions?.["posix-rename@openssh.com"] === "1";
+  let handle: Buffer | undefined;
+  if (canRename) {
+    try {
+      handle = await openForWrite(conn, sftp, temp, "wx", mode);
+    } catch (err) {
+      if (!(isSremoteError(err) && err.code === "PERMISSION_DENIED")) throw err;
+    }
+  }
+  if (!handle) {
+    const direct = await openForWrite(conn, sftp, path, "w", mode);
+    try {
+      await fillHandle(conn, sftp, direct, path, data, mode, signal);
+    } finally {
+      await closeHandle(conn, sftp, direct, path).catch(() => {});
+    }
+    return;
+  }
+  try {
+    try {
+      await fillHandle(conn, sftp, handle, path, data, mode, signal);
+    } finally {
+      await closeHandle(conn, sftp, handle, path);
+    }
+    await call<void>(conn, "rename", path, (cb) => sftp.ext_openssh_rename(temp, path, (err) => cb(err, undefined)));
+  } catch (err) {
+    if (conn.alive) sftp.unlink(temp, () => {});
+    throw err;
+  }
+}
+
+async function closeHandle(conn: Ssh2Connection, sftp: SFTPWrapper, handle: Buffer, path: string): Promise<void> {
+  await call<void>(conn, "close", path, (cb) => sftp.close(handle, (err) => cb(err, undefined)));
 }
 
 /** ssh2 internals that {@link sendSignal} reaches for. */
@@ -266,10 +358,6 @@ export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
     }
   }
 
-  async function closeHandle(conn: Ssh2Connection, sftp: SFTPWrapper, handle: Buffer, path: string): Promise<void> {
-    await call<void>(conn, "close", path, (cb) => sftp.close(handle, (err) => cb(err, undefined)));
-  }
-
   return {
     async connect(signal) {
       await pool.connection(signal);
@@ -309,39 +397,7 @@ export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
 
     async writeFile(path, data, mode, signal) {
       const { conn, sftp } = await sftpSession(signal);
-      const work = (async () => {
-        let handle: Buffer;
-        try {
-          handle = await call<Buffer>(conn, "write", path, (cb) => sftp.open(path, "w", { mode }, cb));
-        } catch (err) {
-          if (isSremoteError(err) && err.code === "FILE_NOT_FOUND") {
-            throw new ConnectorError("FILE_NOT_FOUND", "ssh", `write ${path}: its folder does not exist`, {
-              cause: err,
-              details: { path },
-            });
-          }
-          throw err;
-        }
-        try {
-          // An existing file keeps its mode on open: set it before any byte is written.
-          await call<void>(conn, "chmod", path, (cb) => sftp.fchmod(handle, mode, (err) => cb(err, undefined)));
-          const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-          const writes: Promise<void>[] = [];
-          for (let off = 0; off < buf.length; off += CHUNK) {
-            const len = Math.min(CHUNK, buf.length - off);
-            writes.push(
-              call<void>(conn, "write", path, (cb) =>
-                sftp.write(handle, buf, off, len, off, (err) => cb(err, undefined)),
-              ),
-            );
-            if (writes.length >= 8) await Promise.all(writes.splice(0));
-            if (signal.aborted) break;
-          }
-          await Promise.all(writes);
-        } finally {
-          await closeHandle(conn, sftp, handle, path).catch(() => {});
-        }
-      })();
+      const work = writeAtomically(conn, sftp, path, data, mode, signal);
       work.catch(() => {});
       return raceSignal(work, signal);
     },

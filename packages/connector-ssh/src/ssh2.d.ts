@@ -106,6 +106,8 @@ declare module "ssh2" {
     fstat(handle: Buffer, cb: SftpCallback<SftpStats>): void;
     fchmod(handle: Buffer, mode: number, cb: (err: SftpError | undefined | null) => void): void;
     unlink(path: string, cb: (err: SftpError | undefined | null) => void): void;
+    /** OpenSSH's `posix-rename@openssh.com`: replaces `newPath` atomically. Throws when unsupported. */
+    ext_openssh_rename(oldPath: string, newPath: string, cb: (err: SftpError | undefined | null) => void): void;
     realpath(path: string, cb: SftpCallback<string>): void;
     end(): void;
   }
