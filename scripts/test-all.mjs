@@ -11,10 +11,18 @@ const steps = [
   ["lint (biome)", "node", ["scripts/pnpm.mjs", "exec", "biome", "check", "."]],
   // pnpm's recursive run, not turbo: turbo needs a `pnpm` binary on PATH, which a fresh
   // machine (corepack only) does not have.
-  ["typecheck", "node", ["scripts/pnpm.mjs", "-r", "--no-bail", "--workspace-concurrency=2", "--reporter=append-only", "run", "typecheck"]],
+  [
+    "typecheck",
+    "node",
+    ["scripts/pnpm.mjs", "-r", "--no-bail", "--workspace-concurrency=2", "--reporter=append-only", "run", "typecheck"],
+  ],
   ["vitest (all packages)", "node", ["scripts/pnpm.mjs", "exec", "vitest", "run"]],
   ["python agent tests", "node", ["scripts/test-python.mjs"]],
-  ["build", "node", ["scripts/pnpm.mjs", "-r", "--no-bail", "--workspace-concurrency=2", "--reporter=append-only", "run", "build"]],
+  [
+    "build",
+    "node",
+    ["scripts/pnpm.mjs", "-r", "--no-bail", "--workspace-concurrency=2", "--reporter=append-only", "run", "build"],
+  ],
 ];
 
 const results = [];

@@ -9,6 +9,7 @@ export type {
   RemoteProcess,
 } from "./connector.js";
 export { type Deadline, deadline, type OperationOptions } from "./deadline.js";
+export { type DiscoveredLayout, discoverLayout } from "./discovery.js";
 export {
   AbortError,
   ConnectorError,
@@ -43,7 +44,6 @@ export {
   posixJoin,
   type RemoteLayout,
 } from "./layout.js";
-export { type DiscoveredLayout, discoverLayout } from "./discovery.js";
 export { assertEnv, isEnvName, shCommand, shJoin, shQuote } from "./quoting.js";
 export { type RetryEvent, type RetryPolicy, withRetry } from "./retry.js";
 export {
