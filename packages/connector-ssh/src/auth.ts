@@ -1,3 +1,6 @@
+// ssh2 ships no types: this package's own declarations, referenced so that programs
+// compiling these sources from another package (the @sremote/source condition) see them.
+/// <reference path="./ssh2.d.ts" />
 import { readFile } from "node:fs/promises";
 import { ConnectorError, UsageError } from "@sremote/core";
 import ssh2, { type AuthHandler, type AuthMethodAttempt } from "ssh2";

@@ -1,3 +1,6 @@
+// ssh2 ships no types: this package's own declarations, referenced so that programs
+// compiling these sources from another package (the @sremote/source condition) see them.
+/// <reference path="./ssh2.d.ts" />
 import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { ConnectorError } from "@sremote/core";

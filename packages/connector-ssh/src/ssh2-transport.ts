@@ -1,3 +1,6 @@
+// ssh2 ships no types: this package's own declarations, referenced so that programs
+// compiling these sources from another package (the @sremote/source condition) see them.
+/// <reference path="./ssh2.d.ts" />
 import { randomBytes } from "node:crypto";
 import { ConnectorError, isSremoteError } from "@sremote/core";
 import type { ClientChannel, SFTPWrapper, SftpError } from "ssh2";
