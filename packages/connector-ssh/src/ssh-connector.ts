@@ -143,7 +143,7 @@ class SshConnectorImpl implements SshConnector {
     }
   }
 
-  connect(options: OperationOptions = {}): Promise<void> {
+  async connect(options: OperationOptions = {}): Promise<void> {
     return this.#op("connect", options, (signal) => this.#transport.connect(signal));
   }
 
@@ -177,7 +177,7 @@ class SshConnectorImpl implements SshConnector {
     };
   }
 
-  homeDir(options: OperationOptions = {}): Promise<string> {
+  async homeDir(options: OperationOptions = {}): Promise<string> {
     return this.#op("homeDir", options, async (signal) => {
       if (!this.#home) {
         const asked = this.#transport.homeDir(signal);
@@ -190,7 +190,8 @@ class SshConnectorImpl implements SshConnector {
     });
   }
 
-  putFile(path: string, data: Uint8Array, options: PutFileOptions = {}): Promise<void> {
+  // async: bad input rejects like every other failure instead of throwing synchronously.
+  async putFile(path: string, data: Uint8Array, options: PutFileOptions = {}): Promise<void> {
     checkPath(path, "path");
     if (!(data instanceof Uint8Array)) throw new UsageError(`${NAME}: putFile data must be a Uint8Array`);
     const mode = options.mode ?? 0o600;
@@ -200,12 +201,12 @@ class SshConnectorImpl implements SshConnector {
     return this.#op(`putFile ${path}`, options, (signal) => this.#transport.writeFile(path, data, mode, signal));
   }
 
-  getFile(path: string, options: OperationOptions = {}): Promise<Uint8Array> {
+  async getFile(path: string, options: OperationOptions = {}): Promise<Uint8Array> {
     checkPath(path, "path");
     return this.#op(`getFile ${path}`, options, (signal) => this.#transport.readFile(path, signal));
   }
 
-  deleteFile(path: string, options: OperationOptions = {}): Promise<void> {
+  async deleteFile(path: string, options: OperationOptions = {}): Promise<void> {
     checkPath(path, "path");
     return this.#op(`deleteFile ${path}`, options, (signal) => this.#transport.deleteFile(path, signal));
   }
@@ -422,7 +423,7 @@ class SshConnectorImpl implements SshConnector {
     return { stdin: channel.stdin, stdout, stderr: channel.stderr, exited, kill };
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.#closing ??= (async () => {
       const runs = [...this.#running];
       for (const run of runs) run.closedByConnector = true;

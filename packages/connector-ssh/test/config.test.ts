@@ -173,4 +173,28 @@ describe("ssh config resolution", () => {
       expect((caught as Error).message).toMatch(message);
     }
   });
+
+  it("rejects bad operation input with INVALID_ARGUMENT, without connecting (host does not exist)", async () => {
+    const c = sshConnector({ host: "no-such-host.invalid", sshConfigPath: false, agent: false });
+    const calls: Array<() => Promise<unknown>> = [
+      () => c.putFile("", new Uint8Array()),
+      () => c.putFile("/x", "text" as unknown as Uint8Array),
+      () => c.putFile("/x", new Uint8Array(), { mode: 0o10000 }),
+      () => c.getFile("a\0b"),
+      () => c.deleteFile(""),
+      () => c.exec([]),
+      () => c.exec(["echo", "a\0b"]),
+      () => c.exec([""]),
+      () => c.exec(["env"], { env: { "BAD NAME": "x" } }),
+      () => c.exec(["cat"], { stdin: 5 as unknown as string }),
+      () => c.spawn(["x"], { env: { A: "nul\0" } }),
+    ];
+    for (const call of calls) {
+      const promise = call();
+      expect(promise).toBeInstanceOf(Promise);
+      await expect(promise).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    }
+    expect((await c.status()).connected).toBe(false);
+    await c.close();
+  });
 });
