@@ -200,7 +200,9 @@ function wrapChannel(observed: ObservedChannel, slot: ChannelSlot<Ssh2Connection
       finished = true;
       unsubscribe();
       slot.release();
-      resolve({ exitCode: observed.exit.code, signal: observed.exit.signal, lost });
+      const { code, signal } = observed.exit;
+      // An exit already reported is the truth, even if the connection dropped right after.
+      resolve({ exitCode: code, signal, lost: code === null && signal === null ? lost : undefined });
     };
     const unsubscribe = slot.connection.onLost((error) => {
       lost = error;
