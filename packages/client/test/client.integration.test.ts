@@ -319,3 +319,29 @@ describe("RemoteClient over local: carrier facts", () => {
     dispose();
   });
 });
+
+describe("RemoteClient over local: a chatty login shell", () => {
+  it("skips output printed before the agent's hello and says so", async () => {
+    const warnings: string[] = [];
+    const { client, dispose } = localClient({
+      logger: { warn: (m, f) => warnings.push(`${m} ${JSON.stringify(f)}`) },
+      launcher: (c) => ({
+        ...c,
+        argv: [
+          "sh",
+          "-c",
+          'printf "Welcome to Perlmutter\\n\\000\\000\\001\\205 module load python\\n"; exec "$@"',
+          "sh",
+          ...c.argv,
+        ],
+      }),
+    });
+    try {
+      expect((await client.call("math", "sqrt", [16])).value).toBe(4);
+      expect(warnings.join("")).toContain("Welcome to Perlmutter");
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+});
