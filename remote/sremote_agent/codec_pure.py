@@ -90,6 +90,22 @@ def _pack_str(value, out):
     out += data
 
 
+_str_cache = {}
+
+
+def _pack_short_str(value, out):
+    # Map keys and small strings repeat in every message ("kind", "result", "stdout"…):
+    # their encoding is cached (bounded, short strings only).
+    data = _str_cache.get(value)
+    if data is None:
+        tmp = bytearray()
+        _pack_str(value, tmp)
+        data = bytes(tmp)
+        if len(_str_cache) < 4096:
+            _str_cache[value] = data
+    out += data
+
+
 def _pack_bin(data, out):
     n = len(data)
     if n <= 0xFF:
@@ -150,7 +166,10 @@ def _pack(obj, out, depth):
     elif t is int:
         _pack_int(obj, out)
     elif t is str:
-        _pack_str(obj, out)
+        if len(obj) <= 24:
+            _pack_short_str(obj, out)
+        else:
+            _pack_str(obj, out)
     elif t is float:
         out += _pack_double(0xCB, obj) if obj == obj else CANONICAL_NAN
     elif t is list or t is tuple:
@@ -166,7 +185,10 @@ def _pack(obj, out, depth):
         _pack_map_header(len(obj), out)
         depth += 1
         for k, v in obj.items():
-            _pack(k, out, depth)
+            if type(k) is str and len(k) <= 24:
+                _pack_short_str(k, out)
+            else:
+                _pack(k, out, depth)
             _pack(v, out, depth)
     elif t is bytes:
         _pack_bin(obj, out)

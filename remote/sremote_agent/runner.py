@@ -237,6 +237,11 @@ def _error(kind, exc, message=None, type_name=None):
 
 
 def _import(name):
+    module = sys.modules.get(name)
+    # Fast path for an already imported module; one still being imported by another
+    # thread must go through importlib, which waits for it.
+    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return module
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
