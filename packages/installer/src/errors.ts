@@ -18,6 +18,7 @@ export type InstallStep =
   | "layout"
   | "folders"
   | "python"
+  | "sources"
   | "venv"
   | "agent"
   | "config"

@@ -29,3 +29,4 @@ export type {
   VenvRecord,
 } from "./state.js";
 export { type PackedFolder, packFolder } from "./tar.js";
+export { type UninstallOptions, type UninstallResult, uninstall } from "./uninstall.js";

@@ -46,6 +46,8 @@ export interface ProbeOutput {
   venv: VenvInfo | null;
   /** Exit status of the venv's Python when it exists but failed to run. */
   venvFailed: number | null;
+  /** Where git is on the remote PATH, `null` when it is not. */
+  git: string | null;
 }
 
 /** Oldest Python the agent supports. */
@@ -53,7 +55,7 @@ export const MIN_PYTHON: readonly [number, number] = [3, 8];
 
 /** Parses the probe script's output (see `PROBE_SH`). */
 export function parseProbe(stdout: string): ProbeOutput {
-  const out: ProbeOutput = { candidates: [], venv: null, venvFailed: null };
+  const out: ProbeOutput = { candidates: [], venv: null, venvFailed: null, git: null };
   let current: Candidate | undefined;
   for (const raw of stdout.split("\n")) {
     const line = raw.trimEnd();
@@ -92,6 +94,9 @@ export function parseProbe(stdout: string): ProbeOutput {
         break;
       case "venv-failed":
         out.venvFailed = Number(rest);
+        break;
+      case "git":
+        out.git = rest;
         break;
     }
   }

@@ -129,6 +129,8 @@ export class RemoteRunner {
 export interface WrapOptions {
   /** The preamble file to source, or `""`. */
   preamble: string;
+  /** Preamble lines to evaluate when there is no file (yet), or `""`. */
+  preambleText?: string | undefined;
   /** `"022"` (shared) or `"077"` (private). */
   umask: string;
   /** Hold the endpoint's install lock with this Python while the command runs. */
@@ -140,7 +142,7 @@ export function wrap(argv: readonly string[], options: WrapOptions): string[] {
   const inner = options.lock
     ? [options.lock.python, "-c", LOCK_PY, posixJoin(options.lock.endpointDir, LOCK_FILE), ...argv]
     : [...argv];
-  return ["sh", "-c", WRAP_SH, "sh", options.preamble, options.umask, ...inner];
+  return ["sh", "-c", WRAP_SH, "sh", options.preamble, options.preambleText ?? "", options.umask, ...inner];
 }
 
 /** Hints matched against a failed command's output, first match wins. */

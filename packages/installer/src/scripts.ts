@@ -15,26 +15,33 @@ export const VENV_DIR = "env";
 export const BUILD_PREFIX = "install-";
 
 /**
- * Wrapper of every command that may need Python: `$1` preamble file ("" for none), `$2` umask,
- * then the argv to run. The preamble is sourced inside a function so that a `set --` in it
- * cannot change the argv; the standard folders are appended to PATH like interpreter.sh does.
+ * Wrapper of every command that may need Python: `$1` preamble file and `$2` preamble text
+ * (either may be ""), `$3` umask, then the argv to run. The preamble is sourced (or
+ * evaluated) inside a function so that a `set --` in it cannot change the argv; the
+ * standard folders are appended to PATH like interpreter.sh does.
  */
 export const WRAP_SH = `sremote_pre=$1
-umask "$2" || exit 96
-shift 2
+sremote_text=$2
+umask "$3" || exit 96
+shift 3
 for sremote_p in /usr/local/bin /usr/bin /bin; do
   case :\${PATH-}: in *:"$sremote_p":*) ;; *) PATH=\${PATH:+$PATH:}$sremote_p ;; esac
 done
 export PATH
 sremote_source() { . "$1" >&2; }
+sremote_eval() { eval "$1" >&2; }
+sremote_rc=0
+set +u
 if [ -n "$sremote_pre" ] && [ -f "$sremote_pre" ]; then
-  set +u
   sremote_source "$sremote_pre"
   sremote_rc=$?
-  if [ "$sremote_rc" -ne 0 ]; then
-    printf 'sremote-install: the preamble %s failed (exit status %s)\\n' "$sremote_pre" "$sremote_rc" >&2
-    exit 97
-  fi
+elif [ -n "$sremote_text" ]; then
+  sremote_eval "$sremote_text"
+  sremote_rc=$?
+fi
+if [ "$sremote_rc" -ne 0 ]; then
+  printf 'sremote-install: the preamble failed (exit status %s)\\n' "$sremote_rc" >&2
+  exit 97
 fi
 exec "$@"`;
 
@@ -68,7 +75,7 @@ except OSError as e:
 /**
  * Creates and checks the folders, and reports what exists. Args: endpoint, tmp, work,
  * location folder ("" when none), endpoint mode (700/755), umask, state and marker names.
- * Prints `changed …`, `has NAME`, `stale PATH`, `git PATH`, `owner yes|no` lines.
+ * Prints `changed …`, `has NAME`, `stale PATH`, `owner yes|no` lines.
  * Exit 10: a folder cannot be made; 11: the endpoint is a foreign non-empty folder.
  */
 export const SURVEY_SH = `ep=$1 tmp=$2 work=$3 locdir=$4 mode=$5
@@ -118,7 +125,6 @@ for n in "$state" "$marker" preamble.sh python agent-manifest.json interpreter.s
   [ -f "$ep/$n" ] && echo "has $n"
 done
 [ -x "$ep/env/bin/python" ] && echo "has env/bin/python"
-g=$(command -v git 2>/dev/null) && echo "git $g"
 exit 0`;
 
 /** Exit status of {@link SURVEY_SH} for a folder that cannot be made or used. */
@@ -181,7 +187,8 @@ print("venv " + json.dumps({
 /**
  * Finds Python: args venv python ("" to skip), then candidates. For each candidate prints
  * `missing NAME`, or `candidate NAME PATH` followed by `info {json}` or `failed STATUS`.
- * Then `venv {json}` (or `venv-failed STATUS`) when the venv python is executable.
+ * Then `venv {json}` (or `venv-failed STATUS`) when the venv python is executable, and
+ * `git PATH` when git is on PATH. Changes nothing.
  */
 export const PROBE_SH = `venvpy=$1
 pyinfo=$2
@@ -195,6 +202,7 @@ done
 if [ -n "$venvpy" ] && [ -x "$venvpy" ]; then
   "$venvpy" -c "$venvinfo" </dev/null || echo "venv-failed $?"
 fi
+g=$(command -v git 2>/dev/null) && echo "git $g"
 exit 0`;
 
 /**
