@@ -101,6 +101,16 @@ function streamEnded(stream: Readable): Promise<void> {
   });
 }
 
+/**
+ * Once the channel is done: the end of `stream` if someone reads it; at once if nobody does
+ * (a stream never read never emits `end`, and waiting for it would hang `exited` — its data
+ * stays buffered for a late reader).
+ */
+function readEnded(stream: Readable): Promise<void> {
+  if (stream.readableFlowing !== true && stream.listenerCount("readable") === 0) return Promise.resolve();
+  return streamEnded(stream);
+}
+
 class SshConnectorImpl implements SshConnector {
   readonly name = NAME;
   readonly capabilities = CAPABILITIES;
@@ -393,9 +403,12 @@ class SshConnectorImpl implements SshConnector {
   #live(run: Running, stdout: Readable): RemoteProcess {
     const { channel } = run;
     let escalation: ReturnType<typeof setTimeout> | undefined;
-    // As with Node's child processes, `exited` also waits until stdout and stderr have
-    // been read to their end, so no output is still pending when it settles.
-    const ended = Promise.all([channel.done, streamEnded(stdout), streamEnded(channel.stderr)]);
+    // As with Node's child processes, `exited` also waits until the streams being read have
+    // been read to their end, so no output is still pending when it settles; streams nobody
+    // reads do not hold it up.
+    const ended = channel.done.then((end) =>
+      Promise.all([readEnded(stdout), readEnded(channel.stderr)]).then(() => [end] as const),
+    );
     const exited: Promise<ProcessExit> = ended.then(([end]) => {
       if (escalation) clearTimeout(escalation);
       if (end.lost) return { exitCode: null, signal: null, error: end.lost };

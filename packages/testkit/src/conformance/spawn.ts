@@ -49,6 +49,15 @@ export function readUntil(stream: Readable, expected: string): Promise<string> {
   });
 }
 
+/** `promise`, or a rejection naming `what` after `ms` (a hang must fail the test, not stall it). */
+function withinMs<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Reads all of stdout and stderr and waits for the exit. */
 async function finish(proc: RemoteProcess) {
   const [stdout, stderr, exit] = await Promise.all([readAll(proc.stdout), readAll(proc.stderr), proc.exited]);
@@ -74,6 +83,19 @@ export function spawnGroup(ctx: GroupContext): void {
       proc.stdout.resume();
       expect(await proc.exited).toEqual({ exitCode: 0, signal: null });
       expect((await stderr).toString()).toBe("");
+    },
+    opts,
+  );
+
+  ctx.test(
+    "exited settles when the process ends even if stdout and stderr were never read",
+    async () => {
+      const proc = await spawnOf(ctx.connector)(["sh", "-c", "printf out; printf err >&2; exit 4"]);
+      proc.stdin.end();
+      const exit = await withinMs(proc.exited, 20_000, "exited with unread streams");
+      // Whether unread output can still be read afterwards is the connector's choice (Node's
+      // child processes drop it at exit); a caller that wants it reads the streams.
+      expect(exit).toMatchObject({ exitCode: 4, signal: null });
     },
     opts,
   );
