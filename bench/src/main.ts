@@ -8,7 +8,7 @@ import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
 import { newtConnector } from "@sremote/connector-newt";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
-import { clientRows, FULL, floorRows, type Plan, QUICK } from "./rows.js";
+import { clientRows, FULL, floorAndSessionRows, type Plan, QUICK } from "./rows.js";
 import { sshRows } from "./ssh.js";
 import { type BenchRow, formatTable } from "./stats.js";
 
@@ -18,7 +18,6 @@ async function localRows(python: string, plan: Plan): Promise<BenchRow[]> {
   const local = localConnector();
   const tmpDir = await mkdtemp(join(tmpdir(), "sremote-bench-"));
   try {
-    rows.push(...(await floorRows(local, "local", python, plan)));
     const client = new RemoteClient({
       connector: local,
       python,
@@ -27,7 +26,7 @@ async function localRows(python: string, plan: Plan): Promise<BenchRow[]> {
       layout: { endpointDir: agentDir(), tmpDir, workDir: tmpDir },
     });
     try {
-      rows.push(...(await clientRows(client, "local", "session", plan)));
+      rows.push(...(await floorAndSessionRows(local, "local", python, client, plan)));
       rows.push(...(await clientRows(client, "local", "file", plan)));
     } finally {
       await client.close();

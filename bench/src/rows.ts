@@ -2,7 +2,7 @@ import type { RemoteClient } from "@sremote/client";
 import type { Connector } from "@sremote/core";
 import { encodeMessage } from "@sremote/protocol";
 import { EchoFloor } from "./floor.js";
-import { type BenchRow, measure } from "./stats.js";
+import { type BenchRow, measure, measureInterleaved } from "./stats.js";
 
 /** Sizes of one benchmark run; `--quick` shrinks them for smoke tests. */
 export interface Plan {
@@ -17,19 +17,37 @@ export const QUICK: Plan = { sessionCount: 300, fileCount: 10, fileInFlight: 4 }
 /** The request the benchmark sends: `math.sqrt(2)`, the same bytes the floor echoes. */
 export const CALL = { module: "math", function: "sqrt", args: [2] };
 
-export async function floorRows(
+/**
+ * The floor (a minimal Python echo loop over one spawned process) and the session carrier,
+ * measured in alternating rounds at 1 and 64 calls in flight.
+ */
+export async function floorAndSessionRows(
   connector: Connector,
   connectorName: string,
   python: string,
+  client: RemoteClient,
   plan: Plan,
 ): Promise<BenchRow[]> {
   const floor = await EchoFloor.start(connector, python);
   const payload = encodeMessage({ v: 1, kind: "call", id: "00000000-1", ...CALL });
   const rows: BenchRow[] = [];
   try {
+    const ops = {
+      floor: () => floor.roundTrip(payload),
+      session: () => client.call(CALL.module, CALL.function, CALL.args, { mode: "session" }),
+    };
     for (const inFlight of [1, 64]) {
-      const m = await measure(() => floor.roundTrip(payload), { count: plan.sessionCount, inFlight, warmup: 100 });
-      rows.push({ name: "floor", connector: connectorName, carrier: "floor", inFlight, ...m });
+      process.stderr.write(`  ${connectorName}: floor and session, ${inFlight} in flight…\n`);
+      const rounds = 10;
+      const m = await measureInterleaved(ops, {
+        rounds,
+        perRound: Math.ceil(plan.sessionCount / rounds),
+        inFlight,
+        warmup: 100,
+      });
+      type Stats = { medianMs: number; p90Ms: number; callsPerSec: number };
+      rows.push({ name: "floor", connector: connectorName, carrier: "floor", inFlight, ...(m.floor as Stats) });
+      rows.push({ name: "session", connector: connectorName, carrier: "session", inFlight, ...(m.session as Stats) });
     }
   } finally {
     await floor.close();
@@ -47,6 +65,7 @@ export async function clientRows(
   const op = () => client.call(CALL.module, CALL.function, CALL.args, { mode: carrier });
   const levels = carrier === "session" ? [1, 64] : [1, plan.fileInFlight];
   for (const inFlight of levels) {
+    process.stderr.write(`  ${connectorName}: ${carrier}, ${inFlight} in flight…\n`);
     const count = carrier === "session" ? plan.sessionCount : plan.fileCount;
     const m = await measure(op, { count, inFlight, warmup: carrier === "session" ? 100 : 2 });
     rows.push({ name: carrier, connector: connectorName, carrier, inFlight, ...m });

@@ -9,7 +9,7 @@ import { sshConnector } from "@sremote/connector-ssh";
 import { interpreterPath, parseTarget, type RemoteLayout, shJoin, UsageError } from "@sremote/core";
 import { decodeAgentMessage, encodeMessage } from "@sremote/protocol";
 import { startSshd } from "@sremote/testkit/sshd";
-import { CALL, clientRows, floorRows, type Plan } from "./rows.js";
+import { CALL, clientRows, floorAndSessionRows, type Plan } from "./rows.js";
 import { type BenchRow, measure } from "./stats.js";
 
 const run = promisify(execFile);
@@ -135,10 +135,9 @@ export async function sshRows(o: SshBenchOptions): Promise<BenchRow[]> {
   const localDir = await mkdtemp(join(tmpdir(), "sremote-bench-seed-"));
   const rows: BenchRow[] = [];
   try {
-    rows.push(...(await floorRows(connector, "ssh", o.python, o.plan)));
     const client = new RemoteClient({ connector, python: o.python, layout, closeConnector: false, poolSize: 1 });
     try {
-      rows.push(...(await clientRows(client, "ssh", "session", o.plan)));
+      rows.push(...(await floorAndSessionRows(connector, "ssh", o.python, client, o.plan)));
       rows.push(...(await clientRows(client, "ssh", "file", o.plan)));
     } finally {
       await client.close();

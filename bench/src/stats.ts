@@ -46,6 +46,45 @@ export async function measure(
   };
 }
 
+/**
+ * Measures several operations in alternating rounds (a, b, a, b…), so that a machine whose
+ * speed drifts (other load, CPU frequency) affects each the same way: the ratio between
+ * them is what the benchmark reports.
+ */
+export async function measureInterleaved(
+  ops: Readonly<Record<string, () => Promise<unknown>>>,
+  options: { rounds: number; perRound: number; inFlight: number; warmup: number },
+): Promise<Record<string, { medianMs: number; p90Ms: number; callsPerSec: number }>> {
+  const names = Object.keys(ops);
+  const latencies = new Map<string, number[]>(names.map((n) => [n, []]));
+  const elapsed = new Map<string, number>(names.map((n) => [n, 0]));
+  for (const n of names) {
+    await runConcurrently(
+      ops[n] as () => Promise<unknown>,
+      options.warmup,
+      Math.min(options.inFlight, options.warmup),
+      undefined,
+    );
+  }
+  for (let r = 0; r < options.rounds; r++) {
+    for (const n of names) {
+      const started = performance.now();
+      await runConcurrently(ops[n] as () => Promise<unknown>, options.perRound, options.inFlight, latencies.get(n));
+      elapsed.set(n, (elapsed.get(n) as number) + performance.now() - started);
+    }
+  }
+  const out: Record<string, { medianMs: number; p90Ms: number; callsPerSec: number }> = {};
+  for (const n of names) {
+    const l = (latencies.get(n) as number[]).sort((a, b) => a - b);
+    out[n] = {
+      medianMs: quantile(l, 0.5),
+      p90Ms: quantile(l, 0.9),
+      callsPerSec: ((options.rounds * options.perRound) / (elapsed.get(n) as number)) * 1000,
+    };
+  }
+  return out;
+}
+
 async function runConcurrently(
   op: () => Promise<unknown>,
   count: number,
