@@ -1,4 +1,154 @@
-// SRemote QDO client example: installs QDO into an endpoint, then runs the original
-// tool's client flows (valid_queue_name, the three error kinds, env and PATH, timings).
-// Work in progress: the flows land in the next commits.
-console.log("qdo-client: not implemented yet");
+// SRemote QDO client example: installs QDO into any target's endpoint from its git
+// repository, then runs the original tool's client flows (bin/client/ssh.py, newt.py).
+// From the repository root: node scripts/pnpm.mjs --filter @sremote/example-qdo-client start -- local:
+import { type ConnectionFlags, openTarget } from "@sremote/cli";
+import { hasErrorCode, RemoteClient, type RemoteClientOptions } from "@sremote/client";
+import { environmentFlows, errorFlows, type FlowContext, type FlowRecord, queueNameFlows } from "./flows.js";
+import { installQdo, type QdoInstallOutcome } from "./install-qdo.js";
+import { HELP, parseOptions, type QdoClientOptions } from "./options.js";
+import { formatRecord, formatTimings, summarize } from "./report.js";
+
+const print = (line = "") => console.log(line);
+const section = (title: string) => print(`\n── ${title} ${"─".repeat(Math.max(0, 66 - title.length))}`);
+
+async function run(options: QdoClientOptions): Promise<number> {
+  const opened = await openTarget(options.target, options.connection);
+  const { target, connector } = opened;
+  print(`target   ${options.target} (${connector.name} connector)`);
+  try {
+    section(`install QDO from ${options.qdo.url} @ ${options.qdo.ref}`);
+    const outcome: QdoInstallOutcome = options.noInstall
+      ? { kind: "failed", reason: "--no-install" }
+      : await installQdo(connector, options.qdo, {
+          // local:/dir carries its layout; elsewhere the installer's default endpoint (~/.sremote).
+          layout: target.kind === "local" ? opened.clientOptions.layout : undefined,
+          python: options.connection.python,
+          print,
+        });
+    let installFailed = false;
+    let clientOptions: Partial<RemoteClientOptions>;
+    if (outcome.kind === "installed") {
+      print(
+        `QDO: ${outcome.skipped ? "already installed" : "installed"} from ${options.qdo.url} @ ${options.qdo.ref}, package folder: ${outcome.folder}`,
+      );
+      // The endpoint's venv (where QDO now is) unless --python names another interpreter.
+      clientOptions = { layout: outcome.layout, python: options.connection.python };
+    } else if (options.noInstall) {
+      print("QDO: not installing (--no-install); using what the endpoint has");
+      clientOptions = endpointOptions(opened.clientOptions, target.kind, options.connection);
+    } else {
+      if (outcome.kind === "unreachable") {
+        print(`QDO: cannot reach ${options.qdo.url}: ${outcome.reason}; skipping the QDO flows`);
+      } else {
+        installFailed = true;
+        print(`QDO: install failed: ${outcome.reason}; skipping the QDO flows`);
+      }
+      clientOptions = opened.clientOptions;
+    }
+
+    await using client = new RemoteClient({
+      ...clientOptions,
+      connector,
+      closeConnector: false,
+      timeoutMs: options.timeoutMs,
+    });
+    section("connect");
+    const t0 = performance.now();
+    const { layout, agent } = await client.connect();
+    const connectMs = performance.now() - t0;
+    print(`endpoint ${layout.endpointDir}`);
+    if (agent) {
+      print(
+        `agent    ${agent.version} on ${agent.implementation} ${agent.python} (${agent.executable ?? "python"}) at ${agent.host}`,
+      );
+    }
+    print(`connect  ${connectMs.toFixed(1)} ms (starts the agent; not counted in the call times)`);
+
+    let qdo = false;
+    if (outcome.kind === "installed" || options.noInstall) {
+      const version = await qdoVersion({ ...clientOptions, connector, closeConnector: false });
+      qdo = version !== null;
+      print(
+        `QDO: ${qdo ? `importable in the endpoint${version ? ` (version ${version})` : ""}` : "not importable in the endpoint"}`,
+      );
+      if (!qdo && outcome.kind === "installed") installFailed = true;
+    }
+
+    const records: FlowRecord[] = [];
+    const ctx: FlowContext = {
+      client,
+      qdo,
+      otherClient: () =>
+        new RemoteClient({ ...clientOptions, connector, closeConnector: false, timeoutMs: options.timeoutMs }),
+      report: (record) => print(formatRecord(record)),
+    };
+    section("qdo.valid_queue_name");
+    records.push(...(await queueNameFlows(ctx)));
+    section("error kinds");
+    records.push(...(await errorFlows(ctx)));
+    section("environment and PATH");
+    records.push(...(await environmentFlows(ctx)));
+
+    section("call times");
+    print(formatTimings(records));
+    const summary = summarize(records);
+    print();
+    print(
+      `${summary.ok} ok, ${summary.unexpected} unexpected, ${summary.skipped} skipped${summary.skipped > 0 ? " (need QDO)" : ""}${installFailed ? "; the QDO install failed" : ""}`,
+    );
+    return summary.unexpected === 0 && !installFailed ? 0 : 1;
+  } finally {
+    await connector.close();
+    await opened.cleanup();
+  }
+}
+
+/**
+ * Client options that use an installed endpoint as it is: its venv's Python and, for
+ * `local:` without a folder, the default endpoint rather than the packaged agent.
+ */
+function endpointOptions(
+  opened: Partial<RemoteClientOptions>,
+  kind: string,
+  flags: ConnectionFlags,
+): Partial<RemoteClientOptions> {
+  if (kind !== "local") return opened;
+  return opened.autoInstallAgent === false ? { python: flags.python } : { layout: opened.layout, python: flags.python };
+}
+
+/** QDO's version as the agent reports it (`""` when it has none), `null` when it cannot be imported. */
+async function qdoVersion(options: RemoteClientOptions): Promise<string | null> {
+  await using probe = new RemoteClient(options);
+  probe.registerModule("qdo");
+  try {
+    return (await probe.call("os", "getpid")).modules.qdo ?? "";
+  } catch (err) {
+    if (hasErrorCode(err, "MODULES")) return null;
+    throw err;
+  }
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let options: QdoClientOptions;
+  try {
+    options = parseOptions(argv);
+  } catch (err) {
+    console.error(`qdo-client: ${err instanceof Error ? err.message : String(err)}\n(see --help)`);
+    return 2;
+  }
+  if (options.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  try {
+    return await run(options);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    console.error(`qdo-client: ${message}`);
+    return hasErrorCode(err, "INVALID_ARGUMENT") || hasErrorCode(err, "INVALID_TARGET") ? 2 : 1;
+  }
+}
+
+// `pnpm start -- <args>` passes the "--" through: drop it.
+const args = process.argv.slice(2);
+process.exitCode = await main(args[0] === "--" ? args.slice(1) : args);
