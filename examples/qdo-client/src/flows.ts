@@ -47,6 +47,12 @@ export const ENV: EnvExpectations = {
 
 const show = (v: unknown) => JSON.stringify(v) ?? String(v);
 
+/** The last entries of a long PATH, enough to see what was appended. */
+const tail = (path: string) => {
+  const entries = path.split(":");
+  return entries.length > 3 ? `…:${entries.slice(-3).join(":")}` : path;
+};
+
 const isError = (err: unknown): err is Error & { code?: unknown } => err instanceof Error;
 
 /** Runs one call and turns its outcome into a record via `judge`. */
@@ -184,12 +190,13 @@ export async function errorFlows(ctx: FlowContext): Promise<FlowRecord[]> {
   // The original's modules error: the module is required, so the client refuses the call.
   const other = ctx.otherClient();
   try {
+    await other.connect(); // its agent starts here, so the time below is the check alone
     other.registerModule(missingModule);
     records.push(
       await attempt(
         ctx,
         `unknown module, required${standIn}`,
-        `${missingModule}.valid_queue_name(**{"name": "juanito"}) with ${missingModule} required`,
+        `${missingModule}.valid_queue_name(**{"name": "juanito"})`,
         () => other.call(missingModule, "valid_queue_name", { name: "juanito" }),
         expectModules(missingModule),
       ),
@@ -238,7 +245,8 @@ export async function environmentFlows(ctx: FlowContext): Promise<FlowRecord[]> 
       await attempt(ctx, "environment, before", `os.getenv("${name}")`, getenv(name), (outcome) => {
         if ("error" in outcome) return { ok: false, detail: `failed: ${describeError(outcome.error)}` };
         before[name] = outcome.value;
-        return { ok: true, detail: `${show(outcome.value)} (the remote's own, nothing registered yet)` };
+        const value = name === "PATH" && outcome.value ? tail(outcome.value) : outcome.value;
+        return { ok: true, detail: `${show(value)} (the remote's own, nothing registered yet)` };
       }),
     );
   }
@@ -301,7 +309,7 @@ export async function environmentFlows(ctx: FlowContext): Promise<FlowRecord[]> 
           return entries.includes(ENV.pathEntry) && (v === pathBefore || entries.at(-1) === ENV.pathEntry);
         },
         (v) =>
-          `PATH=${show(v)} (${ENV.pathEntry} ${(v ?? "").split(":").includes(ENV.pathEntry) ? "present" : "missing"})`,
+          `PATH=${show(tail(v ?? ""))} (${ENV.pathEntry} ${(v ?? "").split(":").includes(ENV.pathEntry) ? "present" : "missing"})`,
       ),
     ),
   );

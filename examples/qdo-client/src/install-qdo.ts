@@ -17,11 +17,12 @@ export type QdoInstallOutcome =
   /** The repository could not be read or cloned: no QDO flows, and that is not a failure. */
   | { kind: "unreachable"; reason: string }
   /** Anything else went wrong (no venv support, a bad ref, a failed build): a real failure. */
-  | { kind: "failed"; reason: string };
+  | { kind: "failed"; reason: string; fix?: string | undefined };
 
 /** The installer's progress as plain lines. */
 export function formatInstallEvent(event: InstallEvent): string | undefined {
-  const about = "subject" in event && event.subject ? ` [${event.subject}]` : "";
+  const subject = "subject" in event ? event.subject : undefined;
+  const about = subject && !("message" in event && event.message.includes(subject)) ? ` [${subject}]` : "";
   switch (event.type) {
     case "step-start":
       return `install  ${event.step.padEnd(11)} … ${event.message}${about}`;
@@ -43,7 +44,13 @@ export function formatInstallEvent(event: InstallEvent): string | undefined {
 export async function installQdo(
   connector: Connector,
   source: QdoSource,
-  options: { layout: RemoteLayout | undefined; python: string | undefined; print: (line: string) => void },
+  options: {
+    layout: RemoteLayout | undefined;
+    python: string | undefined;
+    index: boolean;
+    systemSitePackages: boolean;
+    print: (line: string) => void;
+  },
 ): Promise<QdoInstallOutcome> {
   let usedPy = false;
   let packageStep: "done" | "skipped" | undefined;
@@ -51,6 +58,8 @@ export async function installQdo(
     const result = await install(connector, {
       layout: options.layout,
       python: options.python,
+      index: options.index ? true : undefined,
+      systemSitePackages: options.systemSitePackages ? true : undefined,
       packages: [{ kind: "git", url: source.url, ref: source.ref, subdir: source.subdir }],
       onProgress: (event) => {
         if (event.type === "output" && /using the subfolder py\//.test(event.line)) usedPy = true;
@@ -73,7 +82,9 @@ export async function installQdo(
     return { kind: "installed", layout: result.layout, folder, skipped, durationMs: result.durationMs };
   } catch (err) {
     if (isUnreachable(err)) return { kind: "unreachable", reason: reasonOf(err) };
-    return { kind: "failed", reason: err instanceof Error ? (err.message.split("\n")[0] ?? err.message) : String(err) };
+    const fix = err instanceof Error && err.name === "InstallError" ? (err as InstallError).fix : undefined;
+    const reason = err instanceof Error ? (err.message.split("\n")[0] ?? err.message) : String(err);
+    return { kind: "failed", reason, fix };
   }
 }
 
@@ -89,13 +100,12 @@ function isUnreachable(err: unknown): err is InstallError {
   return e.step === "package" && e.code === "COMMAND_FAILED" && /clon/i.test(e.message.split("\n")[0] ?? "");
 }
 
-/** One line: git's own words (`fatal: …`) when it said something, else the installer's. */
+/** One line: git's own first complaint (`fatal: …`) when it said something, else the installer's message. */
 function reasonOf(err: InstallError): string {
   const lines = (err.log ?? "")
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => l !== "");
-  const said = lines.filter((l) => /^(fatal|error):/i.test(l)).pop() ?? lines.pop();
-  const first = err.message.split("\n")[0] ?? err.message;
-  return said ? `${said} (${first})` : first;
+  const said = lines.find((l) => /^(fatal|error):/i.test(l)) ?? lines[0];
+  return said ?? err.message.split("\n")[0] ?? err.message;
 }

@@ -1,7 +1,7 @@
 // SRemote QDO client example: installs QDO into any target's endpoint from its git
 // repository, then runs the original tool's client flows (bin/client/ssh.py, newt.py).
 // From the repository root: node scripts/pnpm.mjs --filter @sremote/example-qdo-client start -- local:
-import { type ConnectionFlags, openTarget } from "@sremote/cli";
+import { openTarget } from "@sremote/cli";
 import { hasErrorCode, RemoteClient, type RemoteClientOptions } from "@sremote/client";
 import { environmentFlows, errorFlows, type FlowContext, type FlowRecord, queueNameFlows } from "./flows.js";
 import { installQdo, type QdoInstallOutcome } from "./install-qdo.js";
@@ -23,6 +23,8 @@ async function run(options: QdoClientOptions): Promise<number> {
           // local:/dir carries its layout; elsewhere the installer's default endpoint (~/.sremote).
           layout: target.kind === "local" ? opened.clientOptions.layout : undefined,
           python: options.connection.python,
+          index: options.index,
+          systemSitePackages: options.systemSitePackages,
           print,
         });
     let installFailed = false;
@@ -31,17 +33,18 @@ async function run(options: QdoClientOptions): Promise<number> {
       print(
         `QDO: ${outcome.skipped ? "already installed" : "installed"} from ${options.qdo.url} @ ${options.qdo.ref}, package folder: ${outcome.folder}`,
       );
-      // The endpoint's venv (where QDO now is) unless --python names another interpreter.
-      clientOptions = { layout: outcome.layout, python: options.connection.python };
+      // No python option: interpreter.sh then runs the endpoint's venv, where QDO now is.
+      clientOptions = { layout: outcome.layout };
     } else if (options.noInstall) {
       print("QDO: not installing (--no-install); using what the endpoint has");
-      clientOptions = endpointOptions(opened.clientOptions, target.kind, options.connection);
+      clientOptions = endpointOptions(opened.clientOptions, target.kind);
     } else {
       if (outcome.kind === "unreachable") {
         print(`QDO: cannot reach ${options.qdo.url}: ${outcome.reason}; skipping the QDO flows`);
       } else {
         installFailed = true;
         print(`QDO: install failed: ${outcome.reason}; skipping the QDO flows`);
+        if (outcome.fix) print(`     fix: ${outcome.fix}`);
       }
       clientOptions = opened.clientOptions;
     }
@@ -107,13 +110,9 @@ async function run(options: QdoClientOptions): Promise<number> {
  * Client options that use an installed endpoint as it is: its venv's Python and, for
  * `local:` without a folder, the default endpoint rather than the packaged agent.
  */
-function endpointOptions(
-  opened: Partial<RemoteClientOptions>,
-  kind: string,
-  flags: ConnectionFlags,
-): Partial<RemoteClientOptions> {
-  if (kind !== "local") return opened;
-  return opened.autoInstallAgent === false ? { python: flags.python } : { layout: opened.layout, python: flags.python };
+function endpointOptions(opened: Partial<RemoteClientOptions>, kind: string): Partial<RemoteClientOptions> {
+  if (kind !== "local") return { ...opened, python: undefined };
+  return opened.autoInstallAgent === false ? {} : { layout: opened.layout };
 }
 
 /** QDO's version as the agent reports it (`""` when it has none), `null` when it cannot be imported. */

@@ -17,6 +17,10 @@ export interface QdoClientOptions {
     /** The folder holding QDO's setup.py; `undefined`: the root, else `py/` (the installer decides). */
     subdir: string | undefined;
   };
+  /** Let pip use the package index for QDO (build tools, dependencies); default: offline build. */
+  index: boolean;
+  /** Create the endpoint's venv with the system's site packages (setuptools, wheel). */
+  systemSitePackages: boolean;
   /** Skip the install step and use whatever the endpoint already has. */
   noInstall: boolean;
   /** Per-call time limit. */
@@ -44,8 +48,14 @@ Options:
   --qdo-ref REF           branch, tag or commit (default ${DEFAULT_QDO_REF})
   --qdo-subdir DIR        folder of the Python package in the repository
                           (default: the root, else py/)
+  --index                 let pip use the package index when installing QDO (build
+                          tools, dependencies); default: build offline
+  --system-site-packages  give the endpoint's venv the system's packages (e.g. Debian's
+                          python3-wheel, to build QDO offline)
   --no-install            do not install; use the QDO the endpoint already has
-  --python PATH           Python on the remote (default: python3)
+  --python PATH           Python on the remote that the endpoint's venv is made from
+                          (default python3); calls run in that venv, or in this
+                          Python when QDO could not be installed
   --identity FILE         SSH private key
   --known-hosts FILE      SSH known_hosts file (default ~/.ssh/known_hosts)
   --ssh-config FILE       ssh config file (default ~/.ssh/config when present)
@@ -94,6 +104,8 @@ export function parseOptions(argv: readonly string[]): QdoClientOptions {
       ref: values["qdo-ref"] ?? DEFAULT_QDO_REF,
       subdir: values["qdo-subdir"],
     },
+    index: values.index === true,
+    systemSitePackages: values["system-site-packages"] === true,
     noInstall: values["no-install"] === true,
     timeoutMs,
     help,
@@ -109,6 +121,8 @@ function parse(argv: readonly string[]) {
       "qdo-url": { type: "string" },
       "qdo-ref": { type: "string" },
       "qdo-subdir": { type: "string" },
+      index: { type: "boolean" },
+      "system-site-packages": { type: "boolean" },
       "no-install": { type: "boolean" },
       python: { type: "string" },
       identity: { type: "string" },

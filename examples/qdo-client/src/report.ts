@@ -9,17 +9,19 @@ export function formatRecord(record: FlowRecord): string {
 
 /** The time each call took, as a small table (the original printed them one by one). */
 export function formatTimings(records: readonly FlowRecord[]): string {
+  const header = ["#", "flow", "result", "ms", "call"];
   const rows = records.map((r, i) => [
     String(i + 1),
-    r.call,
+    r.flow,
     r.status === "unexpected" ? "FAIL" : r.status,
     r.ms === null ? "-" : r.ms.toFixed(1),
+    r.call,
   ]);
-  const header = ["#", "call", "result", "ms"];
   const width = header.map((h, c) => Math.max(h.length, ...rows.map((row) => (row[c] as string).length)));
+  const right = new Set([0, 3]);
   const line = (cells: string[]) =>
     cells
-      .map((cell, c) => (c === 0 || c === 3 ? cell.padStart(width[c] as number) : cell.padEnd(width[c] as number)))
+      .map((cell, c) => (right.has(c) ? cell.padStart(width[c] as number) : cell.padEnd(width[c] as number)))
       .join("  ")
       .trimEnd();
   return [line(header), ...rows.map(line)].join("\n");
