@@ -6,6 +6,6 @@ export default defineConfig({
   resolve: { conditions: ["@sremote/source"] },
   ssr: { resolve: { conditions: ["@sremote/source"] } },
   test: {
-    projects: ["packages/*", "remote"],
+    projects: ["packages/*", "remote", "examples/qdo-client"],
   },
 });

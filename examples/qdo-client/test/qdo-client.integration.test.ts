@@ -1,0 +1,118 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type SshdFixture, startSshd } from "@sremote/testkit/sshd";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const exampleDir = fileURLToPath(new URL("..", import.meta.url));
+
+/** Runs the example as users do (tsx, from source) in a child process. */
+function runExample(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "--conditions=@sremote/source", "src/main.ts", ...args],
+      { cwd: exampleDir, timeout: 110_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const status = err && typeof err.code === "number" ? err.code : err ? null : 0;
+        resolve({ status, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** The line of a flow, by its label. */
+const lineOf = (stdout: string, label: string) => stdout.split("\n").find((l) => l.includes(` ${label}: `)) ?? "";
+
+/** What every run without QDO must show: the stand-in error kinds and the environment read back. */
+function expectNonQdoFlows(stdout: string, remoteHome: string): void {
+  expect(lineOf(stdout, "unknown module (stand-in, no QDO)")).toMatch(
+    /^ok {3}.*no_such_module_xyz\.valid_queue_name.*RemoteExecError \[REMOTE_EXEC\] kind=import ModuleNotFoundError/,
+  );
+  expect(lineOf(stdout, "unknown module, required (stand-in, no QDO)")).toMatch(
+    /^ok {3}.*RemoteModulesError \[MODULES\].*no_such_module_xyz: not installed/,
+  );
+  expect(lineOf(stdout, "unknown function (stand-in, no QDO)")).toMatch(
+    /^ok {3}.*math\.no_such_function.*RemoteExecError \[REMOTE_EXEC\] kind=attribute AttributeError/,
+  );
+  expect(lineOf(stdout, "env myVar")).toMatch(/^ok {3}.*myVar="myValue"/);
+  expect(lineOf(stdout, "envDefault HOME")).toMatch(/^ok {3}/);
+  expect(lineOf(stdout, "envDefault HOME")).toContain(`HOME=${JSON.stringify(remoteHome)} (kept`);
+  expect(lineOf(stdout, "envDefault HOME_B")).toMatch(/^ok {3}.*HOME_B="\/sremote\/registered\/home_b" \(set/);
+  expect(lineOf(stdout, "PATH addition")).toMatch(/^ok {3}.*PATH=".*:\/opt" \(\/opt present\)/);
+  // The QDO flows are skipped, never run against a stand-in QDO.
+  for (const label of ["valid_queue_name, list", "valid_queue_name, dict", "remote exception"]) {
+    expect(lineOf(stdout, label)).toMatch(/^skip .*needs QDO$/);
+  }
+  expect(stdout).not.toMatch(/^FAIL/m);
+  expect(stdout).toMatch(/^\s*\d+\s+env myVar\s+ok\s+\d+\.\d\s+os\.getenv\("myVar"\)$/m);
+  expect(stdout).toMatch(/^10 ok, 0 unexpected, 3 skipped \(need QDO\)$/m);
+}
+
+describe("qdo-client example, no QDO source reachable", () => {
+  let scratch: string;
+  beforeAll(async () => {
+    scratch = await mkdtemp(join(tmpdir(), "sremote-qdo-client-"));
+  });
+  afterAll(async () => {
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  it("says plainly it cannot reach the QDO source, runs every other flow, and exits 0 (local:<dir>)", async () => {
+    const missing = `file://${scratch}/no-such-repo/qdo.git`;
+    const r = await runExample([`local:${scratch}/endpoint`, "--qdo-url", missing]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const cannot = r.stdout.split("\n").filter((l) => l.includes("cannot reach"));
+    expect(cannot).toEqual([
+      `QDO: cannot reach ${missing}: fatal: '${scratch}/no-such-repo/qdo.git' does not appear to be a git repository; skipping the QDO flows`,
+    ]);
+    // The installer's own progress, as plain lines.
+    expect(r.stdout).toMatch(/^install {2}sources {5}failed: git cannot read the repository/m);
+    expectNonQdoFlows(r.stdout, process.env.HOME ?? homedir());
+  });
+
+  it("prints its help and rejects a missing target with status 2", async () => {
+    const help = await runExample(["--help"]);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain("--qdo-url URL");
+    expect(help.stdout).toContain("https://bitbucket.org/berkeleylab/qdo.git");
+    const bad = await runExample([]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("a target is needed");
+  });
+});
+
+describe("qdo-client example over SSH (private sshd)", () => {
+  let sshd: SshdFixture;
+  beforeAll(async () => {
+    sshd = await startSshd();
+  }, 60_000);
+  afterAll(async () => {
+    await sshd?.stop();
+  }, 60_000);
+
+  it("runs the non-QDO flows on the remote account: its own HOME is kept", async () => {
+    const missing = "file:///nonexistent/sremote-test/qdo.git";
+    const r = await runExample([
+      `ssh://${sshd.user}@${sshd.host}:${sshd.port}`,
+      "--identity",
+      sshd.privateKeyPath,
+      "--known-hosts",
+      sshd.knownHostsPath,
+      "--ssh-config",
+      "/dev/null",
+      "--python",
+      "/usr/bin/python3",
+      "--qdo-url",
+      missing,
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^QDO: cannot reach ${missing}: .+; skipping the QDO flows$`, "m"));
+    expect(r.stdout).toContain("target   ssh://");
+    expectNonQdoFlows(r.stdout, sshd.home);
+  });
+});
