@@ -42,6 +42,11 @@ export interface StepReport {
 export class StepRecorder {
   readonly steps: StepReport[] = [];
   readonly #listener: InstallEventListener | undefined;
+  /**
+   * Turns a step's error into a clearer one (a full disk behind "exit status 1") before it is
+   * reported and thrown. Must not throw.
+   */
+  explainFailure: ((step: InstallStep, err: unknown) => Promise<unknown>) | undefined;
 
   constructor(listener: InstallEventListener | undefined) {
     this.#listener = listener;
@@ -80,7 +85,8 @@ export class StepRecorder {
       this.steps.push(report);
       this.emit({ type: "step-end", ...report });
       return r;
-    } catch (err) {
+    } catch (caught) {
+      const err = this.explainFailure ? await this.explainFailure(step, caught) : caught;
       const report: StepReport = {
         step,
         subject,

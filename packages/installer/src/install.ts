@@ -13,9 +13,10 @@ import {
   type OperationOptions,
   posixJoin,
   type RemoteLayout,
+  shQuote,
   UsageError,
 } from "@sremote/core";
-import { InstallError, logTail } from "./errors.js";
+import { InstallError, type InstallStep, logTail } from "./errors.js";
 import { type InstallEventListener, StepRecorder, type StepReport } from "./events.js";
 import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
 import {
@@ -37,7 +38,16 @@ import {
   type VenvInfo,
   versionAtLeast,
 } from "./python.js";
-import { commandFailure, describeExit, RemoteRunner, type WrapOptions, wrap } from "./remote.js";
+import {
+  commandFailure,
+  describeExit,
+  formatBytes,
+  freeBytes,
+  LOW_SPACE_BYTES,
+  RemoteRunner,
+  type WrapOptions,
+  wrap,
+} from "./remote.js";
 import {
   BUILD_EXIT,
   BUILD_PREFIX,
@@ -255,6 +265,7 @@ export async function install(connector: Connector, options: InstallOptions = {}
   const recorder = new StepRecorder(options.onProgress);
   const remote = new RemoteRunner(c, recorder, d.signal, options.loginEnv ?? false);
   const job = new Installation(c, remote, recorder, options, prepared);
+  recorder.explainFailure = (step, err) => job.explainFailure(step, err);
   try {
     const result = await job.run();
     return { ...result, operations: { ...counts }, durationMs: performance.now() - t0 };
@@ -387,6 +398,55 @@ class Installation {
     };
   }
 
+  /**
+   * A clearer error for a step that failed writing: a full file system (or quota) hides
+   * behind venv's "exit status 1" and SFTP's "Failure", so df is asked; a connector's file
+   * error becomes an {@link InstallError} that names the step and a fix.
+   */
+  async explainFailure(step: InstallStep, err: unknown): Promise<unknown> {
+    if (!WRITING_STEPS.has(step) || !isSremoteError(err) || !this.#layout) return err;
+    const isInstallError = err instanceof InstallError;
+    if (isInstallError ? err.code !== "COMMAND_FAILED" : err.code !== "REMOTE_IO" && err.code !== "PERMISSION_DENIED") {
+      return err;
+    }
+    const what = isInstallError ? summaryOf(err) : `${step}: ${err.message}`;
+    const folders = [
+      ...new Set(
+        step === "location"
+          ? [locationDir(this.#homeDir)]
+          : step === "package"
+            ? [this.#layout.tmpDir, this.#endpoint]
+            : [this.#endpoint],
+      ),
+    ];
+    for (const folder of folders) {
+      const free = await freeBytes(this.#c, folder);
+      if (free !== null && free < LOW_SPACE_BYTES) {
+        return new InstallError(
+          "REMOTE_IO",
+          `${what}: the remote file system holding ${folder} is full (${formatBytes(free)} free)`,
+          {
+            step,
+            fix: `free some space there (df -h ${folder}; quota -s), or install elsewhere with --dir <folder> (--tmp-dir for the temp folder)`,
+            log: isInstallError ? err.log : err.message,
+            details: isInstallError ? { ...err.details, freeBytes: free } : { freeBytes: free },
+            cause: err,
+          },
+        );
+      }
+    }
+    if (isInstallError) return err;
+    const folder = folders[0] as string;
+    return new InstallError(err.code as "REMOTE_IO" | "PERMISSION_DENIED", what, {
+      step,
+      fix:
+        err.code === "PERMISSION_DENIED"
+          ? `check the owner and modes of ${folder} and its files (ls -la ${folder}), or install elsewhere with --dir <folder>`
+          : `check the remote file system holding ${folder} (df -h ${folder}) and run the install again`,
+      cause: err,
+    });
+  }
+
   /** Removes what a failed step left half-made: its build folder, a partial venv. */
   async cleanUpAfterFailure(connector: Connector): Promise<void> {
     const leftovers: string[] = [];
@@ -453,8 +513,9 @@ class Installation {
       this.#state = previous ? structuredClone(previous) : emptyState(AGENT_VERSION);
       this.#shared = o.shared ?? previous?.shared ?? false;
       this.#preamble = this.#prepared.preamble ?? previous?.preamble ?? [];
-      this.#wantVenv = o.venv ?? (previous ? previous.venv !== null : true);
-      this.#systemSitePackages = o.systemSitePackages ?? previous?.venv?.systemSitePackages ?? false;
+      this.#wantVenv = o.venv ?? (previous ? previous.wantVenv !== null : true);
+      this.#systemSitePackages = o.systemSitePackages ?? previous?.wantVenv?.systemSitePackages ?? false;
+      this.#state.wantVenv = this.#wantVenv ? { systemSitePackages: this.#systemSitePackages } : null;
       this.#requestedPython = this.#prepared.python ?? previous?.python?.requested ?? null;
 
       if (o.tmpDir !== undefined) layout.tmpDir = remotePath(home, o.tmpDir, "tmpDir");
@@ -614,6 +675,19 @@ class Installation {
       timeoutMs: SHORT_TIMEOUT,
     });
     if (r.exitCode !== 0) {
+      // git refuses repositories another account owns (CVE-2022-24765): trusting one is the user's call.
+      const dubious = /detected dubious ownership in repository at '([^'\n]+)'/.exec(r.stderr);
+      if (dubious) {
+        throw new InstallError(
+          "PERMISSION_DENIED",
+          `git on the remote refuses ${source.url}: the repository belongs to another account (git's safe.directory check)`,
+          {
+            step: "sources",
+            fix: `if you trust the repository's owner, run on the remote as this account: git config --global --add safe.directory ${shQuote(dubious[1] as string)}; or clone it on this machine and pass the folder with --local`,
+            log: logTail(r.stderr, 10),
+          },
+        );
+      }
       throw new InstallError(
         "COMMAND_FAILED",
         `git cannot read the repository ${source.url} from the remote (${describeExit(r)})`,
@@ -683,8 +757,10 @@ class Installation {
         });
       }
       if (res.exitCode !== 0) {
-        throw commandFailure("folders", `preparing ${endpoint}`, res, endpoint, {
-          fix: `check that this account can create and write ${endpoint} (ls -ld its parent), or choose another folder with --dir`,
+        // The folder that refused: the nearest existing parent of the one that could not be made.
+        const blocked = /^blocked (.+)$/m.exec(res.stdout)?.[1] ?? endpoint;
+        throw commandFailure("folders", `preparing ${endpoint}`, res, blocked, {
+          fix: `check that this account can create and write ${endpoint} (ls -ld ${blocked}), or choose another folder with --dir`,
         });
       }
       const survey = parseSurvey(res.stdout);
@@ -1135,8 +1211,13 @@ class Installation {
 
   async #finish(): Promise<void> {
     await this.#recorder.run("complete", "recording the install", async () => {
+      // A choice recorded only in the state (e.g. venv: false before any venv was made) counts too.
       const upToDate =
-        !this.#dirty && this.#survey.has.has(MARKER_FILE) && this.#previous !== null && !this.#options.force;
+        !this.#dirty &&
+        this.#survey.has.has(MARKER_FILE) &&
+        this.#previous !== null &&
+        JSON.stringify(this.#state) === JSON.stringify(this.#previous) &&
+        !this.#options.force;
       if (upToDate) return { changed: false, skipped: true, message: "nothing changed" };
       await this.#markDirty();
       await this.#saveState();
@@ -1148,6 +1229,23 @@ class Installation {
       return { changed: true, message: `install complete in ${this.#endpoint}` };
     });
   }
+}
+
+/** Steps that write to the remote, whose failures may be a full file system. */
+const WRITING_STEPS: ReadonlySet<InstallStep> = new Set([
+  "folders",
+  "config",
+  "venv",
+  "agent",
+  "package",
+  "location",
+  "permissions",
+  "complete",
+]);
+
+/** An {@link InstallError}'s message without the appended fix and log. */
+function summaryOf(err: InstallError): string {
+  return err.message.split("\nfix: ")[0]?.split("\n--- last lines of the output ---")[0] ?? err.message;
 }
 
 function shortResolved(source: PackageSource, resolved: string): string {

@@ -9,7 +9,7 @@ import {
 } from "@sremote/core";
 import { InstallError, type InstallErrorCode, type InstallStep, logTail } from "./errors.js";
 import type { StepRecorder } from "./events.js";
-import { LOCK_FILE, LOCK_PY, WRAP_SH } from "./scripts.js";
+import { FREE_SPACE_SH, LOCK_FILE, LOCK_PY, WRAP_SH } from "./scripts.js";
 
 /** Environment of every installer command: no prompts, no pip self-check, unbuffered output. */
 export const COMMAND_ENV: Readonly<Record<string, string>> = Object.freeze({
@@ -208,4 +208,39 @@ export function commandFailure(
     log,
     details: { exitCode: r.exitCode, signal: r.signal },
   });
+}
+
+/**
+ * Below this much free space a failed write is taken for a full file system: venv's
+ * ensurepip and SFTP report a full disk only as "exit status 1" and "Failure".
+ */
+export const LOW_SPACE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Bytes available to this account on the file system holding `path` (or its nearest
+ * existing parent), per `df`; `null` when df cannot tell. Never throws.
+ */
+export async function freeBytes(connector: Connector, path: string): Promise<number | null> {
+  try {
+    // Its own short time limit and no signal: it explains a failure the deadline may have caused.
+    const r = await connector.exec(["sh", "-c", FREE_SPACE_SH, "sh", path], { timeoutMs: 30_000 });
+    if (r.exitCode !== 0) return null;
+    const fields = r.stdout.trim().split("\n")[1]?.trim().split(/\s+/);
+    const kib = Number(fields?.[3]);
+    return Number.isFinite(kib) && kib >= 0 ? kib * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `1.5 MiB`-style size. */
+export function formatBytes(bytes: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }

@@ -75,7 +75,8 @@ except OSError as e:
 /**
  * Creates and checks the folders, and reports what exists. Args: endpoint, tmp, work,
  * location folder ("" when none), endpoint mode (700/755), umask, state and marker names.
- * Prints `changed …`, `has NAME`, `stale PATH`, `owner yes|no` lines.
+ * Prints `changed …`, `has NAME`, `stale PATH`, `owner yes|no` lines, and `blocked PATH` (the
+ * nearest existing folder) before failing to create a folder.
  * Exit 10: a folder cannot be made; 11: the endpoint is a foreign non-empty folder.
  */
 export const SURVEY_SH = `ep=$1 tmp=$2 work=$3 locdir=$4 mode=$5
@@ -86,7 +87,15 @@ created=
 mk() {
   [ -d "$1" ] && return 0
   if [ -e "$1" ] || [ -L "$1" ]; then fail "$1 exists and is not a folder"; fi
-  mkdir -p -- "$1" || fail "cannot create the folder $1"
+  if ! mkdir -p -- "$1"; then
+    p=$1
+    while [ ! -e "$p" ]; do
+      case $p in */*) p=\${p%/*} ;; *) p= ;; esac
+      [ -n "$p" ] || { p=/; break; }
+    done
+    echo "blocked $p"
+    fail "cannot create the folder $1 in $p"
+  fi
   if [ -n "$2" ]; then chmod "$2" -- "$1" || fail "cannot set the mode of $1"; fi
   echo "changed created $1"
   [ "$1" = "$ep" ] && created=1
@@ -367,3 +376,14 @@ exit 0`;
 
 /** Exit status of {@link ATTACH_SH} when the endpoint folder is missing. */
 export const ATTACH_MISSING = 12;
+
+/**
+ * Free space of the file system holding a path (or its nearest existing parent): prints
+ * `df -Pk`'s output. Arg: the path.
+ */
+export const FREE_SPACE_SH = `p=$1
+while [ ! -e "$p" ]; do
+  case $p in */*) p=\${p%/*} ;; *) p= ;; esac
+  [ -n "$p" ] || { p=/; break; }
+done
+exec df -Pk -- "$p"`;

@@ -47,7 +47,13 @@ export interface InstallState {
   /** The preamble lines written to `preamble.sh` (empty: no preamble). */
   preamble: string[];
   python: PythonRecord | null;
-  /** `null` when installed with `venv: false`. */
+  /**
+   * The venv the last install was asked for (`null`: `venv: false`). Kept while `venv` is
+   * `null` because the venv is being (re)created, so an interrupted install is finished
+   * with the same choice rather than without a venv.
+   */
+  wantVenv: { systemSitePackages: boolean } | null;
+  /** The venv as created and checked; `null` when there is none (yet). */
   venv: VenvRecord | null;
   packages: PackageRecord[];
   updatedAt: string;
@@ -61,6 +67,7 @@ export function emptyState(agentVersion: string): InstallState {
     shared: false,
     preamble: [],
     python: null,
+    wantVenv: { systemSitePackages: false },
     venv: null,
     packages: [],
     updatedAt: new Date().toISOString(),
@@ -88,6 +95,12 @@ export function parseState(text: string): InstallState | null {
     return null;
   const venv = raw.venv;
   if (venv !== null && !(isObj(venv) && typeof venv.base === "string" && typeof venv.version === "string")) return null;
+  // States written before `wantVenv` existed: the venv that was there is the one wanted.
+  if (raw.wantVenv === undefined) {
+    raw.wantVenv = isObj(venv) ? { systemSitePackages: venv.systemSitePackages === true } : null;
+  }
+  const want = raw.wantVenv;
+  if (want !== null && !(isObj(want) && typeof want.systemSitePackages === "boolean")) return null;
   for (const p of raw.packages) {
     if (!isObj(p) || typeof p.key !== "string" || typeof p.resolved !== "string" || !Array.isArray(p.distributions))
       return null;
