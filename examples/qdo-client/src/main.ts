@@ -20,8 +20,9 @@ async function run(options: QdoClientOptions): Promise<number> {
     const outcome: QdoInstallOutcome = options.noInstall
       ? { kind: "failed", reason: "--no-install" }
       : await installQdo(connector, options.qdo, {
-          // local:/dir carries its layout; elsewhere the installer's default endpoint (~/.sremote).
-          layout: target.kind === "local" ? opened.clientOptions.layout : undefined,
+          // local:/dir carries its layout. Elsewhere, and for local: without a folder (whose
+          // client runs the packaged agent in place), the installer's default: ~/.sremote.
+          layout: target.kind === "local" && target.endpointDir ? opened.clientOptions.layout : undefined,
           python: options.connection.python,
           index: options.index,
           systemSitePackages: options.systemSitePackages,

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,12 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 const exampleDir = fileURLToPath(new URL("..", import.meta.url));
 
 /** Runs the example as users do (tsx, from source) in a child process. */
-function runExample(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function runExample(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ["--import", "tsx", "--conditions=@sremote/source", "src/main.ts", ...args],
-      { cwd: exampleDir, timeout: 110_000, maxBuffer: 16 * 1024 * 1024 },
+      { cwd: exampleDir, env, timeout: 110_000, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const status = err && typeof err.code === "number" ? err.code : err ? null : 0;
         resolve({ status, stdout, stderr });
@@ -72,6 +75,20 @@ describe("qdo-client example, no QDO source reachable", () => {
     // The installer's own progress, as plain lines.
     expect(r.stdout).toMatch(/^install {2}sources {5}failed: git cannot read the repository/m);
     expectNonQdoFlows(r.stdout, process.env.HOME ?? homedir());
+  });
+
+  it("installs into ~/.sremote for local: without a folder, never into the packaged agent's folder", async () => {
+    const home = join(scratch, "home");
+    await mkdir(home);
+    const missing = `file://${scratch}/no-such-repo/qdo.git`;
+    const r = await runExample(["local:", "--qdo-url", missing], { ...process.env, HOME: home });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^install {2}layout {6}done: endpoint ${home}/\\.sremote `, "m"));
+    expect(r.stdout).toMatch(/^QDO: cannot reach .*; skipping the QDO flows$/m);
+    expectNonQdoFlows(r.stdout, home);
+    // The source was checked before anything was created.
+    await expect(stat(join(home, ".sremote"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
   it("prints its help and rejects a missing target with status 2", async () => {
