@@ -66,7 +66,9 @@ async function run(options: QdoClientOptions): Promise<number> {
         `agent    ${agent.version} on ${agent.implementation} ${agent.python} (${agent.executable ?? "python"}) at ${agent.host}`,
       );
     }
-    print(`connect  ${connectMs.toFixed(1)} ms (starts the agent; not counted in the call times)`);
+    const carrier = connector.capabilities.spawn ? "session (one long-lived agent)" : "file (one Python per call)";
+    print(`carrier  ${carrier}`);
+    print(`connect  ${connectMs.toFixed(1)} ms (endpoint, agent files, agent start: not counted in the call times)`);
 
     let qdo = false;
     if (outcome.kind === "installed" || options.noInstall) {

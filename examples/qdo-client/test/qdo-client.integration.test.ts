@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
 import { type SshdFixture, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -131,5 +132,29 @@ describe("qdo-client example over SSH (private sshd)", () => {
     expect(r.stdout).toMatch(new RegExp(`^QDO: cannot reach ${missing}: .+; skipping the QDO flows$`, "m"));
     expect(r.stdout).toContain("target   ssh://");
     expectNonQdoFlows(r.stdout, sshd.home);
+  });
+});
+
+describe("qdo-client example over NEWT (the NEWT double: real HTTP, real processes)", () => {
+  it("takes the credentials from SREMOTE_NEWT_USER/PASSWORD and runs the non-QDO flows with the file carrier", async () => {
+    const double = await startNewtDouble();
+    try {
+      const missing = "file:///nonexistent/sremote-test/qdo.git";
+      const r = await runExample(
+        ["newt://cori", "--newt-url", double.baseUrl, "--python", "/usr/bin/python3", "--qdo-url", missing],
+        {
+          ...process.env,
+          SREMOTE_NEWT_USER: DEFAULT_NEWT_USER.username,
+          SREMOTE_NEWT_PASSWORD: DEFAULT_NEWT_USER.password,
+        },
+      );
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^QDO: cannot reach ${missing}: .+; skipping the QDO flows$`, "m"));
+      expect(r.stdout).toMatch(/^carrier {2}file /m);
+      expectNonQdoFlows(r.stdout, double.homeDir(DEFAULT_NEWT_USER.username));
+    } finally {
+      await double.close();
+    }
   });
 });
