@@ -16,9 +16,10 @@ async function run(options: QdoClientOptions): Promise<number> {
   const { target, connector } = opened;
   print(`target   ${options.target} (${connector.name} connector)`);
   try {
-    section(`install QDO from ${options.qdo.url} @ ${options.qdo.ref}`);
-    const outcome: QdoInstallOutcome = options.noInstall
-      ? { kind: "failed", reason: "--no-install" }
+    section(options.noInstall ? "QDO (--no-install)" : `install QDO from ${options.qdo.url} @ ${options.qdo.ref}`);
+    // undefined: --no-install, the endpoint is used as it is.
+    const outcome: QdoInstallOutcome | undefined = options.noInstall
+      ? undefined
       : await installQdo(connector, options.qdo, {
           // local:/dir carries its layout. Elsewhere, and for local: without a folder (whose
           // client runs the packaged agent in place), the installer's default: ~/.sremote.
@@ -30,15 +31,15 @@ async function run(options: QdoClientOptions): Promise<number> {
         });
     let installFailed = false;
     let clientOptions: Partial<RemoteClientOptions>;
-    if (outcome.kind === "installed") {
+    if (outcome === undefined) {
+      print("QDO: not installing; using what the endpoint has");
+      clientOptions = endpointOptions(opened.clientOptions, target.kind);
+    } else if (outcome.kind === "installed") {
       print(
         `QDO: ${outcome.skipped ? "already installed" : "installed"} from ${options.qdo.url} @ ${options.qdo.ref}, package folder: ${outcome.folder}`,
       );
       // No python option: interpreter.sh then runs the endpoint's venv, where QDO now is.
       clientOptions = { layout: outcome.layout };
-    } else if (options.noInstall) {
-      print("QDO: not installing (--no-install); using what the endpoint has");
-      clientOptions = endpointOptions(opened.clientOptions, target.kind);
     } else {
       if (outcome.kind === "unreachable") {
         print(`QDO: cannot reach ${options.qdo.url}: ${outcome.reason}; skipping the QDO flows`);
@@ -71,13 +72,13 @@ async function run(options: QdoClientOptions): Promise<number> {
     print(`connect  ${connectMs.toFixed(1)} ms (endpoint, agent files, agent start: not counted in the call times)`);
 
     let qdo = false;
-    if (outcome.kind === "installed" || options.noInstall) {
+    if (outcome === undefined || outcome.kind === "installed") {
       const version = await qdoVersion({ ...clientOptions, connector, closeConnector: false });
       qdo = version !== null;
       print(
         `QDO: ${qdo ? `importable in the endpoint${version ? ` (version ${version})` : ""}` : "not importable in the endpoint"}`,
       );
-      if (!qdo && outcome.kind === "installed") installFailed = true;
+      if (!qdo && outcome !== undefined) installFailed = true;
     }
 
     const records: FlowRecord[] = [];
