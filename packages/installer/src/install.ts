@@ -1185,7 +1185,9 @@ class Installation {
   async #ensureModes(): Promise<void> {
     const endpoint = this.#endpoint;
     await this.#recorder.run("permissions", "checking that nothing is writable by group or others", async () => {
-      const r = await this.#remote.run(["sh", "-c", SHARE_SH, "sh", endpoint], {
+      // The Python calls run with: the venv's, else the base interpreter.
+      const python = this.#wantVenv ? this.#venvPython : this.#base.executable;
+      const r = await this.#remote.run(wrap(["sh", "-c", SHARE_SH, "sh", endpoint, python], this.#wrapOptions(false)), {
         step: "permissions",
         timeoutMs: SHORT_TIMEOUT,
       });
@@ -1199,12 +1201,24 @@ class Installation {
           { step: "permissions", fix: `as their owner: chmod -R go-w ${endpoint}` },
         );
       }
-      const changed = lines.includes("changed");
+      if (lines.includes("compile-failed")) {
+        throw new InstallError("COMMAND_FAILED", `${python} could not byte-compile the agent in ${endpoint}`, {
+          step: "permissions",
+          fix: "run the install again with --force; check the endpoint with sremote doctor",
+          log: logTail(r.stderr, 15),
+        });
+      }
+      const compiled = lines.includes("compiled");
+      const changed = compiled || lines.includes("changed");
       if (changed) await this.#markDirty();
+      const done = [
+        ...(compiled ? ["byte-compiled the agent"] : []),
+        ...(lines.includes("changed") ? ["made everything readable, nothing writable by group or others"] : []),
+      ];
       return {
         changed,
         skipped: !changed,
-        message: changed ? "made everything readable, nothing writable by group or others" : "modes already right",
+        message: changed ? done.join("; ") : "modes already right",
       };
     });
   }
