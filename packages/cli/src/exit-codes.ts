@@ -4,7 +4,10 @@ import { isSremoteError } from "@sremote/core";
 export const EXIT = {
   /** The call succeeded. */
   ok: 0,
-  /** The remote function failed: raised, not importable, not found, unserializable result. */
+  /**
+   * The remote function failed (raised, not importable, not found, unserializable result),
+   * or a remote command an install runs failed (pip, git, venv).
+   */
   remoteFailed: 1,
   /** Bad usage: unknown option, bad target, bad argument. */
   usage: 2,
@@ -32,4 +35,14 @@ export function exitCodeFor(err: unknown): number {
     default:
       return EXIT.setup;
   }
+}
+
+/**
+ * The exit status for an error of `install`, `uninstall` or `attach`: a remote command that
+ * failed (pip could not install a package, git could not clone) is the command's failure,
+ * status 1, like a remote function that raised; everything else as {@link exitCodeFor}.
+ */
+export function installExitCodeFor(err: unknown): number {
+  if (isSremoteError(err) && err.code === "COMMAND_FAILED") return EXIT.remoteFailed;
+  return exitCodeFor(err);
 }

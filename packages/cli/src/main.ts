@@ -5,8 +5,7 @@ import { doctorCommand } from "./commands/doctor.js";
 import { registerInstallCommands } from "./commands/install.js";
 import { EXIT } from "./exit-codes.js";
 import type { CliIO } from "./io.js";
-
-const collect = (value: string, previous: string[]) => [...previous, value];
+import { addTargetOptions, collect, TARGET_HELP } from "./target-options.js";
 
 /**
  * Runs the `sremote` command line and returns its exit status (never calls process.exit).
@@ -23,22 +22,13 @@ export async function main(argv: string[], io: CliIO = process, signal?: AbortSi
     })
     .showHelpAfterError("(run with --help for usage)");
 
-  const addTargetOptions = (cmd: Command) =>
-    cmd
-      .option("--python <path>", "Python executable on the remote side (default: the endpoint's, else python3)")
-      .option("--newt-url <url>", "NEWT base URL (default: $SREMOTE_NEWT_URL, else https://newt.nersc.gov/newt)")
-      .option("--identity <file>", "SSH private key file")
-      .option("--known-hosts <file>", "SSH known_hosts file (default: ~/.ssh/known_hosts)")
-      .option("--ssh-config <file>", "ssh config file (default: ~/.ssh/config when present)")
-      .option("--password-env <VAR>", "read the SSH password from this environment variable");
-
   addTargetOptions(
     program
       .command("call")
       .description(
         "call <module>.<function> on <target>; arguments are JSON when valid JSON, else strings (use -- before negative numbers)",
       )
-      .argument("<target>", "local:[/endpoint/dir], ssh://user@host[:port], newt://machine")
+      .argument("<target>", TARGET_HELP)
       .argument("<function>", "module.function, or module:Class.method")
       .argument("[args...]", "positional arguments")
       .option("--kw <key=value>", "keyword argument (repeatable)", collect, [])
@@ -63,15 +53,20 @@ export async function main(argv: string[], io: CliIO = process, signal?: AbortSi
     program
       .command("doctor")
       .description("report python, agent version, codec and layout of <target> (changes nothing)")
-      .argument("<target>", "local:[/endpoint/dir], ssh://user@host[:port], newt://machine")
+      .argument("<target>", TARGET_HELP)
       .option("--json", "print the report as JSON", false),
   ).action(async (target: string, opts) => {
     status = await doctorCommand(target, opts, io);
   });
 
-  registerInstallCommands(program, io, (s) => {
-    status = s;
-  });
+  registerInstallCommands(
+    program,
+    io,
+    (s) => {
+      status = s;
+    },
+    signal,
+  );
 
   try {
     await program.parseAsync(argv, { from: "user" });

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -52,14 +53,22 @@ export async function resolvePython(command = "python3"): Promise<string> {
   throw new UsageError(`no usable ${command} found on PATH: install Python 3.8+ or pass --python /path/to/python3`);
 }
 
+/** True when `endpointDir` holds an install's venv or its recorded `python` file. */
+function hasInstalledPython(endpointDir: string): boolean {
+  return existsSync(join(endpointDir, "env", "bin", "python")) || existsSync(join(endpointDir, "python"));
+}
+
 /** Builds the connector and client options for a target string. */
 export async function openTarget(text: string, flags: ConnectionFlags = {}): Promise<OpenedTarget> {
   const target = parseTarget(text);
   switch (target.kind) {
     case "local": {
       const connector = localConnector();
-      const python = flags.python ?? (await resolvePython());
       if (target.endpointDir) {
+        // An installed endpoint picks its own Python (its venv, else the one install
+        // recorded); SREMOTE_PYTHON would override that choice, so it is set only when asked
+        // for or when the folder has no install.
+        const python = flags.python ?? (hasInstalledPython(target.endpointDir) ? undefined : await resolvePython());
         return {
           target,
           connector,
@@ -71,6 +80,7 @@ export async function openTarget(text: string, flags: ConnectionFlags = {}): Pro
         };
       }
       // No folder: run the agent straight from the installed @sremote/agent package.
+      const python = flags.python ?? (await resolvePython());
       const tmpDir = await mkdtemp(join(tmpdir(), "sremote-"));
       return {
         target,
