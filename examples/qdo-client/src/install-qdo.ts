@@ -81,10 +81,11 @@ export async function installQdo(
             : "the repository root";
     return { kind: "installed", layout: result.layout, folder, skipped, durationMs: result.durationMs };
   } catch (err) {
-    if (isUnreachable(err)) return { kind: "unreachable", reason: reasonOf(err) };
-    const fix = err instanceof Error && err.name === "InstallError" ? (err as InstallError).fix : undefined;
-    const reason = err instanceof Error ? (err.message.split("\n")[0] ?? err.message) : String(err);
-    return { kind: "failed", reason, fix };
+    // Transport failures (refused, auth, host key), timeouts and bad options end the run.
+    if (!(err instanceof Error) || err.name !== "InstallError") throw err;
+    const failure = err as InstallError;
+    if (isUnreachable(failure)) return { kind: "unreachable", reason: reasonOf(failure) };
+    return { kind: "failed", reason: failure.message.split("\n")[0] ?? failure.message, fix: failure.fix };
   }
 }
 
@@ -92,9 +93,7 @@ export async function installQdo(
  * The source could not be read: `git ls-remote` failed or git is missing (the installer
  * checks sources before changing anything), or the clone itself failed.
  */
-function isUnreachable(err: unknown): err is InstallError {
-  if (!(err instanceof Error) || err.name !== "InstallError") return false;
-  const e = err as InstallError;
+function isUnreachable(e: InstallError): boolean {
   if (e.step === "sources")
     return e.code === "COMMAND_FAILED" || (e.code === "NOT_SET_UP" && /git is not/.test(e.message));
   return e.step === "package" && e.code === "COMMAND_FAILED" && /clon/i.test(e.message.split("\n")[0] ?? "");

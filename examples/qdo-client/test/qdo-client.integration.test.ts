@@ -1,5 +1,5 @@
-import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { execFile, execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -90,6 +90,31 @@ describe("qdo-client example, no QDO source reachable", () => {
     expectNonQdoFlows(r.stdout, home);
     // The source was checked before anything was created.
     await expect(stat(join(home, ".sremote"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("exits 1 when the source is reachable but the install fails (a ref it lacks), still running the rest", async () => {
+    // A real repository that has no Python project and no branch "no-such-ref": nothing is installed.
+    const repo = join(scratch, "repo");
+    await mkdir(repo);
+    await writeFile(join(repo, "README"), "not QDO\n");
+    const git = (...args: string[]) =>
+      execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.org", ...args], { cwd: repo });
+    git("init", "-q", "-b", "main");
+    git("add", "README");
+    git("commit", "-q", "-m", "init");
+    const r = await runExample([
+      `local:${scratch}/endpoint-ref`,
+      "--qdo-url",
+      `file://${repo}`,
+      "--qdo-ref",
+      "no-such-ref",
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/^QDO: install failed: .*has no branch or tag "no-such-ref"; skipping the QDO flows$/m);
+    expect(r.stdout).toMatch(/^ {5}fix: use one of: main/m);
+    expect(r.stdout).not.toContain("cannot reach");
+    expect(r.stdout).toMatch(/^10 ok, 0 unexpected, 3 skipped \(need QDO\); the QDO install failed$/m);
   });
 
   it("prints its help and rejects a missing target with status 2", async () => {
