@@ -1,0 +1,183 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { InstallResult } from "@sremote/installer";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT } from "../src/index.js";
+import { ESC, requireInStrictMode, runInProcess, SYSTEM_PYTHON, sremote, systemPythonReady } from "./run-cli.js";
+
+// The real CLI as its own process, real Python venvs and pip, through local:<folder>.
+requireInStrictMode(systemPythonReady, `${SYSTEM_PYTHON} with venv, ensurepip and pip`);
+
+const folders: string[] = [];
+async function endpointFolder(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "sremote-cli-install-"));
+  folders.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  for (const dir of folders) await rm(dir, { recursive: true, force: true });
+});
+
+describe("sremote install: usage errors (exit 2)", () => {
+  it("rejects an unknown option, naming it", async () => {
+    const r = await runInProcess(["install", "local:/tmp/sremote-cli-x", "--frobnicate"]);
+    expect(r.status).toBe(EXIT.usage);
+    expect(r.stderr).toContain("unknown option '--frobnicate'");
+  });
+
+  it("rejects an empty or malformed --git URL before connecting", async () => {
+    const dir = "/tmp/sremote-cli-never-created";
+    const empty = await runInProcess(["install", `local:${dir}`, "--git", ""]);
+    expect(empty.status).toBe(EXIT.usage);
+    expect(empty.stderr).toContain("git URL must be a non-empty string");
+    const json = await runInProcess(["install", `local:${dir}`, "--git", "", "--json"]);
+    expect(json.status).toBe(EXIT.usage);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, error: { code: "INVALID_ARGUMENT" } });
+    const scheme = await runInProcess(["install", `local:${dir}`, "--git", "ftp://host/repo.git"]);
+    expect(scheme.status).toBe(EXIT.usage);
+    expect(scheme.stderr).toContain("unsupported scheme ftp");
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it("rejects a bad target, --dir with a local: folder, and uninstall without --yes", async () => {
+    expect((await runInProcess(["install", "bogus://x"])).status).toBe(EXIT.usage);
+    const both = await runInProcess(["install", "local:/tmp/sremote-cli-x", "--dir", "/tmp/y"]);
+    expect(both.status).toBe(EXIT.usage);
+    expect(both.stderr).toContain("drop --dir");
+    const unconfirmed = await runInProcess(["uninstall", "local:/tmp/sremote-cli-x"]);
+    expect(unconfirmed.status).toBe(EXIT.usage);
+    expect(unconfirmed.stderr).toContain("--yes");
+  });
+});
+
+describe.skipIf(!systemPythonReady)("sremote install local:<folder>", () => {
+  let dir: string;
+  let first: InstallResult;
+
+  beforeAll(async () => {
+    dir = await endpointFolder();
+  });
+
+  it("installs with --json: one JSON object on stdout, plain progress lines on stderr; calls then work", async () => {
+    const r = await sremote(["install", `local:${dir}`, "--python", SYSTEM_PYTHON, "--json"]);
+    expect(r.stderr).not.toContain(ESC);
+    expect(r.status).toBe(EXIT.ok);
+    first = JSON.parse(r.stdout);
+    expect(first).toMatchObject({
+      ok: true,
+      changed: true,
+      layout: { endpointDir: dir, tmpDir: `${dir}/tmp` },
+      python: { executable: SYSTEM_PYTHON },
+      location: { action: "none" },
+    });
+    expect(first.operations.uploads).toBeGreaterThan(10);
+    // Progress: one plain line per event, the step in brackets; uploads relative to the endpoint.
+    const lines = r.stderr.trimEnd().split("\n");
+    for (const line of lines)
+      expect(line).toMatch(/^\[(connect|layout|python|folders|config|venv|agent|location|complete)\] /);
+    expect(lines).toContain("[connect] connecting to local:" + dir + " …");
+    expect(r.stderr).toMatch(/^\[agent\] uploaded interpreter\.sh \(\d+ B\)$/m);
+    expect(r.stderr).toMatch(/^\[venv\] done: created .*\(\d/m);
+
+    const call = await sremote(["call", `local:${dir}`, "math.sqrt", "2"]);
+    expect(call).toMatchObject({ status: EXIT.ok, stdout: "1.4142135623730951\n" });
+    // Calls run in the endpoint's venv, not in the first python3 on PATH.
+    const exe = await sremote(["call", `local:${dir}`, "sys:executable.__str__"]);
+    expect(exe.stdout).toBe(`${dir}/env/bin/python\n`);
+  }, 120_000);
+
+  it("a second install changes nothing and uploads nothing", async () => {
+    const r = await sremote(["install", `local:${dir}`, "--json"]);
+    expect(r.status).toBe(EXIT.ok);
+    const second = JSON.parse(r.stdout);
+    expect(second.changed).toBe(false);
+    expect(second.operations).toMatchObject({ uploads: 0, uploadBytes: 0, deletes: 0 });
+    expect(second.steps.filter((s: { changed: boolean }) => s.changed)).toEqual([]);
+    expect(second.python).toEqual(first.python);
+  }, 60_000);
+
+  it("without --json: the summary on stdout, one plain line per event on stderr (no terminal)", async () => {
+    const r = await sremote(["install", `local:${dir}`]);
+    expect(r.status).toBe(EXIT.ok);
+    expect(r.stdout).toMatch(new RegExp(`^up to date: local:${dir} → ${dir} \\(nothing changed\\)`));
+    expect(r.stdout).toContain(`python    ${first.python.version} at ${SYSTEM_PYTHON}, venv ${dir}/env`);
+    expect(r.stdout).toContain("0 upload(s)");
+    expect(r.stderr).not.toContain(ESC);
+    expect(r.stderr).toContain("[venv] skipped: venv up to date");
+    expect(r.stderr).toContain("[complete] skipped: nothing changed");
+  }, 60_000);
+
+  it("on a terminal: a live display with a mark and a duration per step", async () => {
+    const r = await runInProcess(["install", `local:${dir}`], { tty: true });
+    expect(r.status).toBe(EXIT.ok);
+    expect(r.stderr).toContain(`${ESC}[`);
+    expect(r.stderr).toMatch(/–.*venv {8}skipped: venv up to date \(Python [\d.]+\) {2}\d+ ms/);
+    expect(r.stderr).toMatch(/✔.*python {6}Python [\d.]+ \(CPython\) at \/usr\/bin\/python3 {2}\d+ ms/);
+    // stdout stays plain text for scripts even then.
+    expect(r.stdout).not.toContain(ESC);
+  }, 60_000);
+
+  it("doctor reports python, agent and codec with --json, and as text", async () => {
+    const r = await sremote(["doctor", `local:${dir}`, "--json"]);
+    expect(r.status).toBe(EXIT.ok);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({
+      target: `local:${dir}`,
+      layout: { endpointDir: dir, source: "given" },
+      agent: { upToDate: true, installedVersion: first.agentVersion, clientVersion: first.agentVersion },
+      python: { python: first.python.version, executable: `${dir}/env/bin/python` },
+      install: { complete: true, venv: true, owner: true },
+      problems: [],
+    });
+    expect(report.codec).toMatch(/^(c|pure)$/);
+    expect(report.packages.map((p: { name: string }) => p.name)).toContain("pip");
+    const text = await sremote(["doctor", `local:${dir}`]);
+    expect(text.status).toBe(EXIT.ok);
+    expect(text.stdout).toContain(`agent      ${first.agentVersion} (client ${first.agentVersion})`);
+    expect(text.stdout).toContain(`python     ${first.python.version} cpython at ${dir}/env/bin/python`);
+    expect(text.stdout).toMatch(/^codec {6}(c|pure)/m);
+    expect(text.stdout.trimEnd().endsWith("ok")).toBe(true);
+  }, 60_000);
+
+  it("a package pip cannot find: exit 1, pip's reason, and the failed step in the JSON error", async () => {
+    const args = ["install", `local:${dir}`, "--package", "sremote-no-such-pkg-xyz", "--no-index"];
+    const json = await sremote([...args, "--json"]);
+    expect(json.status).toBe(EXIT.remoteFailed);
+    const out = JSON.parse(json.stdout);
+    expect(out).toMatchObject({ ok: false, error: { code: "COMMAND_FAILED", step: "package" } });
+    expect(out.error.message).toContain("sremote-no-such-pkg-xyz");
+    expect(out.error.reason).toMatch(
+      /^ERROR: (No matching distribution found|Could not find a version).*sremote-no-such-pkg-xyz/,
+    );
+    expect(out.error.log).toContain("No matching distribution found for sremote-no-such-pkg-xyz");
+    expect(out.error.fix).toMatch(/find-links/);
+    expect(json.stderr).toMatch(/^\[package\] failed: /m);
+
+    const text = await sremote(args);
+    expect(text.status).toBe(EXIT.remoteFailed);
+    expect(text.stdout).toBe("");
+    expect(text.stderr).toContain(
+      "sremote install: failed at the package step: pip could not install sremote-no-such-pkg-xyz",
+    );
+    expect(text.stderr).toContain("reason: ERROR: No matching distribution found for sremote-no-such-pkg-xyz");
+    expect(text.stderr).toMatch(/^ {2}fix: /m);
+    // The endpoint still works.
+    expect((await sremote(["call", `local:${dir}`, "math.sqrt", "4"])).stdout).toBe("2\n");
+  }, 120_000);
+
+  it("uninstall --yes removes the endpoint; doctor then names the fix", async () => {
+    const r = await sremote(["uninstall", `local:${dir}`, "--yes", "--json"]);
+    expect(r.status).toBe(EXIT.ok);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ ok: true, detached: false, layout: { endpointDir: dir } });
+    expect(out.removed).toContain(dir);
+    expect(await readdir(dir).catch(() => "gone")).toBe("gone");
+    const doctor = await sremote(["doctor", `local:${dir}`, "--json"]);
+    expect(doctor.status).toBe(EXIT.setup);
+    expect(JSON.parse(doctor.stdout).problems).toEqual([
+      { problem: `no endpoint at ${dir}`, fix: `sremote install local:${dir}` },
+    ]);
+  }, 60_000);
+});
