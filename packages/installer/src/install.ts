@@ -457,6 +457,22 @@ class Installation {
     await connector.exec(["rm", "-rf", "--", ...leftovers], { timeoutMs: 60_000 }).catch(() => {});
   }
 
+  /**
+   * A new `install-*` folder in the temp folder for one command's files (a build, TMPDIR),
+   * removed after a failure too; one a killed install left is removed by the next install.
+   */
+  #scratch(): string {
+    const path = posixJoin(this.#layout.tmpDir, `${BUILD_PREFIX}${randomBytes(8).toString("hex")}`);
+    this.#pendingBuild = path;
+    return path;
+  }
+
+  async #removeScratch(path: string): Promise<void> {
+    // Best effort: a folder left here is removed by the next install.
+    await this.#c.exec(["rm", "-rf", "--", path], { ...this.#op, timeoutMs: SHORT_TIMEOUT }).catch(() => undefined);
+    if (this.#pendingBuild === path) this.#pendingBuild = undefined;
+  }
+
   /** Deletes the completion marker before the first change that matters. */
   async #markDirty(): Promise<void> {
     if (this.#dirty) return;
@@ -875,11 +891,13 @@ class Installation {
       if (this.#systemSitePackages) argv.push("--system-site-packages");
       argv.push(envDir);
       this.#venvCreating = true;
-      const r = await this.#remote.run(wrap(argv, this.#wrapOptions(true)), {
+      const scratch = this.#scratch();
+      const r = await this.#remote.run(wrap(argv, { ...this.#wrapOptions(true), scratch }), {
         step: "venv",
         timeoutMs: this.#longTimeout,
         stream: true,
       });
+      await this.#removeScratch(scratch);
       if (r.exitCode !== 0) {
         const text = `${r.stdout}\n${r.stderr}`;
         if (/ensurepip is not\s+available|No module named ensurepip/.test(text)) {
@@ -1069,8 +1087,8 @@ class Installation {
       }
     }
     if (options.upgrade && source.kind === "spec") pip.push("--upgrade");
-    const run = (argv: string[]) =>
-      this.#remote.run(wrap(argv, this.#wrapOptions(true)), {
+    const run = (argv: string[], scratch?: string) =>
+      this.#remote.run(wrap(argv, { ...this.#wrapOptions(true), scratch }), {
         step: "package",
         subject,
         timeoutMs: this.#longTimeout,
@@ -1078,12 +1096,13 @@ class Installation {
       });
 
     if (source.kind === "spec") {
-      const r = await run([...pip, source.spec]);
+      const scratch = this.#scratch();
+      const r = await run([...pip, source.spec], scratch);
+      await this.#removeScratch(scratch);
       if (r.exitCode !== 0) throw pipFailure(subject, r, this.#endpoint, useIndex);
       return r.stdout;
     }
-    const build = posixJoin(this.#layout.tmpDir, `${BUILD_PREFIX}${randomBytes(8).toString("hex")}`);
-    this.#pendingBuild = build;
+    const build = this.#scratch();
     let kind: "git" | "tar" | "file" = "git";
     let target = source.kind === "git" ? source.url : "";
     if (local) {

@@ -135,6 +135,8 @@ export interface WrapOptions {
   umask: string;
   /** Hold the endpoint's install lock with this Python while the command runs. */
   lock?: { python: string; endpointDir: string } | undefined;
+  /** A folder to create and point TMPDIR at (the caller removes it), or `undefined`. */
+  scratch?: string | undefined;
 }
 
 /** `sh -c WRAP …` around argv, with the lock when asked. */
@@ -142,7 +144,17 @@ export function wrap(argv: readonly string[], options: WrapOptions): string[] {
   const inner = options.lock
     ? [options.lock.python, "-c", LOCK_PY, posixJoin(options.lock.endpointDir, LOCK_FILE), ...argv]
     : [...argv];
-  return ["sh", "-c", WRAP_SH, "sh", options.preamble, options.preambleText ?? "", options.umask, ...inner];
+  return [
+    "sh",
+    "-c",
+    WRAP_SH,
+    "sh",
+    options.preamble,
+    options.preambleText ?? "",
+    options.umask,
+    options.scratch ?? "",
+    ...inner,
+  ];
 }
 
 /** Hints matched against a failed command's output, first match wins. */

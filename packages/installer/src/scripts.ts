@@ -16,14 +16,23 @@ export const BUILD_PREFIX = "install-";
 
 /**
  * Wrapper of every command that may need Python: `$1` preamble file and `$2` preamble text
- * (either may be ""), `$3` umask, then the argv to run. The preamble is sourced (or
- * evaluated) inside a function so that a `set --` in it cannot change the argv; the
- * standard folders are appended to PATH like interpreter.sh does.
+ * (either may be ""), `$3` umask, `$4` a scratch folder to create and point TMPDIR at (or
+ * ""), then the argv to run. The scratch folder keeps what venv's ensurepip and pip unpack
+ * out of the shared /tmp, where a killed or aborted command would leave it behind; it lives
+ * in the temp folder as `install-*`, removed by the installer afterwards or, when the
+ * installer itself was killed, by the next install. The preamble is sourced (or evaluated)
+ * inside a function so that a `set --` in it cannot change the argv; the standard folders
+ * are appended to PATH like interpreter.sh does.
  */
 export const WRAP_SH = `sremote_pre=$1
 sremote_text=$2
 umask "$3" || exit 96
-shift 3
+if [ -n "$4" ]; then
+  mkdir -p -- "$4" || exit 96
+  TMPDIR=$4
+  export TMPDIR
+fi
+shift 4
 for sremote_p in /usr/local/bin /usr/bin /bin; do
   case :\${PATH-}: in *:"$sremote_p":*) ;; *) PATH=\${PATH:+$PATH:}$sremote_p ;; esac
 done
@@ -249,7 +258,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 say() { printf 'sremote-install: %s\\n' "$*" >&2; }
 is_project() { [ -f "$1/pyproject.toml" ] || [ -f "$1/setup.py" ] || [ -f "$1/setup.cfg" ]; }
-mkdir -p -- "$build" || exit 1
+mkdir -p -- "$build/tmp" || exit 1
+# pip's and git's own temp files go into the build folder too, removed with it.
+TMPDIR=$build/tmp
+export TMPDIR
 case $kind in
   git)
     git clone --quiet --no-checkout -- "$source" "$build/src" || { say "git clone of $source failed"; exit 30; }
