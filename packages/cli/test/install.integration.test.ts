@@ -181,3 +181,23 @@ describe.skipIf(!systemPythonReady)("sremote install local:<folder>", () => {
     ]);
   }, 60_000);
 });
+
+describe.skipIf(!systemPythonReady)("sremote uninstall on a terminal", () => {
+  it("asks first: no keeps everything, yes removes the endpoint", async () => {
+    const dir = await endpointFolder();
+    const installed = await sremote(["install", `local:${dir}`, "--python", SYSTEM_PYTHON, "--no-venv", "--json"]);
+    expect(installed.status, installed.stdout + installed.stderr).toBe(EXIT.ok);
+    expect(JSON.parse(installed.stdout).venv).toBeNull();
+
+    const no = await runInProcess(["uninstall", `local:${dir}`], { tty: true, answer: "n" });
+    expect(no.stderr).toContain(`Remove the SRemote endpoint ${dir} on local:${dir} (the agent and its files)? [y/N] `);
+    expect(no.status).toBe(EXIT.usage);
+    expect(no.stderr).toContain("not confirmed: nothing was removed");
+    expect(existsSync(`${dir}/interpreter.sh`)).toBe(true);
+
+    const yes = await runInProcess(["uninstall", `local:${dir}`], { tty: true, answer: "y" });
+    expect(yes.status, yes.stderr).toBe(EXIT.ok);
+    expect(yes.stdout).toContain(`uninstalled local:${dir}: ${dir}`);
+    expect(existsSync(dir)).toBe(false);
+  }, 60_000);
+});

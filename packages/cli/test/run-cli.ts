@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
+import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { main } from "../src/index.js";
 
@@ -33,13 +34,22 @@ export function sremote(args: readonly string[], env: Record<string, string> = {
   });
 }
 
-/** Runs the CLI in this process with captured output; `tty` makes stderr look like a terminal. */
-export async function runInProcess(argv: string[], options: { tty?: boolean } = {}): Promise<CliRun> {
+/**
+ * Runs the CLI in this process with captured output; `tty` makes stderr look like a terminal,
+ * `answer` is typed on a stdin that looks like one.
+ */
+export async function runInProcess(argv: string[], options: { tty?: boolean; answer?: string } = {}): Promise<CliRun> {
   let stdout = "";
   let stderr = "";
+  let stdin: (PassThrough & { isTTY?: boolean }) | undefined;
+  if (options.answer !== undefined) {
+    stdin = Object.assign(new PassThrough(), { isTTY: true });
+    stdin.end(`${options.answer}\n`);
+  }
   const io = {
     stdout: { write: (s: string) => (stdout += s) },
     stderr: { write: (s: string) => (stderr += s), isTTY: options.tty ?? false, columns: 100 },
+    stdin,
   };
   const status = await main(argv, io);
   return { status, stdout, stderr };

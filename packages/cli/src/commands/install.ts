@@ -411,8 +411,10 @@ export async function uninstallCommand(
       const found = await discover(connector, { layout, signal });
       const endpoint = opts.dir ?? found.layout.endpointDir;
       const what = opts.keepPackages
-        ? "the agent and install records (keeping the venv)"
-        : "the agent, the venv and its packages";
+        ? "the agent, keeping the venv"
+        : found.state?.venv === null
+          ? "the agent and its files"
+          : "the agent, the venv and its packages";
       const count = found.state?.packages.length ?? 0;
       const question = `Remove the SRemote endpoint ${endpoint} on ${targetText} (${what}${count > 0 && !opts.keepPackages ? `, ${count} installed package source(s)` : ""})? [y/N] `;
       if (!(await confirm(s.io, question))) {
