@@ -1,5 +1,6 @@
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { InstallResult } from "@sremote/installer";
@@ -9,6 +10,16 @@ import { ESC, requireInStrictMode, runInProcess, SYSTEM_PYTHON, sremote, systemP
 
 // The real CLI as its own process, real Python venvs and pip, through local:<folder>.
 requireInStrictMode(systemPythonReady, `${SYSTEM_PYTHON} with venv, ensurepip and pip`);
+const haveGit = existsSync("/usr/bin/git");
+const canBuild = (() => {
+  try {
+    execFileSync(SYSTEM_PYTHON, ["-c", "import setuptools, wheel"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+requireInStrictMode(haveGit && canBuild, `git and ${SYSTEM_PYTHON} with setuptools and wheel`);
 
 const folders: string[] = [];
 async function endpointFolder(): Promise<string> {
@@ -200,4 +211,52 @@ describe.skipIf(!systemPythonReady)("sremote uninstall on a terminal", () => {
     expect(yes.stdout).toContain(`uninstalled local:${dir}: ${dir}`);
     expect(existsSync(dir)).toBe(false);
   }, 60_000);
+});
+
+/** A setup.py project with one module `name` whose VALUE is `value`, under `root/sub`. */
+async function pythonProject(root: string, sub: string, name: string, value: string): Promise<void> {
+  const dir = join(root, sub);
+  await mkdir(dir, { recursive: true });
+  await writeFile(
+    join(dir, "setup.py"),
+    `from setuptools import setup\nsetup(name="${name}", version="1.0", py_modules=["${name}"])\n`,
+  );
+  await writeFile(join(dir, `${name}.py`), `VALUE = ${JSON.stringify(value)}\n`);
+}
+
+describe.skipIf(!systemPythonReady || !haveGit || !canBuild)("sremote install --git and --local", () => {
+  it("installs both, in command-line order, built offline; a second run skips them", async () => {
+    const dir = await endpointFolder();
+    const work = await endpointFolder();
+    const repo = join(work, "repo");
+    await pythonProject(repo, "py", "cligitpkg", "main");
+    const git = (...args: string[]) =>
+      execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid", ...args], { cwd: repo });
+    git("init", "--quiet", "-b", "main");
+    git("add", "-A");
+    git("commit", "--quiet", "-m", "first");
+    git("checkout", "--quiet", "-b", "release");
+    await writeFile(join(repo, "py", "cligitpkg.py"), 'VALUE = "release"\n');
+    git("commit", "--quiet", "-am", "release");
+    await pythonProject(work, "folder", "clilocalpkg", "local");
+
+    const args = ["install", `local:${dir}`, "--python", SYSTEM_PYTHON];
+    const packages = ["--local", join(work, "folder"), "--git", `file://${repo}@release#py`];
+    const r = await sremote([...args, ...packages, "--json"]);
+    expect(r.status, r.stdout + r.stderr).toBe(EXIT.ok);
+    const result: InstallResult = JSON.parse(r.stdout);
+    expect(result.packages.map((p) => [p.kind, p.source, p.distributions])).toEqual([
+      ["local", join(work, "folder"), [{ name: "clilocalpkg", version: "1.0" }]],
+      ["git", `file://${repo}@release#py`, [{ name: "cligitpkg", version: "1.0" }]],
+    ]);
+    // pip's output reached the progress lines of its step.
+    expect(r.stderr).toMatch(/^\[package\] {3}Successfully installed cligitpkg-1\.0$/m);
+    expect((await sremote(["call", `local:${dir}`, "cligitpkg:VALUE.__str__"])).stdout).toBe("release\n");
+    expect((await sremote(["call", `local:${dir}`, "clilocalpkg:VALUE.__str__"])).stdout).toBe("local\n");
+
+    const again = await sremote([...args, ...packages, "--json"]);
+    const second: InstallResult = JSON.parse(again.stdout);
+    expect(second).toMatchObject({ changed: false, operations: { uploads: 0, deletes: 0 } });
+    expect(second.steps.filter((s) => s.step === "package").map((s) => s.outcome)).toEqual(["skipped", "skipped"]);
+  }, 180_000);
 });
