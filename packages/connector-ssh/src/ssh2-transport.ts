@@ -90,7 +90,12 @@ async function fillHandle(
       call<void>(conn, "write", path, (cb) => sftp.write(handle, buf, off, len, off, (err) => cb(err, undefined))),
     );
     if (writes.length >= 8) await Promise.all(writes.splice(0));
-    if (signal.aborted) throw signal.reason;
+    if (signal.aborted) {
+      // Writes still in flight reject once the caller closes and removes the file: settle
+      // them here, or each becomes an unhandled rejection.
+      await Promise.allSettled(writes);
+      throw signal.reason;
+    }
   }
   await Promise.all(writes);
 }
