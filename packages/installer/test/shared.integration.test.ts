@@ -1,6 +1,6 @@
 import type { Connector, ExecOptions, OperationOptions, PutFileOptions } from "@sremote/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attach, doctor, install } from "../src/index.js";
+import { attach, discover, doctor, install, uninstall } from "../src/index.js";
 import { groupOrWorldWritable, SYSTEM_PYTHON } from "./helpers.js";
 import { type SshAccount, sshAccount, sshReady } from "./ssh-accounts.js";
 
@@ -126,5 +126,14 @@ describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and cal
     // Still intact and usable by both.
     expect(await a.call("math", "sqrt", [16])).toBe(4);
     expect(await b.call("math", "sqrt", [16])).toBe(4);
+  }, 60_000);
+
+  it("B's uninstall only detaches B; A's endpoint stays", async () => {
+    const r = await uninstall(b.connector, {});
+    expect(r.detached).toBe(true);
+    expect(r.removed).toEqual(expect.arrayContaining([`${b.home}/.sremote/.location`, `${b.home}/.sremote/tmp`]));
+    expect(r.kept).toContain(endpoint);
+    expect((await discover(a.connector)).complete).toBe(true);
+    expect(await a.call("math", "sqrt", [25])).toBe(5);
   }, 60_000);
 });
