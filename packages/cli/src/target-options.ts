@@ -1,13 +1,17 @@
 import type { Command } from "commander";
 
 /** Commander's collector for repeatable options. */
-export const collect = (value: string, previous: string[]) => [...previous, value];
+export const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
-/** The connection flags every command that takes a target accepts (see {@link ConnectionFlags}). */
-export function addTargetOptions(cmd: Command, python = true): Command {
-  if (python) {
-    cmd.option("--python <path>", "Python executable on the remote side (default: the endpoint's, else python3)");
-  }
+/**
+ * The connection flags every command that takes a target accepts (see {@link ConnectionFlags}),
+ * with `--python` described by `python` (`false`: no `--python`).
+ */
+export function addTargetOptions(
+  cmd: Command,
+  python: string | false = "Python executable on the remote side (default: the endpoint's, else python3)",
+): Command {
+  if (python !== false) cmd.option("--python <path>", python);
   return cmd
     .option("--newt-url <url>", "NEWT base URL (default: $SREMOTE_NEWT_URL, else https://newt.nersc.gov/newt)")
     .option("--identity <file>", "SSH private key file")

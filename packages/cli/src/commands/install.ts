@@ -33,7 +33,7 @@ interface CommonFlags extends ConnectionFlags {
 
 /** Options of `sremote install`, as parsed from the command line. */
 export interface InstallCommandOptions extends CommonFlags {
-  preamble: string[];
+  preamble?: string[] | undefined;
   systemSitePackages?: boolean | undefined;
   venv: boolean;
   shared?: boolean | undefined;
@@ -45,7 +45,7 @@ export interface InstallCommandOptions extends CommonFlags {
   /** `true` (`--index`), a URL (`--index URL`), `false` (`--no-index`), unset: pip's default. */
   index?: boolean | string | undefined;
   indexUrl?: string | undefined;
-  findLinks: string[];
+  findLinks?: string[] | undefined;
   /** `--attach DIR`: the same as `sremote attach <target> DIR` (the installer's fixes name it). */
   attach?: string | undefined;
 }
@@ -81,9 +81,9 @@ export function registerInstallCommands(
 ): void {
   // The three kinds of package flags share one list so that their order is kept.
   const packageFlags: PackageFlag[] = [];
-  const packageOption = (flag: PackageFlag["flag"]) => (value: string, previous: string[]) => {
+  const packageOption = (flag: PackageFlag["flag"]) => (value: string, previous: string[] | undefined) => {
     packageFlags.push({ flag, value });
-    return [...previous, value];
+    return [...(previous ?? []), value];
   };
   const common = (cmd: Command) =>
     cmd
@@ -108,26 +108,23 @@ export function registerInstallCommands(
           "--package <spec>",
           "pip requirement to install, e.g. 'numpy>=1.24' (repeatable)",
           packageOption("package"),
-          [],
         )
         .option(
           "--git <url[@ref][#subdir]>",
           "git repository cloned on the remote, at a branch, tag or commit, from a subfolder (repeatable)",
           packageOption("git"),
-          [],
         )
         .option(
           "--local <path>",
           "folder (Python project), wheel or sdist on this machine, uploaded and installed (repeatable)",
           packageOption("local"),
-          [],
         ),
+      "the Python to make the venv from: a name on the remote PATH or a path (default: the last install's, else python3, else python)",
     )
       .option(
         "--preamble <line>",
         "shell line run before Python starts, e.g. 'module load python' (repeatable)",
         collect,
-        [],
       )
       .option("--system-site-packages", "give the venv access to the system's packages")
       .option("--no-venv", "no venv: use the Python as it is (no packages can be installed)")
@@ -140,7 +137,7 @@ export function registerInstallCommands(
       .option("--index [url]", "use the package index for every package (pip fetches build tools), or this index URL")
       .addOption(new Option("--index-url <url>", "the same as --index <url>").hideHelp())
       .option("--no-index", "never use a package index (specs resolve from --find-links only)")
-      .option("--find-links <path>", "folder or URL on the remote where pip also looks (repeatable)", collect, [])
+      .option("--find-links <path>", "folder or URL on the remote where pip also looks (repeatable)", collect)
       .option("--attach <endpoint-dir>", "the same as: sremote attach <target> <endpoint-dir>"),
   ).action(async (target: string, opts: InstallCommandOptions) => {
     setStatus(
@@ -346,12 +343,12 @@ export async function installCommand(
       tmpDir: opts.tmpDir,
       workDir: opts.workDir,
       python: opts.python,
-      preamble: opts.preamble.length > 0 ? opts.preamble : undefined,
+      preamble: opts.preamble,
       venv: opts.venv === false ? false : undefined,
       systemSitePackages: opts.systemSitePackages,
       packages: packagesFromFlags(packageFlags),
       index: indexOption(opts),
-      findLinks: opts.findLinks.length > 0 ? opts.findLinks : undefined,
+      findLinks: opts.findLinks,
       upgrade: opts.upgrade,
       force: opts.force,
       shared: opts.shared,
@@ -375,7 +372,9 @@ function renderInstall(target: string, r: InstallResult): string {
   if (r.packages.length > 0) {
     const names = r.packages.map((p) => {
       const dists = p.distributions.map((d) => `${d.name} ${d.version}`).join(", ");
-      return dists ? `${dists} (${p.source})` : p.source;
+      // A spec that is just the distribution's name says nothing more.
+      const same = p.distributions.some((d) => d.name.toLowerCase() === p.source.toLowerCase());
+      return dists ? (same ? dists : `${dists} (${p.source})`) : p.source;
     });
     lines.push(`  packages  ${names.join("\n            ")}`);
   }
