@@ -1,7 +1,7 @@
 import type { Connector, ExecOptions, OperationOptions, PutFileOptions } from "@sremote/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attach, discover, doctor, install, uninstall } from "../src/index.js";
-import { groupOrWorldWritable, SYSTEM_PYTHON } from "./helpers.js";
+import { attach, discover, doctor, InstallError, install, uninstall } from "../src/index.js";
+import { groupOrWorldWritable, run, SYSTEM_PYTHON } from "./helpers.js";
 import { type SshAccount, sshAccount, sshReady } from "./ssh-accounts.js";
 
 // Two real accounts on a real sshd each: A installs a shared endpoint, B attaches to it.
@@ -59,6 +59,9 @@ describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and cal
     const again = await install(a.connector, {});
     expect(again).toMatchObject({ changed: false, shared: true });
     expect(again.operations).toMatchObject({ uploads: 0, deletes: 0 });
+    const report = await doctor(a.connector, { target: "ssh://a" });
+    expect(report.install).toMatchObject({ complete: true, shared: true, owner: true });
+    expect(report.problems).toEqual([]);
   }, 120_000);
 
   it("B attaches and calls through it with private temp files in B's own folder", async () => {
@@ -89,6 +92,7 @@ describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and cal
     const report = await doctor(b.connector, { target: "ssh://b" });
     expect(report.install).toMatchObject({ complete: true, shared: true, owner: false });
     expect(report.permissions).toEqual({ groupOrWorldWritable: [], tmpPrivate: true });
+    expect(report.problems).toEqual([]);
   }, 120_000);
 
   it("B cannot write anything in A's endpoint, nor read A's temp folder", async () => {
@@ -122,10 +126,27 @@ describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and cal
     }
     // Through the deleteFile primitive too.
     await expect(bc.deleteFile(`${endpoint}/agent-manifest.json`)).rejects.toMatchObject(denied);
+    // Nor through the installer: B installing into A's endpoint is refused before any change.
+    const before = await run("find", [endpoint, "-newer", `${endpoint}/install-complete`]);
+    const err = await install(bc, { dir: endpoint, writeLocation: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InstallError);
+    expect(err).toMatchObject({ code: "PERMISSION_DENIED", step: "folders" });
+    expect((err as Error).message).toContain(`the endpoint folder ${endpoint} is not writable by ${b.user}`);
+    expect((await run("find", [endpoint, "-newer", `${endpoint}/install-complete`])).stdout).toBe(before.stdout);
     expect(await groupOrWorldWritable(endpoint)).toEqual([]);
     // Still intact and usable by both.
     expect(await a.call("math", "sqrt", [16])).toBe(4);
     expect(await b.call("math", "sqrt", [16])).toBe(4);
+  }, 60_000);
+
+  it("attaching to an endpoint that is not shared says so", async () => {
+    const privateDir = `${a.home}/private/sremote`;
+    await install(a.connector, { dir: privateDir, writeLocation: false, venv: false });
+    const err = await attach(b.connector, { dir: privateDir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InstallError);
+    expect(err).toMatchObject({ code: "NOT_SET_UP", step: "attach" });
+    expect((err as Error).message).toContain(`${privateDir} does not exist or cannot be reached by this account`);
+    expect((err as InstallError).fix).toContain(`ls -ld ${privateDir}`);
   }, 60_000);
 
   it("B's uninstall only detaches B; A's endpoint stays", async () => {

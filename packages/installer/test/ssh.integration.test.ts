@@ -1,7 +1,7 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { discover, InstallError, install, MARKER_FILE, STATE_FILE } from "../src/index.js";
+import { discover, doctor, InstallError, install, MARKER_FILE, STATE_FILE } from "../src/index.js";
 import { buildWheel, eventLog, git, pyprojectPackage, run, SYSTEM_PYTHON, seedStyleRepo } from "./helpers.js";
 import { type SshAccount, sshAccount, sshReady } from "./ssh-accounts.js";
 
@@ -56,6 +56,10 @@ describe.skipIf(!sshReady)("install over SSH into a fresh account", () => {
     expect(first.durationMs / second.durationMs).toBeGreaterThanOrEqual(5);
     expect(await a.call("math", "sqrt", [2])).toBeCloseTo(Math.SQRT2, 12);
     expect(await discover(a.connector)).toMatchObject({ source: "default", complete: true });
+    const report = await doctor(a.connector, { target: "ssh://a" });
+    expect(report.problems).toEqual([]);
+    expect(report.codec).not.toBeNull();
+    expect(report.permissions).toEqual({ groupOrWorldWritable: [], tmpPrivate: true });
   }, 120_000);
 
   it("installs a git repository (file:// URL, branch, py/ subfolder), a local folder and a wheel built here", async () => {
