@@ -65,10 +65,16 @@ export function renderDoctor(r: DoctorReport): string {
     `endpoint   ${r.layout.endpointDir}  [${r.layout.source}]${r.install.shared ? "  shared" : ""}${r.install.owner === false ? "  (another account's)" : ""}`,
     `temp       ${r.layout.tmpDir}${r.permissions.tmpPrivate === false ? "  (not private)" : ""}`,
     `workdir    ${r.layout.workDir}`,
-    `agent      ${r.agent.installedVersion ?? "not installed"} (client ${r.agent.clientVersion})${r.agent.upToDate ? "" : "  ← differs"}`,
-    `python     ${String(p.python ?? "?")} ${String(p.implementation ?? "")} at ${String(p.executable ?? "?")}`,
-    `codec      ${r.codec ?? "?"}${r.codec === "pure" ? `  (pure Python; for speed: ${r.layout.source === "package" ? "pip install msgpack for this Python" : `sremote install ${r.target} --package msgpack`})` : ""}`,
+    `agent      ${r.agent.installedVersion ?? "not installed"} (client ${r.agent.clientVersion})${r.agent.upToDate || r.agent.installedVersion === null ? "" : "  ← differs"}`,
   ];
+  if (r.python === null) {
+    lines.push("python     not started (no agent to start it with)");
+  } else {
+    lines.push(
+      `python     ${String(p.python ?? "?")} ${String(p.implementation ?? "")} at ${String(p.executable ?? "?")}`,
+      `codec      ${r.codec ?? "?"}${r.codec === "pure" ? `  (pure Python; for speed: ${r.layout.source === "package" ? "pip install msgpack for this Python" : `sremote install ${r.target} --package msgpack`})` : ""}`,
+    );
+  }
   if (r.layout.source !== "package") {
     lines.push(
       `install    ${state ? (r.install.complete ? `complete (${state.updatedAt})` : "incomplete") : "none"}${r.install.venv ? ", venv" : ""}`,
