@@ -57,6 +57,9 @@ describe("sremote install: usage errors (exit 2)", () => {
     const both = await runInProcess(["install", "local:/tmp/sremote-cli-x", "--dir", "/tmp/y"]);
     expect(both.status).toBe(EXIT.usage);
     expect(both.stderr).toContain("drop --dir");
+    const bare = await runInProcess(["install", "local:", "--json"]);
+    expect(bare.status).toBe(EXIT.usage);
+    expect(JSON.parse(bare.stdout).error.message).toContain("name an endpoint folder");
     const unconfirmed = await runInProcess(["uninstall", "local:/tmp/sremote-cli-x"]);
     expect(unconfirmed.status).toBe(EXIT.usage);
     expect(unconfirmed.stderr).toContain("--yes");

@@ -222,6 +222,12 @@ async function runCommand(
     const timeoutMs = parseTimeout(opts.timeout);
     // The Python is the installer's business: it is not looked up here.
     opened = await openTarget(targetText, { ...opts, python: opts.python ?? "python3" });
+    if (opened.target.kind === "local" && !opened.target.endpointDir) {
+      // `local:` calls run the client's own packaged agent and never read an endpoint.
+      throw new UsageError(
+        `local: without a folder runs the client's packaged agent and has nothing to ${name}: name an endpoint folder, e.g. sremote ${name} local:/path/to/endpoint`,
+      );
+    }
     const connector = opened.connector;
     await timedStep(listener, "connect", `connecting to ${targetText}`, async () => {
       await connector.connect({ signal, timeoutMs });
