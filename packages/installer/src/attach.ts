@@ -16,6 +16,7 @@ import { InstallError, logTail } from "./errors.js";
 import { type InstallEventListener, StepRecorder, type StepReport } from "./events.js";
 import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
 import { isInside, locationDir, readCurrentLocation, remotePath } from "./paths.js";
+import { parseAgentInfo } from "./python.js";
 import { COMMAND_ENV, commandFailure, describeExit } from "./remote.js";
 import { ATTACH_MISSING, ATTACH_SH, MARKER_FILE } from "./scripts.js";
 
@@ -145,12 +146,11 @@ export async function attach(connector: Connector, options: AttachOptions): Prom
           },
         );
       }
-      let python: Record<string, unknown>;
-      try {
-        python = JSON.parse(r.stdout) as Record<string, unknown>;
-      } catch {
+      const python = parseAgentInfo(r.stdout);
+      if (!python) {
         throw new InstallError("NOT_SET_UP", "interpreter.sh --info printed no JSON", {
           step: "python",
+          fix: "ask the endpoint's owner to check it with sremote doctor",
           log: logTail(r.stdout, 10),
         });
       }

@@ -12,7 +12,7 @@ import {
 import { logTail } from "./errors.js";
 import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
 import { currentLayout, readCurrentLocation, remotePath } from "./paths.js";
-import { parseProbe } from "./python.js";
+import { parseAgentInfo, parseProbe } from "./python.js";
 import { COMMAND_ENV, describeExit, wrap } from "./remote.js";
 import { DOCTOR_SH, MARKER_FILE, PREAMBLE_FILE, STATE_FILE, VENV_DIR, VENVINFO_PY } from "./scripts.js";
 import type { Distribution } from "./sources.js";
@@ -190,9 +190,8 @@ export async function doctor(connector: Connector, options: DoctorOptions = {}):
       const env: Record<string, string> = options.python ? { SREMOTE_PYTHON: options.python } : {};
       const info = await run(["sh", interpreterPath(layout), "--info", ep], env);
       if (info.exitCode === 0) {
-        try {
-          python = JSON.parse(info.stdout) as Record<string, unknown>;
-        } catch {
+        python = parseAgentInfo(info.stdout);
+        if (!python) {
           problems.push({
             problem: `interpreter.sh --info printed no JSON: ${info.stdout.slice(0, 200)}`,
             fix: install,

@@ -127,3 +127,23 @@ export function canBuildWheels(setuptools: string | null, wheel: boolean): boole
 export function minorVersion(version: string): string {
   return version.split(".").slice(0, 2).join(".");
 }
+
+/**
+ * The JSON object `interpreter.sh --info` printed: its last line that parses as one. A shell
+ * startup file may print a banner before it (`echo Welcome` in `.bashrc` runs for SSH
+ * commands too), as the client tolerates before the agent's hello.
+ */
+export function parseAgentInfo(stdout: string): Record<string, unknown> | null {
+  const lines = stdout.split("\n");
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = (lines[i] as string).trim();
+    if (!line.startsWith("{")) continue;
+    try {
+      const value: unknown = JSON.parse(line);
+      if (typeof value === "object" && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+    } catch {
+      // Not the agent's line: keep looking above it.
+    }
+  }
+  return null;
+}

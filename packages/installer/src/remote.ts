@@ -237,7 +237,8 @@ export async function freeBytes(connector: Connector, path: string): Promise<num
     // Its own short time limit and no signal: it explains a failure the deadline may have caused.
     const r = await connector.exec(["sh", "-c", FREE_SPACE_SH, "sh", path], { timeoutMs: 30_000 });
     if (r.exitCode !== 0) return null;
-    const fields = r.stdout.trim().split("\n")[1]?.trim().split(/\s+/);
+    // df's last line (a shell startup file may have printed a banner before its header).
+    const fields = r.stdout.trim().split("\n").pop()?.trim().split(/\s+/);
     const kib = Number(fields?.[3]);
     return Number.isFinite(kib) && kib >= 0 ? kib * 1024 : null;
   } catch {

@@ -30,6 +30,13 @@ function recording(inner: Connector): Connector & { written: string[] } {
   };
 }
 
+/** Shell startup files of the two accounts: a banner on stdout (and stderr), A's group umask. */
+const BASHRC_A = 'echo "Welcome, A"\necho "module note for A" >&2\numask 002\n';
+const BASHRC_B = 'echo "Welcome to the cluster, B"\n';
+
+/** A command's stdout without the banner the account's .bashrc printed first. */
+const withoutBanner = (stdout: string) => stdout.replace(/^Welcome[^\n]*\n/, "");
+
 describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and calls through it", () => {
   let a: SshAccount;
   let b: SshAccount;
@@ -50,9 +57,10 @@ describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and cal
     // Checked as root on this machine: nothing in the endpoint is group- or world-writable.
     expect(await groupOrWorldWritable(endpoint)).toEqual([]);
     // A group-friendly umask, as many HPC sites set it: A's own calls must not open the
-    // endpoint up (Python would create __pycache__ folders 0775 in it).
-    await a.connector.putFile(`${a.home}/.bashrc`, new TextEncoder().encode("umask 002\n"));
-    expect((await a.connector.exec(["sh", "-c", "umask"])).stdout.trim()).toBe("0002");
+    // endpoint up (Python would create __pycache__ folders 0775 in it). And a chatty
+    // .bashrc, which runs for SSH commands too.
+    await a.connector.putFile(`${a.home}/.bashrc`, new TextEncoder().encode(BASHRC_A));
+    expect((await a.connector.exec(["sh", "-c", "umask"])).stdout).toBe("Welcome, A\n0002\n");
     expect(await a.call("math", "sqrt", [2])).toBeCloseTo(Math.SQRT2, 12);
     expect(await a.call("math", "sqrt", [2], { mode: "file" })).toBeCloseTo(Math.SQRT2, 12);
     expect(await groupOrWorldWritable(endpoint)).toEqual([]);
@@ -66,13 +74,14 @@ describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and cal
 
   it("B attaches and calls through it with private temp files in B's own folder", async () => {
     const bTmp = `${b.home}/.sremote/tmp`;
+    await b.connector.putFile(`${b.home}/.bashrc`, new TextEncoder().encode(BASHRC_B));
     const attached = await attach(b.connector, { dir: endpoint });
     expect(attached.layout).toEqual({ endpointDir: endpoint, tmpDir: bTmp, workDir: b.home });
     expect(attached.warnings).toEqual([]);
     expect(attached.agent.upToDate).toBe(true);
     expect(attached.location.action).toBe("written");
     const mode = await b.connector.exec(["stat", "-c", "%a %U", bTmp]);
-    expect(mode.stdout.trim()).toBe(`700 ${b.user}`);
+    expect(withoutBanner(mode.stdout)).toBe(`700 ${b.user}\n`);
 
     // File carrier: every request file B's client writes lands in B's temp folder.
     const connector = recording(b.newConnector());
@@ -81,7 +90,7 @@ describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and cal
     expect(connector.written.length).toBeGreaterThan(0);
     for (const path of connector.written) expect(path.startsWith(`${bTmp}/`)).toBe(true);
     expect(connector.written.some((p) => p.startsWith(`${endpoint}/`) || p.startsWith(`${a.home}/`))).toBe(false);
-    expect((await b.connector.exec(["ls", "-A", bTmp])).stdout).toBe("");
+    expect(withoutBanner((await b.connector.exec(["ls", "-A", bTmp])).stdout)).toBe("");
 
     // Session carrier: the agent runs as B, from A's venv, with B's temp and working folders.
     expect(await b.call("getpass", "getuser")).toBe(b.user);
@@ -104,9 +113,10 @@ describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and cal
     await expect(bc.putFile(`${endpoint}/interpreter.sh`, new TextEncoder().encode("exit 0\n"))).rejects.toMatchObject(
       denied,
     );
-    const site = (
+    const siteOut = (
       await bc.exec([`${endpoint}/env/bin/python`, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
-    ).stdout.trim();
+    ).stdout;
+    const site = withoutBanner(siteOut).trim();
     expect(site).toMatch(new RegExp(`^${endpoint}/env/lib/python3\\.\\d+/site-packages$`));
     await expect(bc.putFile(`${site}/planted.py`, new TextEncoder().encode("x = 1\n"))).rejects.toMatchObject(denied);
     for (const argv of [
