@@ -196,6 +196,19 @@ describe.skipIf(!systemPythonReady)("sremote install local:<folder>", () => {
   }, 60_000);
 });
 
+describe.skipIf(!systemPythonReady)("sremote install --timeout", () => {
+  it("exits 124 with TIMEOUT, names the step it stopped in, and leaves no half-made venv", async () => {
+    const dir = await endpointFolder();
+    const r = await sremote(["install", `local:${dir}`, "--python", SYSTEM_PYTHON, "--timeout", "400", "--json"]);
+    expect(r.status, r.stdout + r.stderr).toBe(EXIT.timeout);
+    const error = JSON.parse(r.stdout).error;
+    expect(error).toMatchObject({ code: "TIMEOUT", message: "install timed out after 400 ms" });
+    expect(typeof error.step).toBe("string");
+    expect(r.stderr).toMatch(new RegExp(`^\\[${error.step}\\] failed: `, "m"));
+    expect(existsSync(`${dir}/env`)).toBe(false);
+  }, 60_000);
+});
+
 describe.skipIf(!systemPythonReady)("sremote uninstall on a terminal", () => {
   it("asks first: no keeps everything, yes removes the endpoint", async () => {
     const dir = await endpointFolder();

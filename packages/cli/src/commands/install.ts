@@ -1,7 +1,7 @@
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { isSremoteError, type RemoteLayout, UsageError } from "@sremote/core";
+import { type Deadline, deadline, hasErrorCode, isSremoteError, type RemoteLayout, UsageError } from "@sremote/core";
 import {
   type AttachResult,
   attach,
@@ -190,9 +190,10 @@ export function registerInstallCommands(
 interface Session {
   io: CliIO;
   opened: OpenedTarget;
-  emit(event: InstallEvent): void;
+  /** Progress events go here (the installer's `onProgress`). */
   listener(event: InstallEvent): void;
-  timeoutMs: number | undefined;
+  /** The caller's Ctrl-C and `--timeout` in one signal: one deadline for the whole command. */
+  signal: AbortSignal;
 }
 
 /**
@@ -218,8 +219,9 @@ async function runCommand(
     view.listener(event);
   };
   let opened: OpenedTarget | undefined;
+  let d: Deadline | undefined;
   try {
-    const timeoutMs = parseTimeout(opts.timeout);
+    d = deadline({ signal, timeoutMs: parseTimeout(opts.timeout) });
     // The Python is the installer's business: it is not looked up here.
     opened = await openTarget(targetText, { ...opts, python: opts.python ?? "python3" });
     if (opened.target.kind === "local" && !opened.target.endpointDir) {
@@ -229,21 +231,29 @@ async function runCommand(
       );
     }
     const connector = opened.connector;
+    const live = d.signal;
     await timedStep(listener, "connect", `connecting to ${targetText}`, async () => {
-      await connector.connect({ signal, timeoutMs });
+      await connector.connect({ signal: live });
       return `connected (${connector.name})`;
     });
-    const out = await body({ io, opened, emit: listener, listener, timeoutMs });
+    const out = await body({ io, opened, listener, signal: live });
     view.close();
     if (opts.json) io.stdout.write(`${JSON.stringify({ ok: true, target: targetText, ...out.json })}\n`);
     else io.stdout.write(out.text);
     return EXIT.ok;
-  } catch (err) {
+  } catch (caught) {
     view.close();
+    // Nested operations only see their signal fire: the deadline knows whether it was
+    // --timeout (TIMEOUT, exit 124) or Ctrl-C (ABORTED, exit 130).
+    const err =
+      d?.signal.aborted && (hasErrorCode(caught, "ABORTED") || hasErrorCode(caught, "TIMEOUT"))
+        ? d.error(name)
+        : caught;
     reportInstallError(name, err, failedStep, io, opts.json);
     return installExitCodeFor(err);
   } finally {
     view.close();
+    d?.dispose();
     await opened?.connector.close().catch(() => {});
     await opened?.cleanup().catch(() => {});
   }
@@ -342,8 +352,7 @@ export async function installCommand(
   return runCommand("install", targetText, opts, io, signal, async (s) => {
     checkNoDir(s.opened, opts.dir);
     const options: InstallOptions = {
-      signal,
-      timeoutMs: s.timeoutMs,
+      signal: s.signal,
       layout: targetLayout(s.opened, opts),
       dir: opts.dir,
       tmpDir: opts.tmpDir,
@@ -413,7 +422,7 @@ export async function uninstallCommand(
     const layout = targetLayout(s.opened, {});
     const connector = s.opened.connector;
     if (!opts.yes) {
-      const found = await discover(connector, { layout, signal });
+      const found = await discover(connector, { layout, signal: s.signal });
       const endpoint = opts.dir ?? found.layout.endpointDir;
       const what = opts.keepPackages
         ? "the agent, keeping the venv"
@@ -427,8 +436,7 @@ export async function uninstallCommand(
       }
     }
     const result = await uninstall(connector, {
-      signal,
-      timeoutMs: s.timeoutMs,
+      signal: s.signal,
       dir: opts.dir,
       layout,
       keepPackages: opts.keepPackages,
@@ -485,8 +493,7 @@ export async function attachCommand(
       tmpDir: opts.tmpDir,
       workDir: opts.workDir,
       loginEnv: opts.loginEnv,
-      signal,
-      timeoutMs: s.timeoutMs,
+      signal: s.signal,
       onProgress: s.listener,
     });
     return { json: result as unknown as Record<string, unknown>, text: renderAttach(targetText, result) };
