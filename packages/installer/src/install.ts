@@ -409,7 +409,7 @@ class Installation {
     if (isInstallError ? err.code !== "COMMAND_FAILED" : err.code !== "REMOTE_IO" && err.code !== "PERMISSION_DENIED") {
       return err;
     }
-    const what = isInstallError ? summaryOf(err) : `${step}: ${err.message}`;
+    const what = isInstallError ? summaryOf(err) : `${WRITING_STEPS.get(step)} failed (${err.message})`;
     const folders = [
       ...new Set(
         step === "location"
@@ -1264,16 +1264,16 @@ class Installation {
   }
 }
 
-/** Steps that write to the remote, whose failures may be a full file system. */
-const WRITING_STEPS: ReadonlySet<InstallStep> = new Set([
-  "folders",
-  "config",
-  "venv",
-  "agent",
-  "package",
-  "location",
-  "permissions",
-  "complete",
+/** Steps that write to the remote, whose failures may be a full file system, and what they write. */
+const WRITING_STEPS: ReadonlyMap<InstallStep, string> = new Map<InstallStep, string>([
+  ["folders", "preparing the folders"],
+  ["config", "writing the endpoint's configuration"],
+  ["venv", "creating the venv"],
+  ["agent", "uploading the agent"],
+  ["package", "installing a package"],
+  ["location", "writing .location"],
+  ["permissions", "setting the shared endpoint's modes"],
+  ["complete", "recording the install"],
 ]);
 
 /** An {@link InstallError}'s message without the appended fix and log. */

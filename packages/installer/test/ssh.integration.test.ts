@@ -163,6 +163,21 @@ describe.skipIf(!sshReady)("install over SSH into a fresh account", () => {
         (await discover(a.connector, { layout: { endpointDir: dir, tmpDir: `${dir}/tmp`, workDir: a.home } })).complete,
       ).toBe(false);
 
+      // Full to the last byte: SFTP says only "Failure"; the installer still says why.
+      await run("sh", ["-c", 'cat /dev/zero > "$1"/filler', "sh", mount]).catch(() => undefined);
+      const agentOnly = `${mount}/agent-only`;
+      const upload = await install(a.connector, { dir: agentOnly, venv: false, writeLocation: false }).catch(
+        (e: unknown) => e,
+      );
+      expect(upload).toBeInstanceOf(InstallError);
+      expect(upload).toMatchObject({ code: "REMOTE_IO" });
+      expect((upload as Error).message).toMatch(
+        /^(writing the endpoint's configuration|uploading the agent) failed \(/,
+      );
+      expect((upload as Error).message).toContain(`the remote file system holding ${agentOnly} is full (0 bytes free)`);
+      expect(await ls(a, agentOnly)).not.toContain(MARKER_FILE);
+      await rm(`${mount}/filler`);
+
       // With room again, the next install finishes the job.
       await run("mount", ["-o", "remount,size=64m", mount]);
       const fixed = await install(a.connector, { dir, writeLocation: false });
