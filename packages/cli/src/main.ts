@@ -52,7 +52,9 @@ export async function main(argv: string[], io: CliIO = process, signal?: AbortSi
   addTargetOptions(
     program
       .command("doctor")
-      .description("report python, agent version, codec and layout of <target> (changes nothing)")
+      .description(
+        "report layout, agent version, Python, codec, packages and permission problems of <target>, each with its fix (changes nothing)",
+      )
       .argument("<target>", TARGET_HELP)
       .option("--json", "print the report as JSON", false),
   ).action(async (target: string, opts) => {
