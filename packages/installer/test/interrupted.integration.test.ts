@@ -112,6 +112,7 @@ describe.skipIf(!sshReady)("an install killed mid-way is finished by the next on
     first.process.kill("SIGKILL");
     expect(await first.exited).toEqual({ code: null, signal: "SIGKILL" });
     expect(first.events.some((e) => e.type === "result")).toBe(false);
+    expect(first.events.some((e) => e.type === "step-end" && e.step === "venv")).toBe(false);
     expect(existsSync(`${endpoint}/${MARKER_FILE}`)).toBe(false);
 
     // 2. Killed while the package builds: its build folder is in the temp folder.
@@ -121,6 +122,7 @@ describe.skipIf(!sshReady)("an install killed mid-way is finished by the next on
     second.process.kill("SIGKILL");
     expect(await second.exited).toEqual({ code: null, signal: "SIGKILL" });
     expect(second.events.some((e) => e.type === "result")).toBe(false);
+    expect(second.events.some((e) => e.type === "step-end" && e.step === "package")).toBe(false);
     expect((await discover(a.connector)).complete).toBe(false);
 
     // 3. The next install repairs everything and completes.
