@@ -1,7 +1,7 @@
 import type { Connector, ExecOptions, OperationOptions, PutFileOptions } from "@sremote/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attach, discover, doctor, InstallError, install, uninstall } from "../src/index.js";
-import { groupOrWorldWritable, run, SYSTEM_PYTHON } from "./helpers.js";
+import { groupOrWorldWritable, pyprojectPackage, run, SYSTEM_PYTHON, tempDir } from "./helpers.js";
 import { type SshAccount, sshAccount, sshReady } from "./ssh-accounts.js";
 
 // Two real accounts on a real sshd each: A installs a shared endpoint, B attaches to it.
@@ -51,9 +51,22 @@ describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and cal
   });
 
   it("A installs it: readable by all, writable by no one else; A's own temp folder stays private", async () => {
-    const r = await install(a.connector, { python: SYSTEM_PYTHON, dir: endpoint, shared: true });
-    expect(r.shared).toBe(true);
-    expect(r.layout).toEqual({ endpointDir: endpoint, tmpDir: `${a.home}/.sremote/tmp`, workDir: a.home });
+    const project = await tempDir("sharedpkg");
+    try {
+      await pyprojectPackage(project.path, "sharedpkg", "1.0", "shared");
+      const r = await install(a.connector, {
+        python: SYSTEM_PYTHON,
+        dir: endpoint,
+        shared: true,
+        packages: [{ kind: "local", path: project.path }],
+      });
+      expect(r.shared).toBe(true);
+      expect(r.layout).toEqual({ endpointDir: endpoint, tmpDir: `${a.home}/.sremote/tmp`, workDir: a.home });
+      expect(r.packages.map((p) => p.distributions)).toEqual([[{ name: "sharedpkg", version: "1.0" }]]);
+    } finally {
+      await project.remove();
+    }
+
     // Checked as root on this machine: nothing in the endpoint is group- or world-writable.
     expect(await groupOrWorldWritable(endpoint)).toEqual([]);
     // A group-friendly umask, as many HPC sites set it: A's own calls must not open the
@@ -97,6 +110,7 @@ describe.skipIf(!sshReady)("a shared endpoint: A installs it, B attaches and cal
     expect(await b.call("sys", "executable.__str__")).toBe(`${endpoint}/env/bin/python`);
     expect(await b.call("os", "getenv", ["SREMOTE_TMP"])).toBe(bTmp);
     expect(await b.call("os", "getcwd")).toBe(b.home);
+    expect(await b.call("sharedpkg", "hello", ["B"])).toBe("sharedpkg says hello to B");
 
     const report = await doctor(b.connector, { target: "ssh://b" });
     expect(report.install).toMatchObject({ complete: true, shared: true, owner: false });
