@@ -22,7 +22,7 @@ function missing() {
     if (spawnSync(py, ["-c", "import numpy"]).status !== 0) out.push("python3-numpy");
     if (spawnSync(py, ["-c", "import ensurepip, venv"]).status !== 0) out.push("python3-venv");
     // The installer's tests build wheels offline with Debian's pip, setuptools and wheel.
-    if (spawnSync(py, ["-c", "import pip, setuptools, wheel"]).status !== 0) out.push("python3-pip", "python3-wheel");
+    if (spawnSync(py, ["-c", "import setuptools, wheel, pip"]).status !== 0) out.push("python3-pip", "python3-wheel");
   }
   if (!existsSync("/usr/bin/git")) out.push("git");
   return out;
