@@ -50,6 +50,11 @@ export class InstallError extends SremoteError {
   override name = "InstallError";
   /** The step that failed. */
   readonly step: InstallStep;
+  /**
+   * What failed and why, on one line: `message` without the `fix:` and output lines it
+   * appends (for a UI that shows `fix` and `log` on their own).
+   */
+  readonly headline: string;
   /** How to fix it (a command line or a short instruction), when known. */
   readonly fix: string | undefined;
   /** The relevant tail of the remote command's output, when a command failed. */
@@ -61,13 +66,21 @@ export class InstallError extends SremoteError {
     const log = options.log ? `\n--- last lines of the output ---\n${options.log.replace(/\n$/, "")}` : "";
     super(code, `${message}${fix}${log}`, { cause: options.cause });
     this.step = options.step;
+    this.headline = message;
     this.fix = options.fix;
     this.log = options.log;
     this.details = Object.freeze({ ...(options.details ?? {}) });
   }
 
   override toJSON(): Record<string, unknown> {
-    return { ...super.toJSON(), step: this.step, fix: this.fix ?? null, log: this.log ?? null, details: this.details };
+    return {
+      ...super.toJSON(),
+      headline: this.headline,
+      step: this.step,
+      fix: this.fix ?? null,
+      log: this.log ?? null,
+      details: this.details,
+    };
   }
 }
 

@@ -409,7 +409,7 @@ class Installation {
     if (isInstallError ? err.code !== "COMMAND_FAILED" : err.code !== "REMOTE_IO" && err.code !== "PERMISSION_DENIED") {
       return err;
     }
-    const what = isInstallError ? summaryOf(err) : `${WRITING_STEPS.get(step)} failed (${err.message})`;
+    const what = isInstallError ? err.headline : `${WRITING_STEPS.get(step)} failed (${err.message})`;
     const folders = [
       ...new Set(
         step === "location"
@@ -1275,11 +1275,6 @@ const WRITING_STEPS: ReadonlyMap<InstallStep, string> = new Map<InstallStep, str
   ["permissions", "setting the shared endpoint's modes"],
   ["complete", "recording the install"],
 ]);
-
-/** An {@link InstallError}'s message without the appended fix and log. */
-function summaryOf(err: InstallError): string {
-  return err.message.split("\nfix: ")[0]?.split("\n--- last lines of the output ---")[0] ?? err.message;
-}
 
 function shortResolved(source: PackageSource, resolved: string): string {
   if (source.kind === "git") return `commit ${resolved.slice(0, 12)}`;

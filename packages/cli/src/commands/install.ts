@@ -518,12 +518,16 @@ function renderAttach(target: string, r: AttachResult): string {
 /** The fields an `InstallError` adds to a coded error (read by shape: copies of the package may differ). */
 interface StepErrorFields {
   step?: string;
+  /** The message without the appended fix and log (installers that have it). */
+  headline?: string;
   fix?: string | undefined;
   log?: string | undefined;
 }
 
 /** The message without the `fix:` and log lines `InstallError` appends to it. */
 function headline(err: Error & StepErrorFields): string {
+  if (typeof err.headline === "string") return err.headline;
+  // An installer from before `headline`: strip what it appended.
   let text = err.message;
   if (err.log) {
     const i = text.indexOf("\n--- last lines of the output ---\n");
