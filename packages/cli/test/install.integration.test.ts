@@ -161,7 +161,8 @@ describe.skipIf(!systemPythonReady)("sremote install local:<folder>", () => {
     expect(json.status).toBe(EXIT.remoteFailed);
     const out = JSON.parse(json.stdout);
     expect(out).toMatchObject({ ok: false, error: { code: "COMMAND_FAILED", step: "package" } });
-    expect(out.error.message).toContain("sremote-no-such-pkg-xyz");
+    // The installer's headline, read as one sentence: no "could not install … failed".
+    expect(out.error.message).toBe("pip could not install sremote-no-such-pkg-xyz (exit status 1)");
     expect(out.error.reason).toMatch(
       /^ERROR: (No matching distribution found|Could not find a version).*sremote-no-such-pkg-xyz/,
     );

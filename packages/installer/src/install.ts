@@ -1334,5 +1334,5 @@ function pipFailure(
   ) {
     fix = BUILD_HELP;
   }
-  return commandFailure("package", `pip could not install ${subject}`, { ...r }, endpoint, { fix });
+  return commandFailure("package", `pip could not install ${subject}`, { ...r }, endpoint, { fix, saysFailed: true });
 }

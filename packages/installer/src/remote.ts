@@ -195,26 +195,43 @@ export function describeExit(r: ExecResult): string {
   return r.exitCode === null ? `killed by ${r.signal ?? "a signal"}` : `exit status ${r.exitCode}`;
 }
 
-/** An {@link InstallError} for a failed command, recognising I/O problems. */
+/** Options of {@link commandFailure}. */
+export interface CommandFailureOptions {
+  /** The code when no I/O problem is recognised (default `COMMAND_FAILED`). */
+  code?: InstallErrorCode;
+  /** The fix when no I/O problem is recognised. */
+  fix?: string | undefined;
+  /**
+   * `what` already says that it failed ("pip could not install x"): no "failed" is added,
+   * which would read "pip could not install x failed".
+   */
+  saysFailed?: boolean | undefined;
+}
+
+/**
+ * An {@link InstallError} for a failed command, recognising I/O problems. `what` names the
+ * action ("creating the venv /x/env"); the message adds "failed" and how the command ended.
+ */
 export function commandFailure(
   step: InstallStep,
   what: string,
   r: ExecResult,
   folder: string,
-  fallback: { code?: InstallErrorCode; fix?: string | undefined } = {},
+  fallback: CommandFailureOptions = {},
 ): InstallError {
   const text = `${r.stderr}\n${r.stdout}`;
   const io = diagnoseIo(text, folder);
   const log = logTail(r.stdout.trim() && r.stderr.trim() ? `${r.stdout}\n${r.stderr}` : text);
+  const failed = fallback.saysFailed ? what : `${what} failed`;
   if (io) {
-    return new InstallError(io.code, `${what} failed: ${io.why}`, {
+    return new InstallError(io.code, `${failed}: ${io.why}`, {
       step,
       fix: io.fix,
       log,
       details: { exitCode: r.exitCode, signal: r.signal },
     });
   }
-  return new InstallError(fallback.code ?? "COMMAND_FAILED", `${what} failed (${describeExit(r)})`, {
+  return new InstallError(fallback.code ?? "COMMAND_FAILED", `${failed} (${describeExit(r)})`, {
     step,
     fix: fallback.fix,
     log,

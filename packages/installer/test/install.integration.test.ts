@@ -349,7 +349,10 @@ describe.skipIf(!ready)("bad input gets a clear error and leaves nothing half-do
       findLinks: [links.path],
     }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "COMMAND_FAILED", step: "package" });
-    expect((err as Error).message).toContain("pip could not install sremote-no-such-package==1.0");
+    // One natural sentence: not "pip could not install … failed (exit status 1)".
+    expect((err as InstallError).headline).toBe("pip could not install sremote-no-such-package==1.0 (exit status 1)");
+    expect((err as Error).message.split("\n")[0]).toBe((err as InstallError).headline);
+    expect((err as InstallError).toJSON().headline).toBe((err as InstallError).headline);
     expect((err as InstallError).log).toContain("No matching distribution found for sremote-no-such-package==1.0");
     expect((err as InstallError).fix).toContain("find-links");
     const found = await discover(connector);
