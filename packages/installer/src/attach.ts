@@ -5,7 +5,6 @@ import {
   formatLocationFile,
   hasErrorCode,
   interpreterPath,
-  isSremoteError,
   locationFromLayout,
   type OperationOptions,
   posixJoin,
@@ -17,7 +16,7 @@ import { type InstallEventListener, StepRecorder, type StepReport } from "./even
 import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
 import { isInside, locationDir, readCurrentLocation, remotePath } from "./paths.js";
 import { parseAgentInfo } from "./python.js";
-import { COMMAND_ENV, commandFailure, describeExit } from "./remote.js";
+import { COMMAND_ENV, commandFailure, describeExit, operationError } from "./remote.js";
 import { ATTACH_MISSING, ATTACH_SH, MARKER_FILE } from "./scripts.js";
 
 /** Options of {@link attach}. */
@@ -176,10 +175,7 @@ export async function attach(connector: Connector, options: AttachOptions): Prom
       operations: { ...counts },
     };
   } catch (err) {
-    if (d.signal.aborted && !(isSremoteError(err) && (err.code === "TIMEOUT" || err.code === "ABORTED"))) {
-      throw d.error("attach");
-    }
-    throw err;
+    throw operationError(d, d.signal.aborted, "attach", err);
   } finally {
     d.dispose();
   }

@@ -4,7 +4,6 @@ import {
   deadline,
   hasErrorCode,
   interpreterPath,
-  isSremoteError,
   type OperationOptions,
   posixJoin,
   type RemoteLayout,
@@ -13,7 +12,7 @@ import { logTail } from "./errors.js";
 import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
 import { currentLayout, readCurrentLocation, remotePath } from "./paths.js";
 import { parseAgentInfo, parseProbe } from "./python.js";
-import { COMMAND_ENV, describeExit, wrap } from "./remote.js";
+import { COMMAND_ENV, describeExit, operationError, wrap } from "./remote.js";
 import { DOCTOR_SH, MARKER_FILE, PREAMBLE_FILE, STATE_FILE, VENV_DIR, VENVINFO_PY } from "./scripts.js";
 import type { Distribution } from "./sources.js";
 import { type InstallState, type PackageRecord, parseState } from "./state.js";
@@ -287,10 +286,7 @@ export async function doctor(connector: Connector, options: DoctorOptions = {}):
       operations: { ...counts },
     };
   } catch (err) {
-    if (d.signal.aborted && !(isSremoteError(err) && (err.code === "TIMEOUT" || err.code === "ABORTED"))) {
-      throw d.error("doctor");
-    }
-    throw err;
+    throw operationError(d, d.signal.aborted, "doctor", err);
   } finally {
     d.dispose();
   }

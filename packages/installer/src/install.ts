@@ -44,6 +44,7 @@ import {
   formatBytes,
   freeBytes,
   LOW_SPACE_BYTES,
+  operationError,
   RemoteRunner,
   type WrapOptions,
   wrap,
@@ -270,11 +271,9 @@ export async function install(connector: Connector, options: InstallOptions = {}
     const result = await job.run();
     return { ...result, operations: { ...counts }, durationMs: performance.now() - t0 };
   } catch (err) {
+    const fired = d.signal.aborted;
     await job.cleanUpAfterFailure(connector);
-    if (d.signal.aborted && !(isSremoteError(err) && (err.code === "TIMEOUT" || err.code === "ABORTED"))) {
-      throw d.error("install");
-    }
-    throw err;
+    throw operationError(d, fired, "install", err);
   } finally {
     d.dispose();
   }

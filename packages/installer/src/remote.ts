@@ -1,6 +1,7 @@
 import { StringDecoder } from "node:string_decoder";
 import {
   type Connector,
+  type Deadline,
   deadline,
   type ExecResult,
   isSremoteError,
@@ -123,6 +124,21 @@ export class RemoteRunner {
       d.dispose();
     }
   }
+}
+
+/**
+ * What an entry point (install, attach, uninstall, doctor) rejects with. Once its own
+ * deadline fired, whatever a step saw (a command's abort, a killed command's exit status)
+ * is only a consequence: the deadline's error says what happened, `TIMEOUT` for `timeoutMs`
+ * and `ABORTED` for the caller's signal. `fired` is read when the failure was caught, so
+ * that the deadline passing during the cleanup afterwards does not hide the real error.
+ */
+export function operationError(d: Deadline, fired: boolean, what: string, err: unknown): unknown {
+  if (!fired) return err;
+  const e = d.error(what);
+  // A timeout has no cause of its own: keep the step's error, which says where it stopped.
+  if (e.cause === undefined) Object.defineProperty(e, "cause", { value: err, configurable: true, writable: true });
+  return e;
 }
 
 /** How a wrapped command runs: preamble sourced, umask set, optionally under the endpoint's lock. */

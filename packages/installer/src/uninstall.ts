@@ -1,8 +1,6 @@
 import {
   type Connector,
   deadline,
-  hasErrorCode,
-  isSremoteError,
   type OperationOptions,
   parseLocationFile,
   posixJoin,
@@ -12,7 +10,7 @@ import { InstallError } from "./errors.js";
 import { type InstallEventListener, StepRecorder, type StepReport } from "./events.js";
 import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
 import { currentLayout, isInside, locationDir, readCurrentLocation, remotePath } from "./paths.js";
-import { commandFailure } from "./remote.js";
+import { commandFailure, operationError } from "./remote.js";
 import { DOCTOR_SH, UNINSTALL_SH } from "./scripts.js";
 
 /** Options of {@link uninstall}. */
@@ -157,11 +155,7 @@ export async function uninstall(connector: Connector, options: UninstallOptions 
     }
     return { layout, removed, kept, detached, steps: recorder.steps, operations: { ...counts } };
   } catch (err) {
-    if (d.signal.aborted && !(isSremoteError(err) && (err.code === "TIMEOUT" || err.code === "ABORTED"))) {
-      throw d.error("uninstall");
-    }
-    if (hasErrorCode(err, "FILE_NOT_FOUND")) throw err;
-    throw err;
+    throw operationError(d, d.signal.aborted, "uninstall", err);
   } finally {
     d.dispose();
   }

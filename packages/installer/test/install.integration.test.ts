@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { discover, doctor, InstallError, install, MARKER_FILE, STATE_FILE, uninstall } from "../src/index.js";
+import { attach, discover, doctor, InstallError, install, MARKER_FILE, STATE_FILE, uninstall } from "../src/index.js";
 import {
   buildWheel,
   eventLog,
@@ -401,5 +401,53 @@ describe.skipIf(!ready)("bad input gets a clear error and leaves nothing half-do
     });
     expect(await readdir(dir)).toEqual(["results.csv"]);
     await expect(uninstall(connector, { dir: h })).rejects.toThrow(/contains the home folder/);
+  });
+});
+
+describe.skipIf(!ready)("deadlines: timeoutMs says TIMEOUT, the caller's signal ABORTED", () => {
+  it("an install past its timeoutMs rejects with TIMEOUT, leaves nothing half-made, and the next install completes", async () => {
+    const { home: h, connector } = await home("timeout");
+    const dir = join(h, "ep");
+    const layout = { endpointDir: dir, tmpDir: `${dir}/tmp`, workDir: "/tmp" };
+    const err = await install(connector, { layout, python: SYSTEM_PYTHON, timeoutMs: 400 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: "TimeoutError", code: "TIMEOUT", message: "install timed out after 400 ms" });
+    expect(existsSync(join(dir, "env"))).toBe(false);
+    expect(existsSync(join(dir, MARKER_FILE))).toBe(false);
+    expect(await leftoverBuilds(`${dir}/tmp`)).toEqual([]);
+    const r = await install(connector, { layout, python: SYSTEM_PYTHON });
+    expect(r.steps.find((s) => s.step === "complete")?.outcome).toBe("done");
+    expect(await leftoverBuilds(`${dir}/tmp`)).toEqual([]);
+  }, 120_000);
+
+  it("an install the caller aborts in the venv step rejects with ABORTED for the install, not the command", async () => {
+    const { home: h, connector } = await home("aborted");
+    const controller = new AbortController();
+    const log = eventLog();
+    const err = await install(connector, {
+      python: SYSTEM_PYTHON,
+      signal: controller.signal,
+      onProgress: (e) => {
+        log.listener(e);
+        if (e.type === "step-start" && e.step === "venv") controller.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: "AbortError", code: "ABORTED", message: "install aborted" });
+    expect(log.outcomes()).toContain("venv:failed");
+    expect(existsSync(`${h}/.sremote/env`)).toBe(false);
+    expect(await leftoverBuilds(`${h}/.sremote/tmp`)).toEqual([]);
+  }, 60_000);
+
+  it("attach, uninstall and doctor past their timeoutMs reject with TIMEOUT too", async () => {
+    const { home: h, connector } = await home("timeouts");
+    for (const [what, run] of [
+      ["uninstall", () => uninstall(connector, { timeoutMs: 0 })],
+      ["doctor", () => doctor(connector, { timeoutMs: 0 })],
+      ["attach", () => attach(connector, { dir: join(h, "shared"), timeoutMs: 0 })],
+    ] as const) {
+      await expect(run(), what).rejects.toMatchObject({
+        code: "TIMEOUT",
+        message: `${what} timed out after 0 ms`,
+      });
+    }
   });
 });
