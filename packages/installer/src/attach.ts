@@ -113,7 +113,7 @@ export async function attach(connector: Connector, options: AttachOptions): Prom
           fix: `ask its owner to run: sremote install <target> --shared --dir ${endpointDir}`,
         });
       }
-      const changed = lines.filter((l) => l.startsWith("changed "));
+      const changed = lines.filter((l) => l.startsWith("changed ")).map((l) => l.slice("changed ".length));
       return { changed: changed.length > 0, message: changed.length ? changed.join("; ") : "private folders in place" };
     });
 

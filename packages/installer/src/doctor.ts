@@ -255,7 +255,7 @@ export async function doctor(connector: Connector, options: DoctorOptions = {}):
       if (f.flags.has("tmp-not-owned")) {
         problems.push({
           problem: `the temp folder ${layout.tmpDir} belongs to another account`,
-          fix: `use a private one: ${install} --attach ${ep}  (temp folder ~/.sremote/tmp)`,
+          fix: `use a private one: sremote attach ${target} ${ep}  (temp folder ~/.sremote/tmp)`,
         });
       } else if (f.flags.has("tmp-mode-wrong")) {
         problems.push({

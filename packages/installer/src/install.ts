@@ -782,7 +782,7 @@ class Installation {
       if (!survey.owner) {
         throw new InstallError("PERMISSION_DENIED", `${endpoint} belongs to another account`, {
           step: "folders",
-          fix: `ask its owner to run sremote install; to use it as a shared endpoint: sremote install <target> --attach ${endpoint}`,
+          fix: `ask its owner to run sremote install; to use it as a shared endpoint: sremote attach <target> ${endpoint}`,
         });
       }
       return {

@@ -148,10 +148,14 @@ export async function uninstall(connector: Connector, options: UninstallOptions 
         removed.push(current.path);
       }
     }
-    // ~/.sremote itself when nothing is left in it.
-    if (!isInside(locationDir(homeDir), ep)) {
-      const r = await exec(["rmdir", "--", locationDir(homeDir)]);
-      if (r.exitCode === 0) removed.push(locationDir(homeDir));
+    // ~/.sremote itself when nothing is left in it, and only when it held this endpoint (or
+    // what this uninstall removed): an empty ~/.sremote next to an endpoint a target names
+    // (local:/data/x) is not ours to remove.
+    const locDir = locationDir(homeDir);
+    const ours = isInside(ep, locDir) || removed.some((p) => isInside(p, locDir));
+    if (ours && !isInside(locDir, ep)) {
+      const r = await exec(["rmdir", "--", locDir]);
+      if (r.exitCode === 0) removed.push(locDir);
     }
     return { layout, removed, kept, detached, steps: recorder.steps, operations: { ...counts } };
   } catch (err) {

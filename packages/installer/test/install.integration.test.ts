@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chown, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
@@ -10,6 +10,7 @@ import {
   eventLog,
   git,
   haveGit,
+  isRoot,
   pyprojectPackage,
   SYSTEM_PYTHON,
   seedStyleRepo,
@@ -450,4 +451,71 @@ describe.skipIf(!ready)("deadlines: timeoutMs says TIMEOUT, the caller's signal 
       });
     }
   });
+});
+
+describe.skipIf(!ready)("attach, uninstall and the fixes through the local connector", () => {
+  it("attach's step says which private folders it created, without the script's 'changed' prefix", async () => {
+    const { connector: owner } = await home("attach-owner");
+    const group = await tempDir("attach-group");
+    cleanups.push(group.remove);
+    const dir = join(group.path, "sremote");
+    await install(owner, { python: SYSTEM_PYTHON, dir, shared: true, venv: false });
+    const { home: hb, connector: b } = await home("attach-user");
+    const log = eventLog();
+    const r = await attach(b, { dir, onProgress: log.listener });
+    expect(r.changed).toBe(true);
+    expect(r.steps.find((s) => s.step === "attach")?.message).toBe(
+      `created ${hb}/.sremote; created ${hb}/.sremote/tmp`,
+    );
+    const again = await attach(b, { dir });
+    expect(again.steps.find((s) => s.step === "attach")?.message).toBe("private folders in place");
+  }, 120_000);
+
+  it("uninstalling an endpoint the target names leaves an unrelated empty ~/.sremote alone", async () => {
+    const { home: h, connector } = await home("keep-dotdir");
+    await mkdir(join(h, ".sremote"), { mode: 0o700 });
+    const elsewhere = await tempDir("elsewhere");
+    cleanups.push(elsewhere.remove);
+    const dir = join(elsewhere.path, "ep");
+    const layout = { endpointDir: dir, tmpDir: `${dir}/tmp`, workDir: h };
+    await install(connector, { layout, python: SYSTEM_PYTHON, venv: false });
+    const r = await uninstall(connector, { layout });
+    expect(r.removed).toEqual([dir]);
+    expect(existsSync(dir)).toBe(false);
+    expect(await readdir(h)).toEqual([".sremote"]);
+  }, 60_000);
+
+  it.skipIf(!isRoot)(
+    "a folder of another account: install's and doctor's fixes name sremote attach",
+    async () => {
+      const { home: h, connector } = await home("foreign-owner");
+      const nobody = 65534;
+      const dir = join(h, "theirs");
+      await mkdir(dir, { mode: 0o700 });
+      await chown(dir, nobody, nobody);
+      const err = await install(connector, {
+        layout: { endpointDir: dir, tmpDir: join(h, "tmp"), workDir: h },
+        python: SYSTEM_PYTHON,
+      }).catch((e: unknown) => e);
+      expect(err).toMatchObject({
+        code: "PERMISSION_DENIED",
+        step: "folders",
+        headline: `${dir} belongs to another account`,
+        fix: `ask its owner to run sremote install; to use it as a shared endpoint: sremote attach <target> ${dir}`,
+      });
+
+      const ep = join(h, "mine");
+      await mkdir(join(ep, "tmp"), { recursive: true, mode: 0o700 });
+      await chown(join(ep, "tmp"), nobody, nobody);
+      const report = await doctor(connector, {
+        target: "local:",
+        layout: { endpointDir: ep, tmpDir: join(ep, "tmp"), workDir: h },
+      });
+      expect(report.problems).toContainEqual({
+        problem: `the temp folder ${ep}/tmp belongs to another account`,
+        fix: `use a private one: sremote attach local: ${ep}  (temp folder ~/.sremote/tmp)`,
+      });
+    },
+    60_000,
+  );
 });

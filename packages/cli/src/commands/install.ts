@@ -46,7 +46,7 @@ export interface InstallCommandOptions extends CommonFlags {
   index?: boolean | string | undefined;
   indexUrl?: string | undefined;
   findLinks?: string[] | undefined;
-  /** `--attach DIR`: the same as `sremote attach <target> DIR` (the installer's fixes name it). */
+  /** `--attach DIR`: an alias of `sremote attach <target> DIR`. */
   attach?: string | undefined;
 }
 
