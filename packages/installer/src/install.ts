@@ -637,7 +637,19 @@ class Installation {
       const found: string[] = [];
       for (const source of sources) {
         if (source.kind !== "git") continue;
-        const commit = await this.#resolveGitRef(source);
+        let commit: string;
+        try {
+          commit = await this.#resolveGitRef(source);
+        } catch (err) {
+          const kept = this.#installedCommit(source, err);
+          if (kept === null) throw err;
+          commit = kept;
+          this.#recorder.emit({
+            type: "warning",
+            step: "sources",
+            message: `cannot reach ${source.url} (${(err as InstallError).headline}); keeping the installed commit ${commit.slice(0, 12)} — the ref was not re-checked`,
+          });
+        }
         this.#commits.set(source, commit);
         found.push(`${describeSource(source)} → ${commit.slice(0, 12)}`);
       }
@@ -663,6 +675,25 @@ class Installation {
       }
       return { changed: false, message: found.length > 0 ? found.join("; ") : `${sources.length} package(s) to check` };
     });
+  }
+
+  /**
+   * The commit to keep when `git ls-remote` could not reach a git package's repository:
+   * the recorded one, when the same URL, ref and subfolder are installed and their
+   * distributions are still in a venv that stays. `null` (fail) when the package is new,
+   * would be reinstalled anyway (--upgrade, --force, a new venv) or the error is not about
+   * reaching the repository.
+   */
+  #installedCommit(source: GitPackage, err: unknown): string | null {
+    if (!(err instanceof InstallError) || err.code !== "COMMAND_FAILED") return null;
+    if (this.#options.upgrade || this.#options.force || this.#venvReasons.length > 0 || !this.#venvInfo) return null;
+    const recorded = this.#state.packages.find((p) => p.key === sourceKey(source));
+    if (!recorded || recorded.distributions.length === 0 || !/^[0-9a-f]{40,64}$/.test(recorded.resolved)) return null;
+    const installed = Object.entries(this.#venvInfo.distributions);
+    const present = recorded.distributions.every((dist) =>
+      installed.some(([name, version]) => normalizeName(name) === normalizeName(dist.name) && version === dist.version),
+    );
+    return present ? recorded.resolved : null;
   }
 
   #isSourceBuild(source: PackageSource): boolean {

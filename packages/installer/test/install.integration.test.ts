@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { chown, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chown, mkdir, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
@@ -518,4 +518,50 @@ describe.skipIf(!ready)("attach, uninstall and the fixes through the local conne
     },
     60_000,
   );
+});
+
+describe.skipIf(!ready)("an installed git package whose repository cannot be reached", () => {
+  it("is kept with a warning; --upgrade and a new package still fail clearly and change nothing", async () => {
+    const { home: h, connector } = await home("offline-git");
+    const w = await tempDir("offline-repo");
+    cleanups.push(w.remove);
+    const repo = await seedStyleRepo(join(w.path, "repo"), "gitpkg");
+    const url = `file://${repo}@release`;
+    const first = await install(connector, { python: SYSTEM_PYTHON, packages: [{ kind: "git", url }] });
+    const commit = first.packages[0]?.resolved as string;
+    expect(commit).toBe(await git(repo, "rev-parse", "release"));
+
+    await rename(repo, join(w.path, "moved"));
+    const log = eventLog();
+    const offline = await install(connector, { packages: [{ kind: "git", url }], onProgress: log.listener });
+    expect(offline.changed).toBe(false);
+    expect(offline.steps.find((s) => s.step === "package")?.outcome).toBe("skipped");
+    const warnings = log.events.flatMap((e) => (e.type === "warning" ? [e] : []));
+    expect(warnings).toEqual([
+      {
+        type: "warning",
+        step: "sources",
+        message: expect.stringMatching(
+          new RegExp(
+            `^cannot reach file://${repo} \\(git cannot read the repository file://${repo} from the remote \\(exit status \\d+\\)\\); keeping the installed commit ${commit.slice(0, 12)} — the ref was not re-checked$`,
+          ),
+        ),
+      },
+    ]);
+
+    const marker = await stat(`${h}/.sremote/${MARKER_FILE}`);
+    for (const options of [
+      { packages: [{ kind: "git" as const, url }], upgrade: true },
+      { packages: [{ kind: "git" as const, url: `file://${repo}@main` }] },
+    ]) {
+      const err = await install(connector, options).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "COMMAND_FAILED", step: "sources" });
+      expect((err as InstallError).headline).toContain(`git cannot read the repository file://${repo}`);
+      expect((err as InstallError).log).toMatch(/does not appear to be a git repository|not found|No such/);
+    }
+    // Nothing was touched: the install is still complete and the package still imports.
+    expect((await stat(`${h}/.sremote/${MARKER_FILE}`)).mtimeMs).toBe(marker.mtimeMs);
+    expect((await discover(connector)).complete).toBe(true);
+    expect(await call(h, "gitpkg", "VALUE.__str__")).toBe("release");
+  }, 300_000);
 });
