@@ -1,3 +1,4 @@
+import { UsageError } from "@sremote/core";
 import type { Command } from "commander";
 
 /** Commander's collector for repeatable options. */
@@ -22,3 +23,12 @@ export function addTargetOptions(
 
 /** Help text of the `<target>` argument. */
 export const TARGET_HELP = "local:[/endpoint/dir], ssh://user@host[:port], newt://machine";
+
+/** `--timeout <ms>`: a positive number of milliseconds, or undefined when not given. */
+export function parseTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UsageError(`--timeout expects milliseconds > 0, got ${JSON.stringify(text)}`);
+  return n;
+}

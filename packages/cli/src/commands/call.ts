@@ -2,6 +2,7 @@ import { type CallOptions, RemoteClient } from "@sremote/client";
 import { isSremoteError, RemoteExecError, UsageError } from "@sremote/core";
 import { EXIT, exitCodeFor } from "../exit-codes.js";
 import type { CliIO } from "../io.js";
+import { parseTimeout } from "../target-options.js";
 import { type ConnectionFlags, openTarget } from "../targets.js";
 import { formatJson, formatReadable, parseArgument, parseAssignment } from "../values.js";
 
@@ -30,14 +31,6 @@ export function splitCallable(text: string): { module: string; fn: string } {
     throw new UsageError(`expected module.function (or module:Class.method), got ${JSON.stringify(text)}`);
   }
   return { module: text.slice(0, dot), fn: text.slice(dot + 1) };
-}
-
-function parseTimeout(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new UsageError(`--timeout expects milliseconds > 0, got ${JSON.stringify(text)}`);
-  return n;
 }
 
 /** `sremote call <target> <module.function> [args…]`. Returns the exit status. */

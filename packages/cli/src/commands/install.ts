@@ -20,7 +20,7 @@ import { type Command, Option } from "commander";
 import { EXIT, installExitCodeFor } from "../exit-codes.js";
 import { type CliIO, redactingIO } from "../io.js";
 import { formatDuration, formatSize, printable, progressModeFor, progressView } from "../progress.js";
-import { addTargetOptions, collect, TARGET_HELP } from "../target-options.js";
+import { addTargetOptions, collect, parseTimeout, TARGET_HELP } from "../target-options.js";
 import { type ConnectionFlags, type OpenedTarget, openTarget } from "../targets.js";
 
 /** Flags shared by install, uninstall and attach. */
@@ -290,14 +290,6 @@ async function timedStep(
     });
     throw err;
   }
-}
-
-function parseTimeout(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new UsageError(`--timeout expects milliseconds > 0, got ${JSON.stringify(text)}`);
-  return n;
 }
 
 /** The layout a `local:/folder` target names (the installer then writes no `.location`). */
