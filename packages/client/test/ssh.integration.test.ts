@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { sshConnector } from "@sremote/connector-ssh";
-import { type SshdFixture, startSshd } from "@sremote/testkit/sshd";
+import { type SshdFixture, sshConnectorOptions, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RemoteClient } from "../src/index.js";
 
@@ -9,15 +9,7 @@ describe("RemoteClient over SSH: load and faults", () => {
   let sshd: SshdFixture;
   let root: string;
 
-  const connect = () =>
-    sshConnector({
-      host: sshd.host,
-      port: sshd.port,
-      username: sshd.user,
-      privateKeyPath: sshd.privateKeyPath,
-      knownHostsPath: sshd.knownHostsPath,
-      sshConfigPath: false,
-    });
+  const connect = () => sshConnector(sshConnectorOptions(sshd));
   const client = (options: Partial<ConstructorParameters<typeof RemoteClient>[0]> = {}) =>
     new RemoteClient({
       connector: connect(),

@@ -8,7 +8,7 @@ import { newtConnector } from "@sremote/connector-newt";
 import { sshConnector } from "@sremote/connector-ssh";
 import type { Connector } from "@sremote/core";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
-import { startSshd } from "@sremote/testkit/sshd";
+import { sshConnectorOptions, startSshd } from "@sremote/testkit/sshd";
 import { RemoteClient, type RemoteClientOptions } from "../src/index.js";
 import { fixturesDir, python } from "./helpers.js";
 
@@ -118,14 +118,7 @@ function sshTarget(mode: "session" | "file"): E2ETarget {
     mode,
     async setup(options = {}) {
       const sshd = await startSshd();
-      const connector = sshConnector({
-        host: sshd.host,
-        port: sshd.port,
-        username: sshd.user,
-        privateKeyPath: sshd.privateKeyPath,
-        knownHostsPath: sshd.knownHostsPath,
-        sshConfigPath: false,
-      });
+      const connector = sshConnector(sshConnectorOptions(sshd));
       const root = `${sshd.home}/e2e-${randomBytes(4).toString("hex")}`;
       const workDir = `${root}/work`;
       const tmpDir = `${root}/tmp`;

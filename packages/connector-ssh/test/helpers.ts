@@ -1,4 +1,4 @@
-import type { SshdFacts } from "@sremote/testkit/sshd";
+import { type SshdFacts, sshConnectorOptions } from "@sremote/testkit/sshd";
 import { inject } from "vitest";
 import { type SshConnectorOptions, sshConnector } from "../src/index.js";
 
@@ -11,16 +11,7 @@ export function sshd(): SshdFacts {
 
 /** Options that reach `facts`' server with its key, known_hosts only, no ssh config, no agent. */
 export function fixtureOptions(facts: SshdFacts, extra: Partial<SshConnectorOptions> = {}): SshConnectorOptions {
-  return {
-    host: facts.host,
-    port: facts.port,
-    username: facts.user,
-    privateKeyPath: facts.privateKeyPath,
-    knownHostsPath: facts.knownHostsPath,
-    sshConfigPath: false,
-    agent: false,
-    ...extra,
-  };
+  return { ...sshConnectorOptions(facts), ...extra };
 }
 
 /** A connector to `facts`' server (default: the global one). */

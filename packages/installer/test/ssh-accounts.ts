@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { RemoteClient, type RemoteClientOptions } from "@sremote/client";
 import { type SshConnector, type SshConnectorOptions, sshConnector } from "@sremote/connector-ssh";
-import { SSHD_PATH, type SshdFixture, startSshd } from "@sremote/testkit/sshd";
+import { SSHD_PATH, type SshdFixture, sshConnectorOptions, startSshd } from "@sremote/testkit/sshd";
 import { haveGit, isRoot, systemPythonReady } from "./helpers.js";
 
 /**
@@ -35,16 +35,7 @@ export async function sshAccount(user: string): Promise<SshAccount> {
   const sshd = await startSshd({ user });
   const made: SshConnector[] = [];
   const newConnector = (extra: Partial<SshConnectorOptions> = {}) => {
-    const c = sshConnector({
-      host: sshd.host,
-      port: sshd.port,
-      username: sshd.user,
-      privateKeyPath: sshd.privateKeyPath,
-      knownHostsPath: sshd.knownHostsPath,
-      sshConfigPath: false,
-      agent: false,
-      ...extra,
-    });
+    const c = sshConnector({ ...sshConnectorOptions(sshd), ...extra });
     made.push(c);
     return c;
   };

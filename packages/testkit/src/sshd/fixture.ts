@@ -105,6 +105,31 @@ export interface SshdFixture extends SshdFacts, SshdProbe {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/**
+ * Options for `sshConnector` (from `@sremote/connector-ssh`) that log in to a fixture's
+ * server as its account, with its client key and its known_hosts only — no `~/.ssh/config`,
+ * no ssh-agent. Spread them and add your own: `sshConnector({ ...sshConnectorOptions(f), keepaliveMs: 0 })`.
+ */
+export function sshConnectorOptions(facts: SshdFacts): {
+  host: string;
+  port: number;
+  username: string;
+  privateKeyPath: string;
+  knownHostsPath: string;
+  sshConfigPath: false;
+  agent: false;
+} {
+  return {
+    host: facts.host,
+    port: facts.port,
+    username: facts.user,
+    privateKeyPath: facts.privateKeyPath,
+    knownHostsPath: facts.knownHostsPath,
+    sshConfigPath: false,
+    agent: false,
+  };
+}
+
 /** SHA256 fingerprint of an OpenSSH public key line, as `ssh-keygen -l` prints it. */
 export function publicKeyFingerprint(line: string): string {
   const blob = line.trim().split(/\s+/)[1];

@@ -11,6 +11,7 @@ export {
   type SshdFixture,
   type SshdProbe,
   type StartSshdOptions,
+  sshConnectorOptions,
   sshdProbe,
   startSshd,
   uniqueName,
