@@ -121,7 +121,7 @@ class OutputRouter(object):
         """Collects what is still in flight for `output`, then unregisters it."""
         flush_std_streams()
         if self.fd_capture is not None:
-            self.fd_capture.drain()
+            self.fd_capture.drain_pending()
         with self.lock:
             self.by_thread.pop(_get_ident(), None)
             count = self.active.get(output, 0) - 1
@@ -244,6 +244,7 @@ class FdCapture(object):
             os.close(w)
             os.set_blocking(r, False)
             self.read_fds.append((r, index))
+        self.fds = [r for r, _ in self.read_fds]
         self.thread = threading.Thread(target=self._loop, name="sremote-fd-capture", daemon=True)
         self.thread.start()
 
@@ -256,6 +257,17 @@ class FdCapture(object):
                 continue
             except OSError:
                 return
+            self.drain()
+
+    def drain_pending(self):
+        """`drain()`, when a pipe has bytes waiting. Called at the end of every call: one
+        `select` with no wait, instead of a non-blocking read of each empty pipe, took a
+        session call from ~80 to ~30 µs on the measured VM (see docs/performance.md)."""
+        try:
+            ready = select.select(self.fds, [], [], 0)[0]
+        except (OSError, ValueError):
+            ready = True
+        if ready:
             self.drain()
 
     def drain(self):
