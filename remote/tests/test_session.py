@@ -272,6 +272,29 @@ class SessionTest(support.TempDirTestCase):
         self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "p1"})
         self.assertTrue(agent.result("slow")["ok"])
 
+    def test_a_long_call_after_an_idle_spell_still_lets_pings_through(self):
+        # The reader runs a lone call itself; once the session has been idle (no standby
+        # thread polling), a long call must still lose the reader role to an idle thread.
+        agent = self.agent()
+        self.assertEqual(agent.roundtrip("warm", "math", "sqrt", 4)["value"], 2.0)
+        time.sleep(1.3)
+        agent.call("slow", "agent_fixtures", "tick", 1.0)
+        time.sleep(0.05)
+        sent = time.time()
+        agent.send({"v": 1, "kind": "ping", "id": "p"})
+        self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "p"})
+        self.assertLess(time.time() - sent, 0.5, "the ping waited for the call")
+        self.assertTrue(agent.result("slow")["ok"])
+
+    def test_a_call_arriving_while_a_lone_call_runs_starts_at_once_on_another_worker(self):
+        agent = self.agent(workers=2)
+        agent.call("long", "agent_fixtures", "tick", 1.0, "long")
+        time.sleep(0.05)
+        agent.call("short", "agent_fixtures", "tick", 0.0, "short")
+        first = agent.recv()
+        self.assertEqual(first["id"], "short")
+        self.assertNotEqual(first["value"]["thread"], agent.result("long")["value"]["thread"])
+
     def test_shutdown_finishes_running_and_queued_calls_then_exits_0(self):
         agent = self.agent()
         agent.call("1", "agent_fixtures", "tick", 0.2, "1")
