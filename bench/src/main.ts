@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +8,7 @@ import { resolvePython } from "@sremote/cli";
 import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
 import { newtConnector } from "@sremote/connector-newt";
+import { UsageError } from "@sremote/core";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
 import { clientRows, FULL, floorAndSessionRows, type Plan, QUICK } from "./rows.js";
 import { sshRows } from "./ssh.js";
@@ -103,7 +105,25 @@ function verdicts(rows: BenchRow[]): string[] {
   return out;
 }
 
-/** `pnpm bench [--quick] [--json FILE]`. */
+/**
+ * `--pin CPU`: runs the benchmark again under `taskset -c CPU`, so that Node, the agents, the
+ * floor and a private sshd share one CPU. On a small VM, whether two processes share a CPU
+ * or wake each other across CPUs changes a round trip by tens of µs from run to run
+ * (docs/performance.md); pinned, floor and session are measured under the same placement.
+ */
+function pinAndRerun(cpu: string, argv: string[]): number {
+  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpu))
+    throw new UsageError(`--pin expects a CPU list like 0 or 0-1, got ${cpu}`);
+  const script = process.argv[1] as string;
+  const r = spawnSync("taskset", ["-c", cpu, process.execPath, ...process.execArgv, script, ...argv], {
+    stdio: "inherit",
+    env: { ...process.env, SREMOTE_BENCH_PINNED: cpu },
+  });
+  if (r.error) throw new UsageError(`--pin needs taskset (util-linux): ${r.error.message}`);
+  return r.status ?? 1;
+}
+
+/** `pnpm bench [--quick] [--json FILE] [--ssh auto|ssh://…] [--pin CPU]`. */
 export async function runBench(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -117,12 +137,16 @@ export async function runBench(argv: string[]): Promise<number> {
       identity: { type: "string" },
       "known-hosts": { type: "string" },
       "ssh-python": { type: "string", default: "/usr/bin/python3" },
+      pin: { type: "string" },
     },
     strict: true,
   });
+  if (values.pin !== undefined && process.env.SREMOTE_BENCH_PINNED !== values.pin) return pinAndRerun(values.pin, argv);
   const plan = values.quick ? QUICK : FULL;
   const python = values.python ?? (await resolvePython());
   const rows: BenchRow[] = [];
+  if (values.pin !== undefined)
+    process.stderr.write(`benchmark: pinned to CPU ${values.pin} (with every process it starts)\n`);
   process.stderr.write(`benchmark: local connector, python ${python}\n`);
 
   if (!values["no-local"]) rows.push(...(await localRows(python, plan)));
