@@ -31,14 +31,13 @@ _ACTIVE_SECONDS = 1.0
 
 
 class _Job(object):
-    __slots__ = ("req", "state", "phase", "exclusive", "inline")
+    __slots__ = ("req", "state", "phase", "exclusive")
 
     def __init__(self, req):
         self.req = req
         self.state = CallState()
         self.phase = _QUEUED
         self.exclusive = req.exclusive
-        self.inline = False  # runs on the reading thread, which stays the reader
 
 
 class ProtocolFailure(Exception):
@@ -63,7 +62,9 @@ class Session(object):
         self.input_done = False
         self.finished = threading.Event()
         self.exit_code = 0
-        self.inline_job = None  # the call the reader runs itself, while it runs
+        # The call the reader runs itself while keeping the reader role; None once it ends
+        # or once another thread took the reader role over.
+        self.inline_job = None
         self.inline_since = 0.0
         self.last_call = 0.0
         self.standby = 0  # idle threads waiting in steps of _TAKEOVER_SECONDS
@@ -141,7 +142,6 @@ class Session(object):
                 if job is not None and now - self.inline_since >= _TAKEOVER_SECONDS:
                     # The reader has been running a call for a while: read in its place.
                     self.inline_job = None
-                    job.inline = False
                     return _READ
                 if self.standby == 0 and now - self.last_call < _ACTIVE_SECONDS:
                     self.standby += 1
@@ -168,13 +168,10 @@ class Session(object):
                 if job is None:
                     break
                 self._run(job)
-                if not job.inline:
-                    break  # the reader role went to another thread
                 with self.cond:
-                    if not job.inline:
-                        break  # taken over while the call ran
+                    if self.inline_job is not job:
+                        break  # handed over before the call, or taken over while it ran
                     self.inline_job = None
-                    job.inline = False
 
     def _run(self, job):
         req = job.req
@@ -266,7 +263,6 @@ class Session(object):
                     self.reader_active = False
                     self.cond.notify()  # an idle thread becomes the reader
                 else:
-                    job.inline = True
                     self.inline_job = job
                     self.inline_since = now
                     if self.standby == 0:
