@@ -269,6 +269,11 @@ class FdCapture(object):
             ready = True
         if ready:
             self.drain()
+        else:
+            # The capture thread may have read the last bytes already and not yet handed
+            # them on: its drain holds the lock until it has.
+            with self.lock:
+                pass
 
     def drain(self):
         """Reads everything waiting in the pipes and hands it on."""

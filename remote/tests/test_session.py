@@ -116,6 +116,17 @@ class SessionTest(support.TempDirTestCase):
         # and the frame stream is intact
         self.assertEqual(agent.roundtrip("6", "math", "sqrt", 9)["value"], 3.0)
 
+    def test_fd_level_output_is_never_lost_to_the_capture_thread(self):
+        # The capture thread and the end of a call both collect fd output; whichever reads
+        # the bytes, they belong to the call (a race here once lost a child's stderr).
+        # Writes bigger than the pipe keep the capture thread reading while the call ends.
+        agent = self.agent()
+        for i in range(80):
+            fd = 1 + i % 2
+            text = ("%d" % (i % 10)) * 300000
+            r = agent.roundtrip("w%d" % i, "agent_fixtures", "write_fd", fd, text)
+            self.assertEqual(len(r["stdout" if fd == 1 else "stderr"]), len(text), "call %d lost output" % i)
+
     def test_output_limit_cuts_and_flags_truncation(self):
         agent = self.agent()
         r = agent.roundtrip("1", "agent_fixtures", "print_many", 100, 9, outputLimit=55)
