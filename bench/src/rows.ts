@@ -2,7 +2,7 @@ import type { RemoteClient } from "@sremote/client";
 import type { Connector } from "@sremote/core";
 import { encodeMessage } from "@sremote/protocol";
 import { EchoFloor } from "./floor.js";
-import { type BenchRow, measure, measureInterleaved } from "./stats.js";
+import { type BenchRow, measure, measureInterleaved, type Stats } from "./stats.js";
 
 /** Sizes of one benchmark run; `--quick` shrinks them for smoke tests. */
 export interface Plan {
@@ -45,7 +45,6 @@ export async function floorAndSessionRows(
         inFlight,
         warmup: 100,
       });
-      type Stats = { medianMs: number; p90Ms: number; callsPerSec: number };
       rows.push({ name: "floor", connector: connectorName, carrier: "floor", inFlight, ...(m.floor as Stats) });
       rows.push({ name: "session", connector: connectorName, carrier: "session", inFlight, ...(m.session as Stats) });
     }

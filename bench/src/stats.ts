@@ -13,6 +13,9 @@ export interface BenchRow {
   callsPerSec: number;
 }
 
+/** Latency percentiles and throughput of one measured operation. */
+export type Stats = { medianMs: number; p90Ms: number; callsPerSec: number };
+
 /** The q-quantile (0..1) of sorted numbers, by linear interpolation. */
 export function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -31,19 +34,10 @@ export function quantile(sorted: readonly number[], q: number): number {
 export async function measure(
   op: () => Promise<unknown>,
   options: { count: number; inFlight: number; warmup: number },
-): Promise<{ medianMs: number; p90Ms: number; callsPerSec: number }> {
+): Promise<Stats> {
   const { count, inFlight, warmup } = options;
-  await runConcurrently(op, warmup, Math.min(inFlight, Math.max(1, warmup)), undefined);
-  const latencies: number[] = [];
-  const started = performance.now();
-  await runConcurrently(op, count, inFlight, latencies);
-  const elapsed = performance.now() - started;
-  latencies.sort((a, b) => a - b);
-  return {
-    medianMs: quantile(latencies, 0.5),
-    p90Ms: quantile(latencies, 0.9),
-    callsPerSec: (count / elapsed) * 1000,
-  };
+  const m = await measureInterleaved({ op }, { rounds: 1, perRound: count, inFlight, warmup });
+  return m.op as Stats;
 }
 
 /**
@@ -54,7 +48,7 @@ export async function measure(
 export async function measureInterleaved(
   ops: Readonly<Record<string, () => Promise<unknown>>>,
   options: { rounds: number; perRound: number; inFlight: number; warmup: number },
-): Promise<Record<string, { medianMs: number; p90Ms: number; callsPerSec: number }>> {
+): Promise<Record<string, Stats>> {
   const names = Object.keys(ops);
   const latencies = new Map<string, number[]>(names.map((n) => [n, []]));
   const elapsed = new Map<string, number>(names.map((n) => [n, 0]));
@@ -73,7 +67,7 @@ export async function measureInterleaved(
       elapsed.set(n, (elapsed.get(n) as number) + performance.now() - started);
     }
   }
-  const out: Record<string, { medianMs: number; p90Ms: number; callsPerSec: number }> = {};
+  const out: Record<string, Stats> = {};
   for (const n of names) {
     const l = (latencies.get(n) as number[]).sort((a, b) => a - b);
     out[n] = {

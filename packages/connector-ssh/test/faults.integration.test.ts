@@ -145,28 +145,22 @@ describe("connect failures", () => {
   it("a server that accepts TCP and never answers fails CONNECT_TIMEOUT, not a hang", async () => {
     const silent = await listen(() => {});
     try {
-      const c = sshConnector({
-        host: "127.0.0.1",
-        port: silent.port,
-        username: "nobody",
-        sshConfigPath: false,
-        agent: false,
-        knownHostsPath: "/dev/null",
-        connectTimeoutMs: 500,
-      });
+      const toSilent = (connectTimeoutMs: number) =>
+        sshConnector({
+          host: "127.0.0.1",
+          port: silent.port,
+          username: "nobody",
+          sshConfigPath: false,
+          agent: false,
+          knownHostsPath: "/dev/null",
+          connectTimeoutMs,
+        });
+      const c = toSilent(500);
       const err = await expectCode(c.exec(["true"]), "CONNECT_TIMEOUT");
       expect(err.message).toMatch(/500 ms/);
       expect((err as unknown as { retryable: boolean }).retryable).toBe(true);
       // The operation's own deadline is separate and reported as TIMEOUT.
-      const again = sshConnector({
-        host: "127.0.0.1",
-        port: silent.port,
-        username: "nobody",
-        sshConfigPath: false,
-        agent: false,
-        knownHostsPath: "/dev/null",
-        connectTimeoutMs: 30_000,
-      });
+      const again = toSilent(30_000);
       await expectCode(again.exec(["true"], { timeoutMs: 300 }), "TIMEOUT");
       await Promise.all([c.close(), again.close()]);
     } finally {
