@@ -141,11 +141,12 @@ describe("sremote call ssh://", () => {
 
   it("refuses an unknown host key with its fingerprint and exit status 3", async () => {
     const { startSshd } = await import("@sremote/testkit/sshd");
-    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
     const { join } = await import("node:path");
     const { tmpdir } = await import("node:os");
     const sshd = await startSshd();
-    const empty = join(mkdtempSync(join(tmpdir(), "sremote-kh-")), "known_hosts");
+    const dir = mkdtempSync(join(tmpdir(), "sremote-kh-"));
+    const empty = join(dir, "known_hosts");
     writeFileSync(empty, "");
     try {
       const target = `ssh://${sshd.user}@${sshd.host}:${sshd.port}`;
@@ -168,6 +169,7 @@ describe("sremote call ssh://", () => {
       expect(err.message).toContain(sshd.hostKeyFingerprint);
     } finally {
       await sshd.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
 
