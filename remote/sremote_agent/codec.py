@@ -12,7 +12,9 @@ else the pure-Python `codec_pure`. Both give the same canonical bytes and the sa
 """
 
 import datetime
+import functools
 import os
+import threading
 
 from . import codec_pure
 from .values import (
@@ -100,6 +102,17 @@ if _msgpack is not None:
     def _c_packb(obj):
         return _msgpack.packb(obj, default=_default, **_c_packer_options)
 
+    # One Packer per thread for whole messages (building a Packer per message cost as much
+    # as packing a small one). Nested payloads (an ndarray's) go through _c_packb: a Packer
+    # must not be re-entered while it packs.
+    _packers = threading.local()
+
+    def _c_pack_message(obj):
+        packer = getattr(_packers, "packer", None)
+        if packer is None:
+            packer = _packers.packer = _msgpack.Packer(default=_default, **_c_packer_options)
+        return packer.pack(obj)
+
     def _ext_hook(code, payload):
         # Nested payloads (sets) are decoded with fresh depth; the whole value is checked afterwards.
         return codec_pure.decode_ext(code, payload, 0, _c_unpack_payload)
@@ -115,11 +128,12 @@ if _msgpack is not None:
             out[k] = v
         return out
 
+    _c_unpack_options = dict(raw=False, strict_map_key=False, timestamp=3, ext_hook=_ext_hook, use_list=True)
+    _c_unpack = functools.partial(_msgpack.unpackb, **_c_unpack_options)
+    _c_unpack_pairs = functools.partial(_msgpack.unpackb, object_pairs_hook=_pairs_hook, **_c_unpack_options)
+
     def _c_unpackb(data, pairs=False):
-        options = dict(raw=False, strict_map_key=False, timestamp=3, ext_hook=_ext_hook, use_list=True)
-        if pairs:
-            options["object_pairs_hook"] = _pairs_hook
-        return _msgpack.unpackb(data, **options)
+        return _c_unpack_pairs(data) if pairs else _c_unpack(data)
 
     _NAN_EXPONENT = 0x7FF0000000000000
     _NAN_MANTISSA = 0x000FFFFFFFFFFFFF
@@ -156,7 +170,7 @@ if _msgpack is not None:
         """`packb` through the msgpack C package."""
         if depth == 0:
             try:
-                data = _c_packb(value)
+                data = _c_pack_message(value)
                 if not _has_other_nan(data):
                     return data
             except Exception:
@@ -176,10 +190,10 @@ if _msgpack is not None:
             return codec_pure.unpackb(data)
         try:
             try:
-                value = _c_unpackb(data)
+                value = _c_unpack(data)
             except TypeError:
                 # An array used as a map key: decode again turning such keys into tuples.
-                value = _c_unpackb(data, pairs=True)
+                value = _c_unpack_pairs(data)
         except DecodeError:
             raise
         except Exception as exc:

@@ -146,10 +146,54 @@ def parse_request(msg, kind):
 
 CLIENT_KINDS = ("call", "probe", "cancel", "ping", "shutdown")
 
+# The keys of a plain call (no env, cwd, streaming or limits): the common case.
+_PLAIN_CALL_KEYS = frozenset(("v", "kind", "id", "module", "function", "args", "kwargs"))
+
+
+def _plain_call(msg):
+    """A CallRequest for a well-formed plain call, else None (the full checks then run).
+    Same result as parse_request, with a fraction of its work: it runs for every call."""
+    if msg.get("kind") != "call" or type(msg.get("v")) is not int or msg["v"] != PROTOCOL_VERSION:
+        return None
+    call_id = msg.get("id")
+    module = msg.get("module")
+    function = msg.get("function")
+    if type(call_id) is not str or type(module) is not str or type(function) is not str or not module or not function:
+        return None
+    args = msg.get("args")
+    if args is None:
+        args = []
+    elif type(args) is not list:
+        return None
+    kwargs = msg.get("kwargs")
+    if kwargs is None:
+        kwargs = {}
+    elif type(kwargs) is not dict:
+        return None
+    else:
+        for key in kwargs:
+            if type(key) is not str:
+                return None
+    req = CallRequest()
+    req.kind = "call"
+    req.id = call_id
+    req.module = module
+    req.function = function
+    req.args = args
+    req.kwargs = kwargs
+    req.requires = req.env = req.env_default = req.path_append = req.cwd = None
+    req.stream = False
+    req.output_limit = DEFAULT_OUTPUT_LIMIT
+    return req
+
 
 def parse_client_message(msg):
     """(kind, CallRequest for call/probe, else the id or None) of a message a client sends.
     Raises MessageError naming what is wrong."""
+    if type(msg) is dict and _PLAIN_CALL_KEYS.issuperset(msg):
+        req = _plain_call(msg)
+        if req is not None:
+            return "call", req
     kind, call_id = check_envelope(msg)
     if kind in ("call", "probe"):
         return kind, parse_request(msg, kind)

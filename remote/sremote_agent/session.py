@@ -8,7 +8,6 @@ that changes process state (env, PATH, cwd) waits until nothing else runs and ru
 
 import collections
 import os
-import select
 import struct
 import threading
 import time
@@ -50,6 +49,7 @@ class Session(object):
         self.frame_out = frame_out
         self.frame_in = frame_in
         self.inbuf = bytearray()
+        self._frame_in_ready = capture.readiness_check([frame_in])
         self.workers = workers
         self.max_frame = max_frame
         self.write_lock = threading.Lock()
@@ -74,14 +74,18 @@ class Session(object):
     # -- output ------------------------------------------------------------
 
     def send_bytes(self, body):
-        header = _header.pack(len(body))
+        size = len(body)
+        header = _header.pack(size)
         with self.write_lock:
             try:
-                if len(body) < 65536:
-                    capture.write_all(self.frame_out, header + body)
+                if size < 65536:
+                    frame = header + body
+                    n = os.write(self.frame_out, frame)
+                    if n < len(frame):  # the pipe was full
+                        capture.write_all(self.frame_out, memoryview(frame)[n:])
                 else:
                     n = os.writev(self.frame_out, [header, body])
-                    if n < len(header) + len(body):
+                    if n < len(header) + size:
                         capture.write_all(self.frame_out, (header + body)[n:])
             except OSError as exc:
                 # The client is gone: nobody will read results any more.
@@ -165,15 +169,12 @@ class Session(object):
                 continue
             while True:
                 job = self._read_until_job()
-                if job is None:
-                    break
-                self._run(job)
-                with self.cond:
-                    if self.inline_job is not job:
-                        break  # handed over before the call, or taken over while it ran
-                    self.inline_job = None
+                if job is None or not self._run(job):
+                    break  # input over, or reader role handed over before the call or taken over while it ran
 
     def _run(self, job):
+        """Runs `job` and sends its result. True when this thread ran it as the reader and
+        still holds the reader role (nobody took it over meanwhile)."""
         req = job.req
         try:
             sink = self._sink_for(req.id) if req.stream else None
@@ -189,8 +190,13 @@ class Session(object):
             self.running -= 1
             if job.exclusive:
                 self.exclusive_running = False
-            self._wake_for_work()
+            still_reader = self.inline_job is job
+            if still_reader:
+                self.inline_job = None
+            if self.queue or self.input_done or not self.reader_active:
+                self._wake_for_work()  # else nobody has anything new to do
         self.send_bytes(body)
+        return still_reader
 
     def _wake_for_work(self):
         """After a call ended (called with `cond` held): wakes only the threads that now have
@@ -298,12 +304,7 @@ class Session(object):
 
     def _input_pending(self):
         """True when another frame (or part of one) has arrived and is not yet handled."""
-        if self.inbuf:
-            return True
-        try:
-            return bool(select.select([self.frame_in], [], [], 0)[0])
-        except (OSError, ValueError):
-            return True
+        return bool(self.inbuf) or self._frame_in_ready()
 
     def _read_frame(self):
         """The next frame's body, or None at a clean end of input."""

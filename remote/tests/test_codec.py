@@ -11,7 +11,7 @@ import unittest
 
 import support
 from sremote_agent import codec, codec_pure
-from sremote_agent.messages import MessageError, parse_client_message
+from sremote_agent.messages import CallRequest, MessageError, parse_client_message, parse_request
 from sremote_agent.values import DecodeError, NDArrayData, SerializationError
 
 UTC = datetime.timezone.utc
@@ -477,6 +477,48 @@ class CodecSelectionTest(unittest.TestCase):
             data = codec.packb_c(value)
             self.assertEqual(data, codec.packb_pure(value), repr(value)[:200])
             self.assertTrue(support.same_value(codec.unpackb_c(data), codec.unpackb_pure(data)))
+
+
+class PlainCallFastPathTest(unittest.TestCase):
+    """parse_client_message has a fast path for plain calls: it must agree with the full
+    checks (messages.parse_request) on every message, valid or not."""
+
+    BASE = {"v": 1, "kind": "call", "id": "c-1", "module": "math", "function": "sqrt"}
+
+    def fields(self, req):
+        return {name: getattr(req, name) for name in CallRequest.__slots__}
+
+    def test_valid_plain_calls_parse_as_the_full_checks_do(self):
+        for extra in ({}, {"args": [2]}, {"args": None}, {"kwargs": {"a": 1}}, {"args": [], "kwargs": None}):
+            msg = dict(self.BASE, **extra)
+            kind, req = parse_client_message(dict(msg))
+            self.assertEqual(kind, "call")
+            self.assertEqual(self.fields(req), self.fields(parse_request(dict(msg), "call")), extra)
+            self.assertFalse(req.exclusive)
+
+    def test_invalid_plain_calls_are_refused_with_the_full_checks_message(self):
+        cases = [
+            ({"v": True}, "'v'"),
+            ({"v": 2}, "protocol version 2"),
+            ({"id": 7}, "'id'"),
+            ({"module": ""}, "'module'"),
+            ({"function": None}, "'function'"),
+            ({"args": {"a": 1}}, "'args'"),
+            ({"kwargs": [1]}, "'kwargs'"),
+            ({"kwargs": {1: 2}}, "'kwargs'"),
+        ]
+        for extra, wanted in cases:
+            with self.assertRaises(MessageError, msg=repr(extra)) as ctx:
+                parse_client_message(dict(self.BASE, **extra))
+            self.assertIn(wanted, str(ctx.exception))
+        with self.assertRaises(MessageError) as ctx:
+            parse_client_message({1: "x", "v": 1, "kind": "call"})
+        self.assertIn("keys must be str", str(ctx.exception))
+
+    def test_calls_with_other_keys_take_the_full_path(self):
+        kind, req = parse_client_message(dict(self.BASE, env={"A": "1"}, cwd="/tmp", stream=True, outputLimit=5))
+        self.assertEqual((req.env, req.cwd, req.stream, req.output_limit), ({"A": "1"}, "/tmp", True, 5))
+        self.assertTrue(req.exclusive)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 
 import os
 import struct
+import tempfile
 import time
 import unittest
 
 import support
-from sremote_agent import __version__, codec
+from sremote_agent import __version__, capture, codec
 
 
 class SessionTest(support.TempDirTestCase):
@@ -410,6 +411,32 @@ class SessionTest(support.TempDirTestCase):
                 agent = support.SessionAgent(self, extra_args=args)
                 self.assertEqual(agent.wait(), 2)
                 self.assertIn("usage", agent.stderr)
+
+
+class ReadinessCheckTest(unittest.TestCase):
+    """capture.readiness_check: whether input waits, checked around every call."""
+
+    def test_a_pipe_is_ready_with_bytes_waiting_or_when_its_writer_closed(self):
+        r, w = os.pipe()
+        try:
+            ready = capture.readiness_check([r])
+            self.assertFalse(ready())
+            os.write(w, b"x")
+            self.assertTrue(ready())
+            os.read(r, 1)
+            self.assertFalse(ready())
+            os.close(w)
+            w = None
+            self.assertTrue(ready())  # end of input: the reader must see it
+        finally:
+            os.close(r)
+            if w is not None:
+                os.close(w)
+
+    def test_a_regular_file_falls_back_to_select(self):
+        # epoll refuses regular files; select calls them always readable.
+        with tempfile.TemporaryFile() as f:
+            self.assertTrue(capture.readiness_check([f.fileno()])())
 
 
 if __name__ == "__main__":

@@ -217,11 +217,11 @@ export class RemoteClient {
     const message = this.#buildCall(module, fn, args, options);
     const carrier = this.#carrierFor(options.mode ?? this.#options.mode ?? "auto");
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs;
-    const op = { signal: options.signal, timeoutMs };
+    const op = { signal: options.signal, timeoutMs, onOutput: options.onOutput };
     if (!this.#prepared(carrier)) await this.#prepare(carrier, op);
     let result: ResultMessage;
     if (carrier === "session") {
-      result = await (this.#pool as SessionPool).request(message, { ...op, onOutput: options.onOutput });
+      result = await (this.#pool as SessionPool).request(message, op);
     } else {
       const fileMessage = { ...message, id: randomCallId(), stream: undefined };
       result = await (this.#fileCarrier as FileCarrier).run(fileMessage, op);
@@ -231,7 +231,7 @@ export class RemoteClient {
       }
     }
     if (result.agent) this.#agentInfo = result.agent;
-    return this.#toCallResult<T>(`${module}.${fn}`, result, carrier, started);
+    return this.#toCallResult<T>(module, fn, result, carrier, started);
   }
 
   /**
@@ -360,18 +360,19 @@ export class RemoteClient {
         throw new UsageError(`kwargs must be a plain object, got ${describe(options.kwargs)}`);
       kwargs = { ...(kwargs ?? {}), ...options.kwargs };
     }
-    const reg = this.#registrations;
-    const env = { ...reg.env, ...(options.env ?? {}) };
-    const envDefault = { ...reg.envDefault, ...(options.envDefault ?? {}) };
-    assertEnv(env, "env");
-    assertEnv(envDefault, "envDefault");
-    const pathAppend = [...reg.pathAppend, ...(options.pathAppend ?? [])];
     const message: CallMessage = { v: 1, kind: "call", id: this.#nextId(), module, function: fn };
     if (positional && positional.length > 0) message.args = positional;
     if (kwargs) message.kwargs = kwargs;
-    if (Object.keys(env).length > 0) message.env = env;
-    if (Object.keys(envDefault).length > 0) message.envDefault = envDefault;
-    if (pathAppend.length > 0) message.pathAppend = pathAppend;
+    // Registrations were checked when made; the merged maps are built only when there is
+    // something to merge (the per-call path of a plain call allocates nothing here).
+    const reg = this.#registrations;
+    const env = merged(reg.env, options.env, "env");
+    if (env) message.env = env;
+    const envDefault = merged(reg.envDefault, options.envDefault, "envDefault");
+    if (envDefault) message.envDefault = envDefault;
+    if (reg.pathAppend.length > 0 || (options.pathAppend?.length ?? 0) > 0) {
+      message.pathAppend = [...reg.pathAppend, ...(options.pathAppend ?? [])];
+    }
     if (options.cwd !== undefined) message.cwd = options.cwd;
     if (options.onOutput) message.stream = true;
     if (options.outputLimit !== undefined) message.outputLimit = options.outputLimit;
@@ -478,8 +479,14 @@ export class RemoteClient {
     });
   }
 
-  #toCallResult<T>(call: string, result: ResultMessage, carrier: "session" | "file", started: number): CallResult<T> {
-    if (!result.ok) throw this.#execError(call, result);
+  #toCallResult<T>(
+    module: string,
+    fn: string,
+    result: ResultMessage,
+    carrier: "session" | "file",
+    started: number,
+  ): CallResult<T> {
+    if (!result.ok) throw this.#execError(`${module}.${fn}`, result);
     const modules = result.modules ?? {};
     const reqs = this.#registrations.requirements;
     if (reqs.length > 0 && result.modules) checkRequirements(reqs, modules);
@@ -507,6 +514,24 @@ export class RemoteClient {
       call,
     });
   }
+}
+
+/** `registered` overridden by `extra` (checked), or undefined when both are empty. */
+function merged(
+  registered: Record<string, string>,
+  extra: Record<string, string> | null | undefined,
+  what: string,
+): Record<string, string> | undefined {
+  if (extra != null) {
+    assertEnv(extra, what);
+    if (hasKeys(extra)) return { ...registered, ...extra };
+  }
+  return hasKeys(registered) ? { ...registered } : undefined;
+}
+
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
 }
 
 function sameManifest(a: Record<string, string>, b: Record<string, string>): boolean {

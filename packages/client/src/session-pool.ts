@@ -165,8 +165,9 @@ export class SessionPool {
 
   #dispatch(job: Job, session: AgentSession): void {
     job.session = session;
-    session.request(job.message, job.onOutput).then(
-      (result) => {
+    session.send(job.message, {
+      onOutput: job.onOutput,
+      resolve: (result) => {
         if (result.ok === false && result.error?.kind === "cancelled" && !job.settled) {
           // Cancelled before it started (its session is being recycled): safe to run elsewhere.
           job.session = undefined;
@@ -176,11 +177,11 @@ export class SessionPool {
         }
         this.#pump();
       },
-      (error: unknown) => {
+      reject: (error) => {
         this.#settle(job, error);
         this.#pump();
       },
-    );
+    });
   }
 
   #onDeadline(job: Job): void {

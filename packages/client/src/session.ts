@@ -13,6 +13,7 @@ import {
   decodeAgentMessage,
   encodeFrame,
   encodeMessage,
+  encodeMessageFrame,
   FrameDecoder,
   type ProbeMessage,
   type ResultMessage,
@@ -54,7 +55,8 @@ function findHello(buf: Buffer): { offset: number; end: number; agent: AgentInfo
 /** Receives `output` frames of a streaming call. */
 export type OutputListener = (stream: "stdout" | "stderr", data: string) => void;
 
-interface Pending {
+/** Receives the outcome of one request sent with {@link AgentSession.send}. */
+export interface RequestHandler {
   resolve(result: ResultMessage): void;
   reject(error: Error): void;
   onOutput?: OutputListener | undefined;
@@ -85,7 +87,7 @@ export class AgentSession {
   accepting = true;
 
   readonly #process: RemoteProcess;
-  readonly #pending = new Map<string, Pending>();
+  readonly #pending = new Map<string, RequestHandler>();
   readonly #decoder: FrameDecoder;
   readonly #logger: Logger;
   #stderr: Buffer[] = [];
@@ -216,7 +218,8 @@ export class AgentSession {
         }
         proc.stdout.off("data", onData as (chunk: Buffer) => void);
         proc.stderr.off("data", onErr);
-        const decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+        // Views, not copies: each frame is decoded at once, and decoding copies what it keeps.
+        const decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes, views: true });
         return new AgentSession(proc, decoder, hello, options.logger, stderr);
       } catch (err) {
         proc.kill("SIGKILL");
@@ -251,13 +254,33 @@ export class AgentSession {
 
   /** Sends a call or probe; settles with its result, or rejects when the session ends first. */
   request(message: CallMessage | ProbeMessage, onOutput?: OutputListener): Promise<ResultMessage> {
-    if (this.#ended) return Promise.reject(this.#ended);
-    if (this.#pending.has(message.id)) return Promise.reject(new Error(`duplicate call id ${message.id}`));
-    const frame = encodeFrame(encodeMessage(message));
-    return new Promise<ResultMessage>((resolve, reject) => {
-      this.#pending.set(message.id, { resolve, reject, onOutput });
-      this.#write(frame);
-    });
+    return new Promise<ResultMessage>((resolve, reject) => this.send(message, { resolve, reject, onOutput }));
+  }
+
+  /**
+   * Sends a call or probe; `handler` learns its result, or why it failed (the session ended
+   * first, the message cannot be encoded, a duplicate id): never synchronously, so a caller may
+   * send from inside a loop over its own queue. {@link request} without the promise, which
+   * costs the per-call path a promise and a microtask.
+   */
+  send(message: CallMessage | ProbeMessage, handler: RequestHandler): void {
+    let failure: Error | undefined = this.#ended;
+    if (!failure && this.#pending.has(message.id)) failure = new Error(`duplicate call id ${message.id}`);
+    let frame: Uint8Array | undefined;
+    if (!failure) {
+      try {
+        frame = encodeMessageFrame(message, { pooled: true });
+      } catch (err) {
+        failure = err as Error;
+      }
+    }
+    if (failure || !frame) {
+      const error = failure as Error;
+      queueMicrotask(() => handler.reject(error));
+      return;
+    }
+    this.#pending.set(message.id, handler);
+    this.#write(frame);
   }
 
   /** Asks the agent to cancel a call (answered by the call's result). */

@@ -123,6 +123,11 @@ describe.each(e2eTargets)("RemoteClient over $name", (target) => {
     await expect(client.call("math", "sqrt", new Map() as never)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     await expect(client.call("math; rm -rf /", "sqrt", [1])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     await expect(client.call("sremote_testmod", "echo", [() => 1])).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(client.call("math", "sqrt", [4], { env: { "BAD NAME": "x" } })).rejects.toMatchObject({
+      code: "INVALID_ARGUMENT",
+    });
+    // Nothing of the refused calls is left behind: the next call goes through.
+    expect((await client.call("math", "sqrt", [4])).value).toBe(2);
   });
 
   it("offers typed module proxies with keyword arguments and attribute paths", async () => {

@@ -41,20 +41,31 @@ export function encodeFrame(payload: Uint8Array, options: { maxFrameBytes?: numb
  * large frame arriving in many small chunks costs linear time, and returned frames never share
  * memory with the pushed chunks.
  *
+ * With `views: true`, a frame that lies wholly inside one pushed chunk is returned as a view of
+ * that chunk instead of a copy (frames spread over several chunks are still assembled in their
+ * own buffer): for a consumer that decodes each frame at once and keeps nothing that aliases it,
+ * such as the client's session, which saves an allocation and a copy per message.
+ *
  * A zero-length frame, or a length over `maxFrameBytes` (checked as soon as the 4 header bytes
  * are in, before any payload is buffered), is a `ProtocolError`; after one, the decoder stays
  * failed and every later `push` throws the same error.
  */
 export class FrameDecoder {
   private readonly maxFrameBytes: number;
+  private readonly views: boolean;
   private readonly header = new Uint8Array(4);
   private headerFill = 0;
   private frame: Uint8Array | null = null;
   private frameFill = 0;
   private failure: ProtocolError | null = null;
 
-  constructor(options: { maxFrameBytes?: number } = {}) {
+  /**
+   * @param options.maxFrameBytes largest payload accepted (default 256 MiB).
+   * @param options.views return frames wholly inside a chunk as views of it (default false: copies).
+   */
+  constructor(options: { maxFrameBytes?: number; views?: boolean } = {}) {
     this.maxFrameBytes = checkMax(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    this.views = options.views === true;
   }
 
   /** Bytes received that belong to a frame not yet complete (header bytes included). */
@@ -105,7 +116,8 @@ export class FrameDecoder {
         this.checkLength(length);
         if (n - i >= length) {
           // The whole frame is in this chunk.
-          frames.push(copyBytes(chunk.subarray(i, i + length)));
+          const whole = chunk.subarray(i, i + length);
+          frames.push(this.views ? whole : copyBytes(whole));
           i += length;
           continue;
         }

@@ -213,11 +213,15 @@ export function encodeMessage(msg: ClientMessage | AgentMessage): Uint8Array {
 
 /**
  * Encodes a message directly as a frame (4-byte length + payload), saving a copy.
+ *
+ * With `pooled: true`, a small frame may be a view into a memory pool shared with other small
+ * buffers (Node's `Buffer` pool), which costs much less than a buffer of its own: for a frame
+ * written to a stream at once and not kept.
  * @throws SerializationError as {@link encodeMessage}; UsageError when over `maxFrameBytes`.
  */
 export function encodeMessageFrame(
   msg: ClientMessage | AgentMessage,
-  options: { maxFrameBytes?: number } = {},
+  options: { maxFrameBytes?: number; pooled?: boolean } = {},
 ): Uint8Array {
   const max = Math.min(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_HEADER_LENGTH);
   return withEncoder((enc) => {
@@ -227,7 +231,7 @@ export function encodeMessageFrame(
     const n = enc.pos - 4;
     if (n > max) throw new UsageError(`message of ${n} bytes exceeds the frame limit of ${max} bytes`);
     enc.view.setUint32(0, n);
-    return enc.take();
+    return options.pooled === true ? enc.takePooled() : enc.take();
   });
 }
 

@@ -104,6 +104,8 @@ const MIN_SAFE_BIG = -MAX_SAFE_BIG;
 const INITIAL_BUFFER = 8 * 1024;
 const KEEP_BUFFER_MAX = 1024 * 1024;
 const DETACH_MIN = 256 * 1024;
+/** Node's Buffer.from() copies buffers under half its 8 KiB pool into the pool. */
+const POOLED_MAX = 4 * 1024;
 
 /** Low-level encoder state: a growable buffer written front to back. */
 export class Encoder {
@@ -141,6 +143,15 @@ export class Encoder {
     this.view = new DataView(this.buf.buffer);
     this.pos = 0;
     return out;
+  }
+
+  /**
+   * Like {@link take} from 0, but a small result may be a view into Node's shared `Buffer` pool
+   * (where there is one): cheaper than a buffer of its own, for bytes written out at once.
+   */
+  takePooled(): Uint8Array {
+    if (typeof Buffer === "function" && this.pos < POOLED_MAX) return Buffer.from(this.buf.subarray(0, this.pos));
+    return this.take();
   }
 
   /** Encodes one value; `depth` = containers enclosing it. Throws EncodeFailure (internal). */

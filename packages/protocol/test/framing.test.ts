@@ -96,6 +96,18 @@ describe("FrameDecoder", () => {
     expect(frame!.constructor).toBe(Uint8Array);
   });
 
+  it("with views: true, frames inside one chunk are views of it; frames across chunks are assembled", () => {
+    const d = new FrameDecoder({ views: true });
+    const chunk = Buffer.concat([encodeFrame(new Uint8Array([1, 2, 3])), encodeFrame(new Uint8Array([4, 5, 6, 7]))]);
+    const [a, b] = d.push(chunk.subarray(0, chunk.length - 2));
+    expect([...a!]).toEqual([1, 2, 3]);
+    expect(a!.buffer).toBe(chunk.buffer); // no copy
+    expect(b).toBeUndefined();
+    const [c] = d.push(chunk.subarray(chunk.length - 2));
+    expect([...c!]).toEqual([4, 5, 6, 7]);
+    expect(c!.buffer).not.toBe(chunk.buffer); // spread over two chunks: its own buffer
+  });
+
   it("a zero-length frame is a ProtocolError", () => {
     const d = new FrameDecoder();
     const e = thrown(() => d.push(new Uint8Array([0, 0, 0, 0])));

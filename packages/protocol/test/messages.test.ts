@@ -116,6 +116,17 @@ describe("messages", () => {
     );
   });
 
+  it("encodeMessageFrame with pooled: true gives the same bytes (small frames from the shared pool)", () => {
+    for (const msg of [call, { ...call, args: ["x".repeat(10_000)] }]) {
+      const pooled = encodeMessageFrame(msg, { pooled: true });
+      expect(Buffer.from(pooled).equals(Buffer.from(encodeMessageFrame(msg)))).toBe(true);
+    }
+    expect(encodeMessageFrame(call, { pooled: true }).buffer.byteLength).toBe(Buffer.poolSize);
+    expect(() => encodeMessageFrame({ ...call, args: ["x".repeat(100)] }, { maxFrameBytes: 50, pooled: true })).toThrow(
+      /frame limit/,
+    );
+  });
+
   it("msgpackr reads our messages the same way", () => {
     const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
     expect(unpackr.unpack(Buffer.from(encodeMessage(call)))).toEqual(call);
