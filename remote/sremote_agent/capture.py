@@ -21,7 +21,6 @@ _get_ident = threading.get_ident
 STDOUT = 0
 STDERR = 1
 STREAM_NAMES = ("stdout", "stderr")
-_NO_DECODERS = [None, None]
 
 
 def _utf8_len(text):
@@ -39,26 +38,34 @@ def clean_text(text):
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-class CallOutput(object):
-    """What one call printed, per stream, capped at `limit` UTF-8 bytes each."""
+# One lock for the writes of every call's output: a write holds it for a few bytecodes, and
+# a lock per call cost every call its allocation.
+_output_lock = threading.Lock()
 
-    __slots__ = ("limit", "parts", "sizes", "truncated", "sink", "tee", "decoders", "lock")
+
+class CallOutput(object):
+    """What one call printed, per stream, capped at `limit` UTF-8 bytes each. Its buffers are
+    made by the first write: most calls print nothing."""
+
+    __slots__ = ("limit", "parts", "sizes", "truncated", "sink", "tee", "decoders")
 
     def __init__(self, limit, sink=None, tee=None):
         self.limit = limit
         self.tee = tee  # tee(text): a copy of stderr for the agent's own stderr
-        self.parts = ([], [])
-        self.sizes = [0, 0]
+        self.parts = None  # ([stdout texts], [stderr texts]) once something was written
+        self.sizes = None  # [stdout bytes, stderr bytes] likewise
         self.truncated = False
         self.sink = sink  # sink(stream_index, text) for streaming calls
-        self.decoders = [None, None]
-        self.lock = threading.Lock()
+        self.decoders = None  # [stdout, stderr] incremental UTF-8 decoders for fd-level bytes
 
     def write(self, index, text):
         if not text:
             return
         n = _utf8_len(text)
-        with self.lock:
+        with _output_lock:
+            if self.parts is None:
+                self.parts = ([], [])
+                self.sizes = [0, 0]
             room = self.limit - self.sizes[index]
             if n > room:
                 self.truncated = True
@@ -76,19 +83,23 @@ class CallOutput(object):
             self.sink(index, text)
 
     def write_bytes(self, index, data):
-        decoder = self.decoders[index]
-        if decoder is None:
-            decoder = self.decoders[index] = codecs.getincrementaldecoder("utf-8")("replace")
+        with _output_lock:
+            if self.decoders is None:
+                self.decoders = [None, None]
+            decoder = self.decoders[index]
+            if decoder is None:
+                decoder = self.decoders[index] = codecs.getincrementaldecoder("utf-8")("replace")
         self.write(index, decoder.decode(data))
 
     def finish(self):
         """(stdout, stderr, truncated) once the call is over."""
-        if not self.sizes[0] and not self.sizes[1] and self.decoders == _NO_DECODERS:
+        if self.decoders is not None:
+            for index in (STDOUT, STDERR):
+                decoder = self.decoders[index]
+                if decoder is not None:
+                    self.write(index, decoder.decode(b"", True))
+        if self.parts is None:
             return "", "", self.truncated  # nothing printed: the common case
-        for index in (STDOUT, STDERR):
-            decoder = self.decoders[index]
-            if decoder is not None:
-                self.write(index, decoder.decode(b"", True))
         return (
             clean_text("".join(self.parts[STDOUT])),
             clean_text("".join(self.parts[STDERR])),
@@ -116,22 +127,26 @@ class OutputRouter(object):
         return out
 
     def begin(self, output):
+        ident = _get_ident()
+        active = self.active
         with self.lock:
-            self.by_thread[_get_ident()] = output
-            self.active[output] = self.active.get(output, 0) + 1
+            self.by_thread[ident] = output
+            active[output] = active.get(output, 0) + 1
 
     def end(self, output):
         """Collects what is still in flight for `output`, then unregisters it."""
         flush_std_streams()
         if self.fd_capture is not None:
             self.fd_capture.drain_pending()
+        ident = _get_ident()
+        active = self.active
         with self.lock:
-            self.by_thread.pop(_get_ident(), None)
-            count = self.active.get(output, 0) - 1
+            self.by_thread.pop(ident, None)
+            count = active.get(output, 0) - 1
             if count > 0:
-                self.active[output] = count
+                active[output] = count
             else:
-                self.active.pop(output, None)
+                active.pop(output, None)
 
     def only_running(self):
         active = self.active
@@ -337,20 +352,17 @@ class FdCapture(object):
 _libc_fflush = []
 
 
-def _fflush_c_stdio():
-    # C code's printf output sits in libc's buffer (fd 1 is a pipe): flush it so that it
-    # reaches the call that printed it.
-    if not _libc_fflush:
-        try:
-            import ctypes
+def _load_fflush():
+    # C code's printf output sits in libc's buffer (fd 1 is a pipe): flush_std_streams flushes
+    # it so that it reaches the call that printed it.
+    try:
+        import ctypes
 
-            libc = ctypes.CDLL(None)
-            _libc_fflush.append(libc.fflush)
-        except Exception:
-            _libc_fflush.append(None)
-    fflush = _libc_fflush[0]
-    if fflush is not None:
-        fflush(None)
+        libc = ctypes.CDLL(None)
+        _libc_fflush.append(libc.fflush)
+    except Exception:
+        _libc_fflush.append(None)
+    return _libc_fflush[0]
 
 
 def flush_std_streams():
@@ -360,7 +372,9 @@ def flush_std_streams():
                 stream.flush()
             except Exception:
                 pass
-    _fflush_c_stdio()
+    fflush = _libc_fflush[0] if _libc_fflush else _load_fflush()
+    if fflush is not None:
+        fflush(None)
 
 
 def install(capture_fds=True):

@@ -348,11 +348,10 @@ def execute(req, router, state, agent_info=None, sink=None):
             process_state.restore()
         router.end(output)
     stdout, stderr, truncated = output.finish()
-    result = {"v": PROTOCOL_VERSION, "kind": "result", "id": "", "ok": ok}
     if ok:
-        result["value"] = payload
+        result = {"v": PROTOCOL_VERSION, "kind": "result", "id": "", "ok": True, "value": payload}
     else:
-        result["error"] = payload
+        result = {"v": PROTOCOL_VERSION, "kind": "result", "id": "", "ok": False, "error": payload}
     result["stdout"] = stdout
     result["stderr"] = stderr
     if truncated:

@@ -53,7 +53,10 @@ class Session(object):
         self.workers = workers
         self.max_frame = max_frame
         self.write_lock = threading.Lock()
-        self.cond = threading.Condition(threading.Lock())
+        # `with self.lock` holds the condition's lock: the same as `with self.cond`, without
+        # the Python-level __enter__/__exit__ of Condition on every call.
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
         self.queue = collections.deque()
         self.jobs = {}
         self.running = 0
@@ -126,7 +129,7 @@ class Session(object):
     def _next_role(self):
         """Waits until this thread has something to do: a job to run, the reader role, or
         nothing more ever (None)."""
-        with self.cond:
+        with self.lock:
             while True:
                 if self.exit_code != 0:
                     return None
@@ -185,7 +188,7 @@ class Session(object):
             body = codec.packb(
                 dict(error_result(req.id, "internal", type(exc).__name__, str(exc)), id=req.id), "message"
             )
-        with self.cond:
+        with self.lock:
             self.jobs.pop(req.id, None)
             self.running -= 1
             if job.exclusive:
@@ -257,11 +260,16 @@ class Session(object):
     def _admit(self, req):
         """Registers a call; returns it when this thread should run it now."""
         job = _Job(req)
-        with self.cond:
+        with self.lock:
             if req.id in self.jobs:
                 raise MessageError("a call with id %r is already in progress" % req.id, req.id)
             self.jobs[req.id] = job
-            if not self.queue and self.running < self.workers and self._can_start(job):
+            running = self.running
+            if (
+                not self.queue
+                and running < self.workers
+                and ((running == 0) if job.exclusive else not self.exclusive_running)  # _can_start, inlined
+            ):
                 self._start(job)
                 now = time.monotonic()
                 self.last_call = now
@@ -278,7 +286,7 @@ class Session(object):
             return None
 
     def _end_input(self, code):
-        with self.cond:
+        with self.lock:
             self.input_done = True
             self.reader_active = False
             self.cond.notify_all()
@@ -309,10 +317,19 @@ class Session(object):
     def _read_frame(self):
         """The next frame's body, or None at a clean end of input."""
         buf = self.inbuf
+        if not buf:
+            # Nothing buffered (calls one after another): one read usually brings exactly one
+            # whole frame, which needs no buffering at all.
+            data = os.read(self.frame_in, 65536)
+            if not data:
+                return None
+            if len(data) >= 4:
+                (size,) = _header.unpack_from(data)
+                if len(data) == 4 + size and size <= self.max_frame:
+                    return data[4:]
+            buf += data
         while len(buf) < 4:
             if not self._fill(4 - len(buf)):
-                if not buf:
-                    return None
                 raise ProtocolFailure("the input ended inside a frame header")
         (size,) = _header.unpack_from(buf)
         if size > self.max_frame:
@@ -327,7 +344,7 @@ class Session(object):
         return body
 
     def _cancel(self, call_id):
-        with self.cond:
+        with self.lock:
             job = self.jobs.get(call_id)
             if job is None:
                 return

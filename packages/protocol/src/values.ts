@@ -332,11 +332,14 @@ export class Encoder {
   writeString(s: string): void {
     const len = s.length;
     if (len < 64) {
-      // Short: encode by hand after a 2-byte reserve, then fix the header (fixstr or str8).
+      // Short: encode by hand after the header's room, then write the header: fixstr (1 byte)
+      // for under 32 UTF-8 bytes, else str8 (2). Under 32 UTF-16 units, 1 byte is reserved and
+      // the bytes move only in the rare case where multi-byte characters reach 32 bytes.
       this.ensure(2 + len * 3);
       const buf = this.buf;
       const start = this.pos;
-      let p = start + 2;
+      const reserve = len < 32 ? 1 : 2;
+      let p = start + reserve;
       for (let i = 0; i < len; i++) {
         const c = s.charCodeAt(i);
         if (c < 0x80) {
@@ -361,16 +364,18 @@ export class Encoder {
           buf[p++] = 0x80 | (cp & 0x3f);
         }
       }
-      const n = p - start - 2;
+      const n = p - start - reserve;
       if (n < 32) {
-        buf[start] = 0xa0 | n;
-        buf.copyWithin(start + 1, start + 2, p);
-        this.pos = p - 1;
+        buf[start] = 0xa0 | n; // n < 32 implies len < 32: one byte was reserved
       } else {
+        if (reserve === 1) {
+          buf.copyWithin(start + 2, start + 1, p);
+          p++;
+        }
         buf[start] = 0xd9;
         buf[start + 1] = n;
-        this.pos = p;
       }
+      this.pos = p;
       return;
     }
     if (!isWellFormed(s)) {

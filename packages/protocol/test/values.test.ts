@@ -386,3 +386,21 @@ describe("encoder reuse", () => {
     expect(hex(encodeValue([1]))).toBe("9101");
   });
 });
+
+describe("string headers", () => {
+  // Short strings are encoded by hand with room for a 1-byte header: every length and
+  // character width around the fixstr/str8 boundary must give the canonical header.
+  it("uses fixstr below 32 UTF-8 bytes and str8 from 32, for 1- to 4-byte characters", () => {
+    for (const ch of ["a", "é", "✓", "😀"]) {
+      for (let count = 0; count <= 40; count++) {
+        const s = ch.repeat(count);
+        const bytes = Buffer.from(s, "utf8");
+        const enc = encodeValue(s);
+        const header = bytes.length < 32 ? [0xa0 | bytes.length] : [0xd9, bytes.length];
+        expect([...enc.subarray(0, header.length)], `${ch} × ${count}`).toEqual(header);
+        expect(Buffer.from(enc.subarray(header.length)).equals(bytes)).toBe(true);
+        expect(decodeValue(enc)).toBe(s);
+      }
+    }
+  });
+});
