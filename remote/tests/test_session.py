@@ -249,6 +249,19 @@ class SessionTest(support.TempDirTestCase):
         agent.send({"v": 1, "kind": "ping", "id": "p"})
         self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "p"})
 
+    def test_with_one_worker_a_ping_and_a_cancel_sent_right_after_a_call_get_through(self):
+        # With one worker the reader does not look for input behind a call it runs itself:
+        # frames still in the pipe are read by the standby thread once the call has run
+        # for _TAKEOVER_SECONDS.
+        agent = self.agent(workers=1)
+        agent.call("run", "agent_fixtures", "busy", 30)
+        agent.send({"v": 1, "kind": "ping", "id": "p"})
+        agent.send({"v": 1, "kind": "cancel", "id": "run"})
+        self.assertEqual(agent.recv(timeout=5), {"v": 1, "kind": "pong", "id": "p"})
+        r = agent.result("run", timeout=5)
+        self.assertEqual((r["ok"], r["error"]["type"]), (False, "Cancelled"))
+        self.assertEqual(agent.roundtrip("after", "math", "sqrt", 4)["value"], 2.0)
+
     def test_every_call_is_answered_exactly_once_under_cancels(self):
         agent = self.agent(workers=4)
         ids = ["c%d" % i for i in range(200)]
