@@ -263,7 +263,6 @@ def _resolve(req):
     except BaseException as exc:
         return None, _error("import", exc)
     target = module
-    walked = req.module
     for part in req.function.split("."):
         try:
             if not part:
@@ -273,12 +272,11 @@ def _resolve(req):
             raise
         except BaseException as exc:
             return None, _error("attribute", exc)
-        walked += "." + part
     if not callable(target):
         return None, _error(
             "attribute",
             None,
-            "%s is not callable (it is a %s)" % (walked, type(target).__name__),
+            "%s.%s is not callable (it is a %s)" % (req.module, req.function, type(target).__name__),
             "TypeError",
         )
     return target, None

@@ -358,6 +358,27 @@ function checkAgentInfo(c: Check): void {
   c.int("maxFrameBytes", false, 1);
 }
 
+/**
+ * True for the common result — ok, with only the keys every result has (plus `value`,
+ * `truncated`, `durationNs`), each valid — checked with a few direct reads: it is validated
+ * for every call. Anything else goes through the full checks, which name what is wrong.
+ */
+function isPlainOkResult(o: Rec): boolean {
+  const d = o["durationNs"];
+  const t = o["truncated"];
+  return (
+    o["ok"] === true &&
+    typeof o["id"] === "string" &&
+    typeof o["stdout"] === "string" &&
+    typeof o["stderr"] === "string" &&
+    (t === undefined || typeof t === "boolean") &&
+    (d === undefined || (typeof d === "number" && Number.isInteger(d) && d >= 0)) &&
+    o["error"] === undefined &&
+    o["modules"] === undefined &&
+    o["agent"] === undefined
+  );
+}
+
 const VALIDATORS: Record<string, (c: Check) => void> = {
   call(c) {
     c.str("id");
@@ -390,6 +411,7 @@ const VALIDATORS: Record<string, (c: Check) => void> = {
     c.sub("agent", true, checkAgentInfo);
   },
   result(c) {
+    if (isPlainOkResult(c.obj)) return;
     c.str("id");
     c.bool("ok");
     c.str("stdout");

@@ -139,6 +139,14 @@ describe("messages", () => {
     expect("stream" in msg).toBe(false);
   });
 
+  it("an ok result with nil optional keys is valid and loses them", () => {
+    const r = decodeAgentMessage(
+      encodeValue({ v: 1, kind: "result", id: "x", ok: true, value: null, stdout: "", stderr: "", durationNs: null, error: null }),
+    ) as unknown as Record<string, unknown>;
+    expect(r).toEqual({ v: 1, kind: "result", id: "x", ok: true, value: null, stdout: "", stderr: "" });
+    expect("durationNs" in r || "error" in r).toBe(false);
+  });
+
   it("keeps unknown keys", () => {
     const msg = decodeClientMessage(encodeValue({ ...call, extra: 1 })) as unknown as Record<string, unknown>;
     expect(msg["extra"]).toBe(1);
@@ -183,6 +191,14 @@ describe("messages", () => {
     [{ v: 1, kind: "output", id: "x", stream: "stdout", data: new Uint8Array(1) }, "data"],
     [{ v: 1, kind: "pong" }, "id"],
     [{ v: 1, kind: "call", id: "x", module: "m", function: "f" }, "kind"],
+    // ok results: the fast check must send every bad one to the full checks
+    [{ v: 1, kind: "result", id: 5, ok: true, stdout: "", stderr: "" }, "id"],
+    [{ v: 1, kind: "result", id: "x", ok: true, stdout: 1, stderr: "" }, "stdout"],
+    [{ v: 1, kind: "result", id: "x", ok: true, stdout: "", stderr: "", durationNs: -1 }, "durationNs"],
+    [{ v: 1, kind: "result", id: "x", ok: true, stdout: "", stderr: "", durationNs: 1.5 }, "durationNs"],
+    [{ v: 1, kind: "result", id: "x", ok: true, stdout: "", stderr: "", truncated: "yes" }, "truncated"],
+    [{ v: 1, kind: "result", id: "x", ok: true, stdout: "", stderr: "", modules: { a: 1 } }, "modules"],
+    [{ v: 1, kind: "result", id: "x", ok: true, stdout: "", stderr: "", agent: { version: "1" } }, "protocol"],
   ])("agent message %# fails on key %s", (value, key) => {
     const e = protocolError(() => decodeAgentMessage(encodeValue(value)));
     expect(e.message).toContain(`"${key}"`);
