@@ -141,7 +141,17 @@ describe("messages", () => {
 
   it("an ok result with nil optional keys is valid and loses them", () => {
     const r = decodeAgentMessage(
-      encodeValue({ v: 1, kind: "result", id: "x", ok: true, value: null, stdout: "", stderr: "", durationNs: null, error: null }),
+      encodeValue({
+        v: 1,
+        kind: "result",
+        id: "x",
+        ok: true,
+        value: null,
+        stdout: "",
+        stderr: "",
+        durationNs: null,
+        error: null,
+      }),
     ) as unknown as Record<string, unknown>;
     expect(r).toEqual({ v: 1, kind: "result", id: "x", ok: true, value: null, stdout: "", stderr: "" });
     expect("durationNs" in r || "error" in r).toBe(false);
