@@ -1,8 +1,8 @@
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, promisify } from "node:util";
 import { agentDir } from "@sremote/agent";
 import { resolvePython } from "@sremote/cli";
 import { RemoteClient } from "@sremote/client";
@@ -13,6 +13,35 @@ import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double
 import { clientRows, FULL, floorAndSessionRows, type Plan, QUICK } from "./rows.js";
 import { sshRows } from "./ssh.js";
 import { type BenchRow, formatTable } from "./stats.js";
+
+/** The MessagePack codec the agent would use with `python`: "c" (the msgpack package) or "pure". */
+async function codecOf(python: string): Promise<"c" | "pure" | undefined> {
+  try {
+    const { stdout } = await promisify(execFile)(
+      python,
+      ["-c", "import msgpack, sys; sys.stdout.write('c' if msgpack.version >= (1,) else 'pure')"],
+      { timeout: 30_000 },
+    );
+    return stdout.trim() === "c" ? "c" : "pure";
+  } catch (err) {
+    return (err as { code?: unknown }).code === 1 ? "pure" : undefined; // exit 1: no msgpack; else no python
+  }
+}
+
+/**
+ * The Python of the local rows when `--python` is not given: the first `python3` on PATH, or
+ * `/usr/bin/python3` when that one has the msgpack C codec and the first has not. The
+ * benchmark measures the carrier; the agent's pure-Python codec fallback costs ~10 µs more per
+ * call, which would be measured instead (pass `--python` to measure a given interpreter).
+ */
+async function defaultPython(): Promise<{ python: string; codec: string }> {
+  const first = await resolvePython();
+  const firstCodec = await codecOf(first);
+  if (firstCodec !== "c" && first !== "/usr/bin/python3" && (await codecOf("/usr/bin/python3")) === "c") {
+    return { python: "/usr/bin/python3", codec: "c" };
+  }
+  return { python: first, codec: firstCodec ?? "unknown" };
+}
 
 /** The floor and both carriers over the local connector. */
 async function localRows(python: string, plan: Plan): Promise<BenchRow[]> {
@@ -143,11 +172,14 @@ export async function runBench(argv: string[]): Promise<number> {
   });
   if (values.pin !== undefined && process.env.SREMOTE_BENCH_PINNED !== values.pin) return pinAndRerun(values.pin, argv);
   const plan = values.quick ? QUICK : FULL;
-  const python = values.python ?? (await resolvePython());
+  const { python, codec } =
+    values.python !== undefined
+      ? { python: values.python, codec: (await codecOf(values.python)) ?? "unknown" }
+      : await defaultPython();
   const rows: BenchRow[] = [];
   if (values.pin !== undefined)
     process.stderr.write(`benchmark: pinned to CPU ${values.pin} (with every process it starts)\n`);
-  process.stderr.write(`benchmark: local connector, python ${python}\n`);
+  process.stderr.write(`benchmark: local connector, python ${python} (agent codec: ${codec})\n`);
 
   if (!values["no-local"]) rows.push(...(await localRows(python, plan)));
   if (!values["no-newt"]) rows.push(...(await newtRows(python, plan)));
