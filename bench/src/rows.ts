@@ -7,12 +7,14 @@ import { type BenchRow, measure, measureInterleaved, type Stats } from "./stats.
 /** Sizes of one benchmark run; `--quick` shrinks them for smoke tests. */
 export interface Plan {
   sessionCount: number;
+  /** Untimed calls first: V8 and CPython's specializing interpreter need a few thousand to settle. */
+  sessionWarmup: number;
   fileCount: number;
   fileInFlight: number;
 }
 
-export const FULL: Plan = { sessionCount: 3000, fileCount: 60, fileInFlight: 8 };
-export const QUICK: Plan = { sessionCount: 300, fileCount: 10, fileInFlight: 4 };
+export const FULL: Plan = { sessionCount: 20_000, sessionWarmup: 3000, fileCount: 60, fileInFlight: 8 };
+export const QUICK: Plan = { sessionCount: 1000, sessionWarmup: 500, fileCount: 10, fileInFlight: 4 };
 
 /** The request the benchmark sends: `math.sqrt(2)`, the same bytes the floor echoes. */
 export const CALL = { module: "math", function: "sqrt", args: [2] };
@@ -43,7 +45,7 @@ export async function floorAndSessionRows(
         rounds,
         perRound: Math.ceil(plan.sessionCount / rounds),
         inFlight,
-        warmup: 100,
+        warmup: plan.sessionWarmup,
       });
       rows.push({ name: "floor", connector: connectorName, carrier: "floor", inFlight, ...(m.floor as Stats) });
       rows.push({ name: "session", connector: connectorName, carrier: "session", inFlight, ...(m.session as Stats) });
@@ -66,7 +68,7 @@ export async function clientRows(
   for (const inFlight of levels) {
     process.stderr.write(`  ${connectorName}: ${carrier}, ${inFlight} in flight…\n`);
     const count = carrier === "session" ? plan.sessionCount : plan.fileCount;
-    const m = await measure(op, { count, inFlight, warmup: carrier === "session" ? 100 : 2 });
+    const m = await measure(op, { count, inFlight, warmup: carrier === "session" ? plan.sessionWarmup : 2 });
     rows.push({ name: carrier, connector: connectorName, carrier, inFlight, ...m });
   }
   return rows;
