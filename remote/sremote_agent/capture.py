@@ -350,6 +350,8 @@ class FdCapture(object):
 
 
 _libc_fflush = []
+# True once C stdio's stdout is unbuffered: then no call needs an fflush() through ctypes.
+_c_stdout_unbuffered = [False]
 
 
 def _load_fflush():
@@ -365,6 +367,35 @@ def _load_fflush():
     return _libc_fflush[0]
 
 
+def unbuffer_c_stdout():
+    """Makes C stdio's `stdout` unbuffered, so that what C code prints reaches fd 1 (the
+    capture pipe) at once and belongs to the call that printed it, with no fflush() at the
+    end of every call (a ctypes call each time). Done at start-up, before anything was
+    printed through it. False where it cannot be done: calls then flush instead."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        stream = None
+        for name in ("stdout", "__stdoutp"):  # glibc/musl, BSD/macOS
+            try:
+                stream = ctypes.c_void_p.in_dll(libc, name)
+                break
+            except ValueError:
+                continue
+        if stream is None or not stream.value:
+            return False
+        setvbuf = libc.setvbuf
+        setvbuf.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t]
+        setvbuf.restype = ctypes.c_int
+        iob_unbuffered = 2  # _IONBF on glibc, musl and BSD
+        ok = setvbuf(stream, None, iob_unbuffered, 0) == 0
+    except Exception:
+        return False
+    _c_stdout_unbuffered[0] = ok
+    return ok
+
+
 def flush_std_streams():
     for stream in (sys.__stdout__, sys.__stderr__):
         if stream is not None:
@@ -372,9 +403,10 @@ def flush_std_streams():
                 stream.flush()
             except Exception:
                 pass
-    fflush = _libc_fflush[0] if _libc_fflush else _load_fflush()
-    if fflush is not None:
-        fflush(None)
+    if not _c_stdout_unbuffered[0]:
+        fflush = _libc_fflush[0] if _libc_fflush else _load_fflush()
+        if fflush is not None:
+            fflush(None)
 
 
 def install(capture_fds=True):
@@ -401,6 +433,7 @@ def install(capture_fds=True):
         pass
     if capture_fds:
         router.fd_capture = FdCapture(router)
+        unbuffer_c_stdout()
     sys.stdin = open(os.devnull, "r")
     sys.stdout = RoutedText(router, STDOUT, 1)
     sys.stderr = RoutedText(router, STDERR, 2)

@@ -114,6 +114,10 @@ class SessionTest(support.TempDirTestCase):
         self.assertEqual((r["value"], r["stdout"]), (11, "via buffer\n"))
         r = agent.roundtrip("5", "sys", "__stdout__.write", "python-level fd 1\n")
         self.assertEqual(r["stdout"], "python-level fd 1\n")
+        # C stdio, no newline, no fflush: still this call's output, and only this call's
+        r = agent.roundtrip("5c", "agent_fixtures", "c_printf", "from C")
+        self.assertEqual(r["stdout"], "from C")
+        self.assertEqual(agent.roundtrip("5d", "math", "sqrt", 4)["stdout"], "")
         # and the frame stream is intact
         self.assertEqual(agent.roundtrip("6", "math", "sqrt", 9)["value"], 3.0)
 
