@@ -184,19 +184,27 @@ function writeMessage(enc: Parameters<Parameters<typeof withEncoder>[0]>[0], msg
     throw new UsageError("a message must be an object with v and kind");
   }
   const record = msg as Record<string, unknown>;
-  const keys = Object.keys(record).filter((k) => record[k] !== undefined);
-  // The message map: fixmap or map16 (messages never have 65536 keys).
-  enc.ensure(3);
-  if (keys.length < 16) {
-    enc.buf[enc.pos++] = 0x80 | keys.length;
-  } else {
-    enc.buf[enc.pos++] = 0xde;
-    enc.buf[enc.pos++] = keys.length >>> 8;
-    enc.buf[enc.pos++] = keys.length & 0xff;
-  }
-  for (const key of keys) {
+  // One pass over the keys, leaving room for a fixmap header (a message has fewer than 16
+  // keys; more move the body 2 bytes to make room for a map16 header).
+  enc.ensure(1);
+  const start = enc.pos++;
+  let count = 0;
+  for (const key of Object.keys(record)) {
+    const value = record[key];
+    if (value === undefined) continue;
+    count++;
     encodeInto(enc, key, "<key>");
-    encodeInto(enc, record[key], rootFor(key), 1);
+    encodeInto(enc, value, rootFor(key), 1);
+  }
+  if (count < 16) {
+    enc.buf[start] = 0x80 | count;
+  } else {
+    enc.ensure(2);
+    enc.buf.copyWithin(start + 3, start + 1, enc.pos);
+    enc.pos += 2;
+    enc.buf[start] = 0xde;
+    enc.buf[start + 1] = count >>> 8;
+    enc.buf[start + 2] = count & 0xff;
   }
 }
 

@@ -157,6 +157,18 @@ describe("messages", () => {
     expect("durationNs" in r || "error" in r).toBe(false);
   });
 
+  it("encodes messages of 16 keys and more as map16, the same bytes as encodeValue", () => {
+    for (const extra of [0, 9, 10, 11, 30]) {
+      const msg: Record<string, unknown> = { ...call };
+      for (let i = 0; i < extra; i++) msg[`x${i}`] = i;
+      const keys = Object.keys(msg).length;
+      const bytes = encodeMessage(msg as never);
+      expect(bytes[0], `${keys} keys`).toBe(keys < 16 ? 0x80 | keys : 0xde);
+      expect(Buffer.from(bytes).equals(Buffer.from(encodeValue(msg)))).toBe(true);
+      expect(decodeClientMessage(bytes)).toEqual(msg);
+    }
+  });
+
   it("keeps unknown keys", () => {
     const msg = decodeClientMessage(encodeValue({ ...call, extra: 1 })) as unknown as Record<string, unknown>;
     expect(msg["extra"]).toBe(1);
