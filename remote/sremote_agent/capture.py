@@ -292,6 +292,7 @@ class FdCapture(object):
     def __init__(self, router):
         self.router = router
         self.lock = threading.Lock()
+        self.draining = False  # a drain() is between taking the lock and handing bytes on
         self.read_fds = []
         for index, target in ((STDOUT, 1), (STDERR, 2)):
             r, w = os.pipe()
@@ -320,33 +321,41 @@ class FdCapture(object):
         docs/performance.md)."""
         if self.pending():
             self.drain()
-        else:
+        elif self.draining:
             # The capture thread may have read the last bytes already and not yet handed
-            # them on: its drain holds the lock until it has.
+            # them on: its drain holds the lock until it has. (It sets `draining` before it
+            # reads, so a drain that emptied the pipes before the check above is seen here.)
             with self.lock:
                 pass
 
     def drain(self):
         """Reads everything waiting in the pipes and hands it on."""
         with self.lock:
-            for fd, index in self.read_fds:
-                while True:
+            self.draining = True
+            try:
+                self._drain_locked()
+            finally:
+                self.draining = False
+
+    def _drain_locked(self):
+        for fd, index in self.read_fds:
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    break
+                if not data:
+                    break
+                out = self.router.only_running()
+                if out is not None:
+                    out.write_bytes(index, data)
+                else:
                     try:
-                        data = os.read(fd, 65536)
-                    except BlockingIOError:
-                        break
+                        self.router.log_bytes(data)
                     except OSError:
-                        break
-                    if not data:
-                        break
-                    out = self.router.only_running()
-                    if out is not None:
-                        out.write_bytes(index, data)
-                    else:
-                        try:
-                            self.router.log_bytes(data)
-                        except OSError:
-                            pass
+                        pass
 
 
 _libc_fflush = []

@@ -184,7 +184,7 @@ if _msgpack is not None:
 
     def unpackb_c(data):
         """`unpackb` through the msgpack C package."""
-        if _maybe_bad_timestamp(data):
+        if b"\xff" in data and _maybe_bad_timestamp(data):  # a timestamp ext has 0xff as its type
             # msgpack's C decoder does not reject nanoseconds >= 10^9: such input goes
             # through the pure decoder, which checks every rule.
             return codec_pure.unpackb(data)

@@ -106,9 +106,10 @@ class CallState(object):
         self.requested = False  # a cancel arrived while this call ran
 
     def enter(self):
-        with _state_lock:
-            self.state = _RUNNING
-            self.thread_id = threading.get_ident()
+        # No lock: interrupt() reads `state` under _state_lock and uses `thread_id` only once
+        # it sees _RUNNING, and each store is atomic, so `thread_id` is stored first.
+        self.thread_id = threading.get_ident()
+        self.state = _RUNNING
 
     def leave(self):
         with _state_lock:

@@ -29,12 +29,15 @@ _TAKEOVER_SECONDS = 0.002
 _ACTIVE_SECONDS = 1.0
 
 
-class _Job(object):
-    __slots__ = ("req", "state", "phase", "exclusive")
+class _Job(CallState):
+    """A call or probe in this session: its request, where it is, and (as a CallState)
+    whether a cancel can interrupt it."""
+
+    __slots__ = ("req", "phase", "exclusive")
 
     def __init__(self, req):
+        CallState.__init__(self)
         self.req = req
-        self.state = CallState()
         self.phase = _QUEUED
         self.exclusive = req.exclusive
 
@@ -181,7 +184,7 @@ class Session(object):
         req = job.req
         try:
             sink = self._sink_for(req.id) if req.stream else None
-            result = execute(req, self.router, job.state, self.info if req.kind == "probe" else None, sink)
+            result = execute(req, self.router, job, self.info if req.kind == "probe" else None, sink)
             body = encode_result(result, req.id, self.max_frame)
         except BaseException as exc:  # an agent bug: still answer the call
             self.router.log("internal error in call %s: %r" % (req.id, exc))
@@ -358,7 +361,7 @@ class Session(object):
                 answer = True
             else:
                 answer = False
-                job.state.interrupt()
+                job.interrupt()
         if answer:
             self.send(error_result(call_id, "cancelled", "Cancelled", "the call was cancelled before it started"))
 

@@ -419,7 +419,6 @@ const VALIDATORS: Record<string, (c: Check) => void> = {
     c.sub("agent", true, checkAgentInfo);
   },
   result(c) {
-    if (isPlainOkResult(c.obj)) return;
     c.str("id");
     c.bool("ok");
     c.str("stdout");
@@ -477,6 +476,7 @@ export function validateMessage(value: unknown, direction: "client" | "agent"): 
       `invalid message from ${from}: key "kind" is ${JSON.stringify(kind)}, expected one of ${kinds.join(", ")}`,
     );
   }
+  if (kind === "result" && isPlainOkResult(value)) return value as unknown as ResultMessage; // every call's answer
   VALIDATORS[kind]!(new Check(value, `${kind} message`));
   return value as unknown as ClientMessage | AgentMessage;
 }
