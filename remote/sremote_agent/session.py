@@ -314,12 +314,16 @@ class Session(object):
         return True
 
     def _input_pending(self):
-        """True when another frame (or part of one) has arrived and is not yet handled.
+        """True when another frame (or part of one) has arrived and is not yet handled, and
+        a second worker could start it now.
 
-        With one worker, only frames already read count: a call that arrives next waits for
-        this one anyway, and a ping or cancel still in the pipe is read by the standby after
-        _TAKEOVER_SECONDS, so the readiness check (a system call on every call) is skipped."""
-        return bool(self.inbuf) or (self.workers > 1 and self._frame_in_ready())
+        With one worker the reader always runs the call itself: a call that arrives next
+        waits for this one anyway, and a ping or cancel behind a long call is read by the
+        standby after _TAKEOVER_SECONDS. Handing reading over would cost every pipelined
+        call two thread hand-offs (and the check, a system call per call)."""
+        if self.workers == 1:
+            return False
+        return bool(self.inbuf) or self._frame_in_ready()
 
     def _read_frame(self):
         """The next frame's body, or None at a clean end of input."""
