@@ -266,6 +266,32 @@ class SessionTest(support.TempDirTestCase):
         self.assertEqual((r["ok"], r["error"]["type"]), (False, "Cancelled"))
         self.assertEqual(agent.roundtrip("after", "math", "sqrt", 4)["value"], 2.0)
 
+    def test_pipelined_calls_are_each_answered_once_with_results_written_together(self):
+        agent = self.agent(workers=1)
+        calls = [
+            {"v": 1, "kind": "call", "id": "p%d" % i, "module": "agent_fixtures", "function": "echo", "args": [i]}
+            for i in range(300)
+        ]
+        agent.send_raw(b"".join(support.frame(c) for c in calls))  # one write: all buffered at once
+        for i in range(300):
+            self.assertEqual(agent.result("p%d" % i)["value"], i)
+        agent.send({"v": 1, "kind": "ping", "id": "after"})
+        self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "after"})
+        self.assertEqual(agent.pending, {})
+
+    def test_a_result_held_for_a_joint_write_does_not_wait_for_a_long_next_call(self):
+        # "quick" is answered while "slow" (buffered behind it) runs: its result, held to
+        # leave with the next one, is written when the standby takes reading over.
+        for workers in (1, 2):
+            agent = self.agent(workers=workers)
+            quick = {"v": 1, "kind": "call", "id": "quick", "module": "math", "function": "sqrt", "args": [4]}
+            slow = {"v": 1, "kind": "call", "id": "slow", "module": "agent_fixtures", "function": "sleep", "args": [1.5]}
+            started = time.time()
+            agent.send_raw(support.frame(quick) + support.frame(slow))
+            self.assertEqual(agent.result("quick", timeout=2)["value"], 2.0)
+            self.assertLess(time.time() - started, 0.75, "workers=%d" % workers)
+            self.assertTrue(agent.result("slow", timeout=10)["ok"])
+
     def test_every_call_is_answered_exactly_once_under_cancels(self):
         agent = self.agent(workers=4)
         ids = ["c%d" % i for i in range(200)]
