@@ -407,7 +407,7 @@ def unbuffer_c_stdout():
 
 def flush_std_streams():
     for stream in (sys.__stdout__, sys.__stderr__):
-        if stream is not None:
+        if stream is not None and type(stream) is not RoutedText:  # routers hold nothing back
             try:
                 stream.flush()
             except Exception:
@@ -446,4 +446,10 @@ def install(capture_fds=True):
     sys.stdin = open(os.devnull, "r")
     sys.stdout = RoutedText(router, STDOUT, 1)
     sys.stderr = RoutedText(router, STDERR, 2)
+    # The "original" streams are the routers too: code that writes to sys.__stdout__, or
+    # restores sys.stdout from it after a redirect, still prints into its own call's output
+    # (through fd 1 the bytes could only go to "the one running call"), and no call has to
+    # flush a buffered wrapper over fd 1 and fd 2 when it ends.
+    sys.__stdout__ = sys.stdout
+    sys.__stderr__ = sys.stderr
     return router, frame_out, frame_in

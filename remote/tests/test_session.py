@@ -184,6 +184,16 @@ class SessionTest(support.TempDirTestCase):
             self.assertEqual(r["stdout"], "CALL%d\n" % i)
             self.assertEqual(r["stderr"], "warning: call%d\n" % i)
 
+    def test_writes_to_the_original_streams_are_captured_per_call(self):
+        # sys.__stdout__ is the router too: overlapping calls each keep their own output,
+        # also after code restores sys.stdout from sys.__stdout__.
+        agent = self.agent(workers=3)
+        for i in range(3):
+            agent.call("o%d" % i, "agent_fixtures", "print_to_original_streams", "call%d" % i)
+        for i in range(3):
+            r = agent.result("o%d" % i)
+            self.assertEqual((r["stdout"], r["stderr"]), ("call%d\nCALL%d\n" % (i, i), "err:call%d" % i))
+
     def test_env_env_default_path_append_and_cwd_apply_to_one_call_and_are_restored(self):
         agent = self.agent(workers=4)
         os.makedirs(os.path.join(self.tmp, "work"))
