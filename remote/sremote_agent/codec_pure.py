@@ -184,12 +184,32 @@ def _pack(obj, out, depth):
             raise _DepthExceeded()
         _pack_map_header(len(obj), out)
         depth += 1
+        cache = _str_cache
         for k, v in obj.items():
             if type(k) is str and len(k) <= 24:
-                _pack_short_str(k, out)
+                data = cache.get(k)
+                if data is not None:
+                    out += data
+                else:
+                    _pack_short_str(k, out)
             else:
                 _pack(k, out, depth)
-            _pack(v, out, depth)
+            # Inline fast paths for a message's usual values (short ASCII str, small int,
+            # bool, nil); the rest through _pack.
+            tv = type(v)
+            if tv is str and len(v) < 32 and v.isascii():
+                out.append(0xA0 | len(v))
+                out += v.encode("ascii")
+            elif tv is int and 0 <= v <= 0x7F:
+                out.append(v)
+            elif v is True:
+                out.append(0xC3)
+            elif v is False:
+                out.append(0xC2)
+            elif v is None:
+                out.append(0xC0)
+            else:
+                _pack(v, out, depth)
     elif t is bytes:
         _pack_bin(obj, out)
     else:
@@ -362,11 +382,37 @@ def _unpack(data, pos, depth):
             raise DecodeError("nesting deeper than %d levels" % MAX_DEPTH)
         out = {}
         depth += 1
+        size = len(data)
         for _ in range(n):
-            key, pos = _unpack(data, pos, depth)
-            if type(key) is not str:
-                key = to_hashable(key, "map key")
-            value, pos = _unpack(data, pos, depth)
+            # Inline fast paths for what messages are made of (short str keys and values,
+            # small ints): a call to _unpack per item was most of a message's decoding time.
+            # Anything else, or anything wrong, goes through _unpack, which says what.
+            b = data[pos] if pos < size else 0xC1
+            end = pos + 1 + (b & 0x1F)
+            if 0xA0 <= b <= 0xBF and end <= size:
+                try:
+                    key = data[pos + 1 : end].decode("utf-8")
+                    pos = end
+                except UnicodeDecodeError:
+                    key, pos = _unpack(data, pos, depth)
+            else:
+                key, pos = _unpack(data, pos, depth)
+                if type(key) is not str:
+                    key = to_hashable(key, "map key")
+            b = data[pos] if pos < size else 0xC1
+            if b <= 0x7F:
+                value = b
+                pos += 1
+            else:
+                end = pos + 1 + (b & 0x1F)
+                if 0xA0 <= b <= 0xBF and end <= size:
+                    try:
+                        value = data[pos + 1 : end].decode("utf-8")
+                        pos = end
+                    except UnicodeDecodeError:
+                        value, pos = _unpack(data, pos, depth)
+                else:
+                    value, pos = _unpack(data, pos, depth)
             out[key] = value
         return out, pos
     if what == "e":
