@@ -16,28 +16,25 @@ class MessageError(Exception):
 
 
 class CallRequest(object):
-    """A validated `call` or `probe`."""
+    """A validated `call` or `probe`. The class attributes are the defaults of a plain call
+    (no env, PATH, cwd, requirements, streaming or output limit): the fast path for plain
+    calls sets only what every call has."""
 
-    __slots__ = (
-        "kind",
-        "id",
-        "module",
-        "function",
-        "args",
-        "kwargs",
-        "env",
-        "env_default",
-        "path_append",
-        "requires",
-        "cwd",
-        "stream",
-        "output_limit",
-    )
-
-    @property
-    def exclusive(self):
-        """True when the call changes process state (env, PATH, cwd), so it must run alone."""
-        return bool(self.env or self.env_default or self.path_append or self.cwd is not None)
+    kind = "call"
+    id = ""
+    module = None
+    function = None
+    args = ()
+    kwargs = None
+    env = None
+    env_default = None
+    path_append = None
+    requires = None
+    cwd = None
+    stream = False
+    output_limit = DEFAULT_OUTPUT_LIMIT
+    # True when the call changes process state (env, PATH, cwd), so it must run alone.
+    exclusive = False
 
 
 def _is_int(value):
@@ -141,6 +138,7 @@ def parse_request(msg, kind):
         if not _is_int(limit) or limit < 0:
             raise MessageError("'outputLimit' must be a non-negative int", call_id)
         req.output_limit = limit
+    req.exclusive = bool(req.env or req.env_default or req.path_append or req.cwd is not None)
     return req
 
 
@@ -175,15 +173,11 @@ def _plain_call(msg):
             if type(key) is not str:
                 return None
     req = CallRequest()
-    req.kind = "call"
     req.id = call_id
     req.module = module
     req.function = function
     req.args = args
     req.kwargs = kwargs
-    req.requires = req.env = req.env_default = req.path_append = req.cwd = None
-    req.stream = False
-    req.output_limit = DEFAULT_OUTPUT_LIMIT
     return req
 
 
