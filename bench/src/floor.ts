@@ -21,7 +21,7 @@ export class EchoFloor {
   readonly #process: RemoteProcess;
   readonly #decoder = new FrameDecoder();
   readonly #waiting: ((frame: Uint8Array) => void)[] = [];
-  #corked = false;
+  #outbox: Uint8Array[] = [];
 
   private constructor(process: RemoteProcess) {
     this.#process = process;
@@ -38,17 +38,15 @@ export class EchoFloor {
   roundTrip(payload: Uint8Array): Promise<Uint8Array> {
     return new Promise((resolve) => {
       this.#waiting.push(resolve);
-      const stdin = this.#process.stdin;
-      // Same write batching as the session carrier: frames of one tick leave together.
-      if (!this.#corked) {
-        this.#corked = true;
-        stdin.cork();
+      // Same write batching as the session carrier: the frames of one tick leave as one buffer.
+      this.#outbox.push(encodeFrame(payload));
+      if (this.#outbox.length === 1) {
         process.nextTick(() => {
-          this.#corked = false;
-          stdin.uncork();
+          const frames = this.#outbox;
+          this.#outbox = [];
+          this.#process.stdin.write(frames.length === 1 ? (frames[0] as Uint8Array) : Buffer.concat(frames));
         });
       }
-      stdin.write(encodeFrame(payload));
     });
   }
 
