@@ -110,6 +110,11 @@ function verdicts(rows: BenchRow[]): string[] {
       out.push(
         `${connector}: session median / floor median at 1 in flight = ${ratio.toFixed(2)} (target ≤ ${limit}) ${ratio <= limit ? "✓" : "✗"}`,
       );
+      if (connector === "local" && process.env.SREMOTE_BENCH_PINNED === undefined) {
+        out.push(
+          "local: unpinned, the scheduler may put floor and session on different CPU placements (docs/performance.md); --pin 0 compares them under the same one",
+        );
+      }
     }
     if (floor64 && session64) {
       const share = session64.callsPerSec / floor64.callsPerSec;
