@@ -1,5 +1,5 @@
 import type { Connector, RemoteProcess } from "@sremote/core";
-import { encodeFrame, FrameDecoder } from "@sremote/protocol";
+import { encodeFrame, FrameDecoder, TickBatcher } from "@sremote/protocol";
 
 /**
  * The floor: the least any framed request/response over this connector's process pipes
@@ -21,10 +21,12 @@ export class EchoFloor {
   readonly #process: RemoteProcess;
   readonly #decoder = new FrameDecoder();
   readonly #waiting: ((frame: Uint8Array) => void)[] = [];
-  #outbox: Uint8Array[] = [];
+  readonly #out: TickBatcher;
 
   private constructor(process: RemoteProcess) {
     this.#process = process;
+    // Same write batching as the session carrier: the frames of one tick leave as one buffer.
+    this.#out = new TickBatcher((bytes) => process.stdin.write(bytes));
     process.stdout.on("data", (chunk: Buffer) => {
       for (const frame of this.#decoder.push(chunk)) this.#waiting.shift()?.(frame);
     });
@@ -38,15 +40,7 @@ export class EchoFloor {
   roundTrip(payload: Uint8Array): Promise<Uint8Array> {
     return new Promise((resolve) => {
       this.#waiting.push(resolve);
-      // Same write batching as the session carrier: the frames of one tick leave as one buffer.
-      this.#outbox.push(encodeFrame(payload));
-      if (this.#outbox.length === 1) {
-        process.nextTick(() => {
-          const frames = this.#outbox;
-          this.#outbox = [];
-          this.#process.stdin.write(frames.length === 1 ? (frames[0] as Uint8Array) : Buffer.concat(frames));
-        });
-      }
+      this.#out.push(encodeFrame(payload));
     });
   }
 

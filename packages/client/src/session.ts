@@ -17,13 +17,12 @@ import {
   FrameDecoder,
   type ProbeMessage,
   type ResultMessage,
+  TickBatcher,
 } from "@sremote/protocol";
 import type { AgentCommand } from "./agent-command.js";
 import type { Logger } from "./logger.js";
 
 const STDERR_TAIL_BYTES = 64 * 1024;
-/** Frames of one tick are merged into one write up to this size; bigger frames go alone. */
-const OUTBOX_MAX_BYTES = 64 * 1024;
 /** Bytes of stray output tolerated before the agent's hello frame. */
 const MAX_NOISE_BYTES = 64 * 1024;
 /** A hello frame is small; anything announcing more is not one. */
@@ -95,9 +94,8 @@ export class AgentSession {
   #stderr: Buffer[] = [];
   #stderrBytes = 0;
   #ended: Error | undefined;
-  /** Frames written in this tick, sent together at its end (see #write). */
-  #outbox: Uint8Array[] = [];
-  #outboxBytes = 0;
+  /** Sends the frames written in one tick as one buffer. */
+  readonly #out: TickBatcher;
   #pingCounter = 0;
   readonly #pongs = new Map<string, () => void>();
   /** Settles once the process has exited and every pending request has settled. */
@@ -111,6 +109,7 @@ export class AgentSession {
     stderr: Buffer[],
   ) {
     this.#process = process;
+    this.#out = new TickBatcher((bytes) => process.stdin.write(bytes));
     this.#decoder = decoder;
     this.info = info;
     this.#logger = logger;
@@ -308,7 +307,7 @@ export class AgentSession {
     this.accepting = false;
     if (!this.#ended) {
       this.#write(encodeFrame(encodeMessage({ v: 1, kind: "shutdown" })));
-      this.#flush(); // before the end of input, not in the next tick
+      this.#out.flush(); // before the end of input, not in the next tick
       this.#process.stdin.end();
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -331,29 +330,7 @@ export class AgentSession {
   }
 
   #write(frame: Uint8Array): void {
-    // Frames written in the same tick leave in one write of one buffer: fewer system calls,
-    // and over SSH one channel packet instead of one per frame (an ssh2 channel sends each
-    // write as a packet of its own; corking the stream does not merge them). A big frame is
-    // not copied into a batch: what is waiting goes first, then it.
-    if (frame.byteLength >= OUTBOX_MAX_BYTES) {
-      this.#flush();
-      this.#process.stdin.write(frame);
-      return;
-    }
-    this.#outbox.push(frame);
-    this.#outboxBytes += frame.byteLength;
-    if (this.#outbox.length === 1) process.nextTick(() => this.#flush());
-    else if (this.#outboxBytes >= OUTBOX_MAX_BYTES) this.#flush();
-  }
-
-  /** Writes the frames waiting in the outbox, as one buffer. */
-  #flush(): void {
-    const frames = this.#outbox;
-    if (frames.length === 0) return;
-    const bytes = this.#outboxBytes;
-    this.#outbox = [];
-    this.#outboxBytes = 0;
-    this.#process.stdin.write(frames.length === 1 ? (frames[0] as Uint8Array) : Buffer.concat(frames, bytes));
+    this.#out.push(frame); // the frames of one tick leave in one write
   }
 
   #onData(chunk: Buffer): void {

@@ -161,3 +161,54 @@ export class FrameDecoder {
     if (this.headerFill > 0) this.fail(`stream ended inside a frame header (${this.headerFill} of 4 bytes received)`);
   }
 }
+
+/** Frames of one tick are merged into one write up to this many bytes; bigger frames go alone. */
+export const TICK_BATCH_MAX_BYTES = 64 * 1024;
+
+/**
+ * Gathers the frames written during one tick of the event loop and hands them to `write` as
+ * one buffer when the tick ends: one system call for many frames, and over SSH one channel
+ * packet instead of one per frame (an ssh2 channel sends every `write()` as a packet of its
+ * own, and corking the stream does not merge them). Order is kept; a frame of
+ * {@link TICK_BATCH_MAX_BYTES} or more is not copied into a batch — what waits goes first,
+ * then it — and a batch reaching that size leaves at once.
+ *
+ * @example
+ * ```ts
+ * const out = new TickBatcher((bytes) => child.stdin.write(bytes));
+ * out.push(encodeMessageFrame(a)); out.push(encodeMessageFrame(b)); // one write, at the end of the tick
+ * out.flush(); // now, e.g. before ending the stream
+ * ```
+ */
+export class TickBatcher {
+  readonly #write: (bytes: Uint8Array) => void;
+  #frames: Uint8Array[] = [];
+  #bytes = 0;
+
+  constructor(write: (bytes: Uint8Array) => void) {
+    this.#write = write;
+  }
+
+  /** Queues `frame` for the write at the end of this tick. */
+  push(frame: Uint8Array): void {
+    if (frame.byteLength >= TICK_BATCH_MAX_BYTES) {
+      this.flush();
+      this.#write(frame);
+      return;
+    }
+    this.#frames.push(frame);
+    this.#bytes += frame.byteLength;
+    if (this.#frames.length === 1) process.nextTick(() => this.flush());
+    else if (this.#bytes >= TICK_BATCH_MAX_BYTES) this.flush();
+  }
+
+  /** Writes what is queued now, as one buffer (nothing when nothing is queued). */
+  flush(): void {
+    const frames = this.#frames;
+    if (frames.length === 0) return;
+    const bytes = this.#bytes;
+    this.#frames = [];
+    this.#bytes = 0;
+    this.#write(frames.length === 1 ? (frames[0] as Uint8Array) : Buffer.concat(frames, bytes));
+  }
+}

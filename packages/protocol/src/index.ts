@@ -10,6 +10,8 @@ export {
   encodeFrame,
   FrameDecoder,
   MAX_FRAME_HEADER_LENGTH,
+  TICK_BATCH_MAX_BYTES,
+  TickBatcher,
 } from "./framing.js";
 export {
   AGENT_MESSAGE_KINDS,

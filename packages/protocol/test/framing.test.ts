@@ -1,6 +1,6 @@
 import { ProtocolError, UsageError } from "@sremote/core";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from "../src/index.js";
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder, TICK_BATCH_MAX_BYTES, TickBatcher } from "../src/index.js";
 
 /** Small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
 function rng(seed: number): () => number {
@@ -196,5 +196,40 @@ describe("FrameDecoder", () => {
       expect(got.length, `seed ${seed}`).toBe(frames.length);
       for (const [i, g] of got.entries()) expect(Buffer.compare(g, frames[i]!), `seed ${seed} frame ${i}`).toBe(0);
     }
+  });
+});
+
+describe("TickBatcher", () => {
+  const tick = () => new Promise<void>((resolve) => process.nextTick(resolve));
+
+  it("writes the frames of one tick as one buffer, in order, when the tick ends", async () => {
+    const writes: Uint8Array[] = [];
+    const out = new TickBatcher((b) => writes.push(b));
+    out.push(encodeFrame(new Uint8Array([1])));
+    out.push(encodeFrame(new Uint8Array([2, 2])));
+    expect(writes).toHaveLength(0);
+    await tick();
+    expect(writes).toHaveLength(1);
+    expect(new FrameDecoder().push(writes[0]!).map((f) => [...f])).toEqual([[1], [2, 2]]);
+    out.push(encodeFrame(new Uint8Array([3])));
+    await tick();
+    expect(writes).toHaveLength(2); // a new tick, a new write
+  });
+
+  it("sends a big frame alone after what waits, and a full batch at once; flush() writes now", async () => {
+    const writes: number[] = [];
+    const out = new TickBatcher((b) => writes.push(b.byteLength));
+    out.push(new Uint8Array(10));
+    out.push(new Uint8Array(TICK_BATCH_MAX_BYTES));
+    expect(writes).toEqual([10, TICK_BATCH_MAX_BYTES]);
+    out.push(new Uint8Array(TICK_BATCH_MAX_BYTES - 1));
+    out.push(new Uint8Array(1)); // the batch reaches the limit
+    expect(writes).toEqual([10, TICK_BATCH_MAX_BYTES, TICK_BATCH_MAX_BYTES]);
+    out.push(new Uint8Array(5));
+    out.flush();
+    expect(writes.at(-1)).toBe(5);
+    out.flush(); // nothing queued: nothing written
+    await tick();
+    expect(writes).toHaveLength(4);
   });
 });
