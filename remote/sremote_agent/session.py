@@ -36,13 +36,12 @@ class _Job(CallState):
     """A call or probe in this session: its request, where it is, and (as a CallState)
     whether a cancel can interrupt it."""
 
-    __slots__ = ("req", "phase", "exclusive")
+    __slots__ = ("req", "phase")
 
     def __init__(self, req):
         CallState.__init__(self)
         self.req = req
         self.phase = _QUEUED
-        self.exclusive = req.exclusive
 
 
 class ProtocolFailure(Exception):
@@ -179,12 +178,12 @@ class Session(object):
     # finishes its call.
 
     def _can_start(self, job):
-        return (self.running == 0) if job.exclusive else not self.exclusive_running
+        return (self.running == 0) if job.req.exclusive else not self.exclusive_running
 
     def _start(self, job):
         """Marks `job` running (called with `cond` held)."""
         self.running += 1
-        self.exclusive_running = job.exclusive
+        self.exclusive_running = job.req.exclusive
         job.phase = _STARTED
 
     def _next_role(self):
@@ -256,7 +255,7 @@ class Session(object):
         with self.lock:
             self.jobs.pop(req.id, None)
             self.running -= 1
-            if job.exclusive:
+            if job.req.exclusive:
                 self.exclusive_running = False
             still_reader = self.inline_job is job
             if still_reader:
@@ -284,7 +283,7 @@ class Session(object):
         wanted = 0
         if self.queue and self._can_start(self.queue[0]):
             # After an exclusive call, several queued calls may start at once.
-            wanted = 1 if self.queue[0].exclusive else min(len(self.queue), self.workers - self.running)
+            wanted = 1 if self.queue[0].req.exclusive else min(len(self.queue), self.workers - self.running)
         if not self.reader_active and not self.input_done:
             wanted += 1
         # This thread comes back for work itself once its result is sent.
@@ -337,12 +336,7 @@ class Session(object):
             if req.id in self.jobs:
                 raise MessageError("a call with id %r is already in progress" % req.id, req.id)
             self.jobs[req.id] = job
-            running = self.running
-            if (
-                not self.queue
-                and running < self.workers
-                and ((running == 0) if job.exclusive else not self.exclusive_running)  # _can_start, inlined
-            ):
+            if not self.queue and self.running < self.workers and self._can_start(job):
                 self._start(job)
                 now = time.monotonic()
                 self.last_call = now
