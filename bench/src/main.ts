@@ -14,17 +14,15 @@ import { clientRows, FULL, floorAndSessionRows, type Plan, QUICK } from "./rows.
 import { sshRows } from "./ssh.js";
 import { type BenchRow, formatTable } from "./stats.js";
 
-/** The MessagePack codec the agent would use with `python`: "c" (the msgpack package) or "pure". */
-async function codecOf(python: string): Promise<"c" | "pure" | undefined> {
+/** The MessagePack codec the agent would use with `python` ("c" or "pure"), as the agent itself says. */
+async function codecOf(python: string): Promise<string | undefined> {
   try {
-    const { stdout } = await promisify(execFile)(
-      python,
-      ["-c", "import msgpack, sys; sys.stdout.write('c' if msgpack.version >= (1,) else 'pure')"],
-      { timeout: 30_000 },
-    );
-    return stdout.trim() === "c" ? "c" : "pure";
-  } catch (err) {
-    return (err as { code?: unknown }).code === 1 ? "pure" : undefined; // exit 1: no msgpack; else no python
+    const { stdout } = await promisify(execFile)(python, ["-E", join(agentDir(), "sremote_agent"), "--info"], {
+      timeout: 30_000,
+    });
+    return (JSON.parse(stdout) as { codec?: string }).codec;
+  } catch {
+    return undefined; // no such Python, or not one the agent runs on
   }
 }
 
