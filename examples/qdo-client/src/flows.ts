@@ -256,62 +256,41 @@ export async function environmentFlows(ctx: FlowContext): Promise<FlowRecord[]> 
   client.registerEnv("HOME_B", ENV.homeBDefault, { onlyIfUnset: true });
   client.registerPath(ENV.pathEntry);
 
-  records.push(
-    await attempt(
-      ctx,
-      "env myVar",
-      `os.getenv("myVar")`,
-      getenv("myVar"),
-      expectValue<string | null>(
-        (v) => v === ENV.myVar,
-        (v) => `myVar=${show(v)}`,
-      ),
-    ),
-  );
+  // Each variable read back: [flow, name, is the value right?, what to print].
   const homeBefore = before.HOME;
-  records.push(
-    await attempt(
-      ctx,
-      "envDefault HOME",
-      `os.getenv("HOME")`,
-      getenv("HOME"),
-      expectValue<string | null>(
-        (v) => (homeBefore ? v === homeBefore : v === ENV.homeDefault),
-        (v) =>
-          `HOME=${show(v)} (${v === ENV.homeDefault ? "set: it was unset remotely" : "kept: the remote's own HOME wins"})`,
-      ),
-    ),
-  );
   const homeBBefore = before.HOME_B;
-  records.push(
-    await attempt(
-      ctx,
-      "envDefault HOME_B",
-      `os.getenv("HOME_B")`,
-      getenv("HOME_B"),
-      expectValue<string | null>(
-        (v) => (homeBBefore ? v === homeBBefore : v === ENV.homeBDefault),
-        (v) =>
-          `HOME_B=${show(v)} (${v === ENV.homeBDefault ? "set: it was unset remotely" : "kept: it was set remotely"})`,
-      ),
-    ),
-  );
   const pathBefore = before.PATH ?? "";
-  records.push(
-    await attempt(
-      ctx,
+  const checks: [string, string, (v: string | null) => boolean, (v: string | null) => string][] = [
+    ["env myVar", "myVar", (v) => v === ENV.myVar, (v) => `myVar=${show(v)}`],
+    [
+      "envDefault HOME",
+      "HOME",
+      (v) => (homeBefore ? v === homeBefore : v === ENV.homeDefault),
+      (v) =>
+        `HOME=${show(v)} (${v === ENV.homeDefault ? "set: it was unset remotely" : "kept: the remote's own HOME wins"})`,
+    ],
+    [
+      "envDefault HOME_B",
+      "HOME_B",
+      (v) => (homeBBefore ? v === homeBBefore : v === ENV.homeBDefault),
+      (v) =>
+        `HOME_B=${show(v)} (${v === ENV.homeBDefault ? "set: it was unset remotely" : "kept: it was set remotely"})`,
+    ],
+    [
       "PATH addition",
-      `os.getenv("PATH")`,
-      getenv("PATH"),
-      expectValue<string | null>(
-        (v) => {
-          const entries = (v ?? "").split(":");
-          return entries.includes(ENV.pathEntry) && (v === pathBefore || entries.at(-1) === ENV.pathEntry);
-        },
-        (v) =>
-          `PATH=${show(tail(v ?? ""))} (${ENV.pathEntry} ${(v ?? "").split(":").includes(ENV.pathEntry) ? "present" : "missing"})`,
-      ),
-    ),
-  );
+      "PATH",
+      (v) => {
+        const entries = (v ?? "").split(":");
+        return entries.includes(ENV.pathEntry) && (v === pathBefore || entries.at(-1) === ENV.pathEntry);
+      },
+      (v) =>
+        `PATH=${show(tail(v ?? ""))} (${ENV.pathEntry} ${(v ?? "").split(":").includes(ENV.pathEntry) ? "present" : "missing"})`,
+    ],
+  ];
+  for (const [flow, name, ok, detail] of checks) {
+    records.push(
+      await attempt(ctx, flow, `os.getenv("${name}")`, getenv(name), expectValue<string | null>(ok, detail)),
+    );
+  }
   return records;
 }

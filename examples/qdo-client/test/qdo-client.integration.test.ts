@@ -4,7 +4,7 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
-import { type SshdFixture, startSshd } from "@sremote/testkit/sshd";
+import { type SshdFixture, sshCliFlags, sshTarget, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const exampleDir = fileURLToPath(new URL("..", import.meta.url));
@@ -140,13 +140,8 @@ describe("qdo-client example over SSH (private sshd)", () => {
   it("runs the non-QDO flows on the remote account: its own HOME is kept", async () => {
     const missing = "file:///nonexistent/sremote-test/qdo.git";
     const r = await runExample([
-      `ssh://${sshd.user}@${sshd.host}:${sshd.port}`,
-      "--identity",
-      sshd.privateKeyPath,
-      "--known-hosts",
-      sshd.knownHostsPath,
-      "--ssh-config",
-      "/dev/null",
+      sshTarget(sshd),
+      ...sshCliFlags(sshd),
       "--python",
       "/usr/bin/python3",
       "--qdo-url",

@@ -117,18 +117,11 @@ describe("sremote call newt://", () => {
 
 describe("sremote call ssh://", () => {
   it("calls over SSH with --identity and --known-hosts, uploading the agent itself", async () => {
-    const { startSshd } = await import("@sremote/testkit/sshd");
+    const { startSshd, sshCliFlags, sshTarget } = await import("@sremote/testkit/sshd");
     const sshd = await startSshd();
     try {
-      const target = `ssh://${sshd.user}@${sshd.host}:${sshd.port}`;
-      const flags = [
-        "--identity",
-        sshd.privateKeyPath,
-        "--known-hosts",
-        sshd.knownHostsPath,
-        "--ssh-config",
-        "/dev/null",
-      ];
+      const target = sshTarget(sshd);
+      const flags = sshCliFlags(sshd);
       const r = await run("call", target, "math.sqrt", "2", ...flags, "--python", "/usr/bin/python3", "--json");
       expect(r.status).toBe(EXIT.ok);
       expect(JSON.parse(r.stdout).value).toBeCloseTo(Math.SQRT2);
@@ -140,7 +133,7 @@ describe("sremote call ssh://", () => {
   }, 120_000);
 
   it("refuses an unknown host key with its fingerprint and exit status 3", async () => {
-    const { startSshd } = await import("@sremote/testkit/sshd");
+    const { startSshd, sshCliFlags, sshTarget } = await import("@sremote/testkit/sshd");
     const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
     const { join } = await import("node:path");
     const { tmpdir } = await import("node:os");
@@ -149,18 +142,12 @@ describe("sremote call ssh://", () => {
     const empty = join(dir, "known_hosts");
     writeFileSync(empty, "");
     try {
-      const target = `ssh://${sshd.user}@${sshd.host}:${sshd.port}`;
       const r = await run(
         "call",
-        target,
+        sshTarget(sshd),
         "math.sqrt",
         "2",
-        "--identity",
-        sshd.privateKeyPath,
-        "--known-hosts",
-        empty,
-        "--ssh-config",
-        "/dev/null",
+        ...sshCliFlags(sshd, { knownHostsPath: empty }),
         "--json",
       );
       expect(r.status).toBe(EXIT.setup);
@@ -176,11 +163,11 @@ describe("sremote call ssh://", () => {
   it.runIf(process.getuid?.() === 0)(
     "takes the password from --password-env and never prints it",
     async () => {
-      const { startSshd } = await import("@sremote/testkit/sshd");
+      const { startSshd, sshTarget } = await import("@sremote/testkit/sshd");
       const sshd = await startSshd({ password: true });
       const saved = process.env.SREMOTE_TEST_SSH_PW;
       try {
-        const target = `ssh://${sshd.user}@${sshd.host}:${sshd.port}`;
+        const target = sshTarget(sshd);
         const common = [
           "--known-hosts",
           sshd.knownHostsPath,

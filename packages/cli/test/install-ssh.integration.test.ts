@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdtemp, readdir, rm } from "node:fs/promises";
 import type { InstallResult } from "@sremote/installer";
-import { SSHD_PATH, type SshdFixture, startSshd } from "@sremote/testkit/sshd";
+import { SSHD_PATH, type SshdFixture, sshCliFlags, sshTarget, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT } from "../src/index.js";
 import { ESC, requireInStrictMode, SYSTEM_PYTHON, sremote, systemPythonReady } from "./run-cli.js";
@@ -16,11 +16,10 @@ requireInStrictMode(
   `root (the sshd fixture creates dedicated accounts), ${SSHD_PATH} and ${SYSTEM_PYTHON} with venv, ensurepip and pip`,
 );
 
-/** The connection flags for a fixture (no ssh config, its own known_hosts). */
-function sshFlags(sshd: SshdFixture): string[] {
-  return ["--identity", sshd.privateKeyPath, "--known-hosts", sshd.knownHostsPath, "--ssh-config", "/dev/null"];
+/** The flags of a password login whose password is in $SREMOTE_CLI_TEST_PW. */
+function passwordFlags(sshd: SshdFixture): string[] {
+  return ["--known-hosts", sshd.knownHostsPath, "--ssh-config", "/dev/null", "--password-env", "SREMOTE_CLI_TEST_PW"];
 }
-const targetOf = (sshd: SshdFixture) => `ssh://${sshd.user}@${sshd.host}:${sshd.port}`;
 
 describe.skipIf(!ready)("sremote install ssh:// into a fresh account", () => {
   let sshd: SshdFixture;
@@ -30,8 +29,8 @@ describe.skipIf(!ready)("sremote install ssh:// into a fresh account", () => {
 
   beforeAll(async () => {
     sshd = await startSshd({ user: "sremote-cli-inst", password: true });
-    target = targetOf(sshd);
-    flags = sshFlags(sshd);
+    target = sshTarget(sshd);
+    flags = sshCliFlags(sshd);
   }, 60_000);
   afterAll(async () => {
     await sshd?.stop();
@@ -72,20 +71,9 @@ describe.skipIf(!ready)("sremote install ssh:// into a fresh account", () => {
 
   it("doctor over SSH reports the venv's Python, the agent and the codec; the password never shows", async () => {
     const password = sshd.password as string;
-    const r = await sremote(
-      [
-        "doctor",
-        target,
-        "--known-hosts",
-        sshd.knownHostsPath,
-        "--ssh-config",
-        "/dev/null",
-        "--password-env",
-        "SREMOTE_CLI_TEST_PW",
-        "--json",
-      ],
-      { SREMOTE_CLI_TEST_PW: password, SSH_AUTH_SOCK: "" },
-    );
+    // Password login only: no key, no agent.
+    const passwordEnv = { SREMOTE_CLI_TEST_PW: password, SSH_AUTH_SOCK: "" };
+    const r = await sremote(["doctor", target, ...passwordFlags(sshd), "--json"], passwordEnv);
     expect(r.status, r.stdout + r.stderr).toBe(EXIT.ok);
     const report = JSON.parse(r.stdout);
     expect(report).toMatchObject({
@@ -97,19 +85,7 @@ describe.skipIf(!ready)("sremote install ssh:// into a fresh account", () => {
       problems: [],
     });
     expect(report.codec).toMatch(/^(c|pure)$/);
-    const install = await sremote(
-      [
-        "install",
-        target,
-        "--known-hosts",
-        sshd.knownHostsPath,
-        "--ssh-config",
-        "/dev/null",
-        "--password-env",
-        "SREMOTE_CLI_TEST_PW",
-      ],
-      { SREMOTE_CLI_TEST_PW: password, SSH_AUTH_SOCK: "" },
-    );
+    const install = await sremote(["install", target, ...passwordFlags(sshd)], passwordEnv);
     expect(install.status).toBe(EXIT.ok);
     for (const out of [r.stdout, r.stderr, install.stdout, install.stderr]) expect(out).not.toContain(password);
   }, 120_000);
@@ -143,8 +119,8 @@ describe.skipIf(!ready)("sremote install --shared, then sremote attach from anot
     const endpoint = `${parent}/sremote`;
     const installed = await sremote([
       "install",
-      targetOf(owner),
-      ...sshFlags(owner),
+      sshTarget(owner),
+      ...sshCliFlags(owner),
       "--python",
       SYSTEM_PYTHON,
       "--shared",
@@ -155,7 +131,7 @@ describe.skipIf(!ready)("sremote install --shared, then sremote attach from anot
     expect(installed.status, installed.stdout + installed.stderr).toBe(EXIT.ok);
     expect(JSON.parse(installed.stdout)).toMatchObject({ shared: true, layout: { endpointDir: endpoint } });
 
-    const r = await sremote(["attach", targetOf(user), endpoint, ...sshFlags(user), "--json"]);
+    const r = await sremote(["attach", sshTarget(user), endpoint, ...sshCliFlags(user), "--json"]);
     expect(r.status, r.stdout + r.stderr).toBe(EXIT.ok);
     const attached = JSON.parse(r.stdout);
     expect(attached).toMatchObject({
@@ -166,14 +142,14 @@ describe.skipIf(!ready)("sremote install --shared, then sremote attach from anot
       agent: { upToDate: true },
       warnings: [],
     });
-    const exe = await sremote(["call", targetOf(user), "sys:executable.__str__", ...sshFlags(user)]);
+    const exe = await sremote(["call", sshTarget(user), "sys:executable.__str__", ...sshCliFlags(user)]);
     expect(exe.stdout).toBe(`${endpoint}/env/bin/python\n`);
-    const again = await sremote(["attach", targetOf(user), endpoint, ...sshFlags(user)]);
+    const again = await sremote(["attach", sshTarget(user), endpoint, ...sshCliFlags(user)]);
     expect(again.status).toBe(EXIT.ok);
-    expect(again.stdout).toMatch(new RegExp(`^already attached: ${targetOf(user)} → ${endpoint}`));
+    expect(again.stdout).toMatch(new RegExp(`^already attached: ${sshTarget(user)} → ${endpoint}`));
 
     // Not the attached account's to remove: only its own .location and temp folder go.
-    const gone = await sremote(["uninstall", targetOf(user), ...sshFlags(user), "--yes", "--json"]);
+    const gone = await sremote(["uninstall", sshTarget(user), ...sshCliFlags(user), "--yes", "--json"]);
     expect(gone.status, gone.stdout + gone.stderr).toBe(EXIT.ok);
     expect(JSON.parse(gone.stdout)).toMatchObject({ detached: true });
     expect(existsSync(`${endpoint}/env/bin/python`)).toBe(true);
@@ -181,7 +157,7 @@ describe.skipIf(!ready)("sremote install --shared, then sremote attach from anot
   }, 180_000);
 
   it("attaching to a folder that is no endpoint fails with exit 3 and a fix", async () => {
-    const r = await sremote(["attach", targetOf(user), `${parent}/nothing-here`, ...sshFlags(user), "--json"]);
+    const r = await sremote(["attach", sshTarget(user), `${parent}/nothing-here`, ...sshCliFlags(user), "--json"]);
     expect(r.status).toBe(EXIT.setup);
     const err = JSON.parse(r.stdout).error;
     expect(err).toMatchObject({ code: "NOT_SET_UP", step: "attach" });

@@ -1,6 +1,7 @@
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { pythonHasModules, SYSTEM_PYTHON } from "@sremote/testkit";
 import { main } from "../src/index.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -55,18 +56,10 @@ export async function runInProcess(argv: string[], options: { tty?: boolean; ans
   return { status, stdout, stderr };
 }
 
-/** Debian's interpreter, which the test accounts have too. */
-export const SYSTEM_PYTHON = "/usr/bin/python3";
+export { SYSTEM_PYTHON };
 
 /** `/usr/bin/python3` can create venvs with pip (CI installs python3-venv and python3-pip). */
-export const systemPythonReady = (() => {
-  try {
-    execFileSync(SYSTEM_PYTHON, ["-c", "import venv, ensurepip, pip"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+export const systemPythonReady = pythonHasModules(SYSTEM_PYTHON, ["venv", "ensurepip", "pip"]);
 
 /** In CI (SREMOTE_TEST_STRICT=1) a missing prerequisite fails the run instead of skipping tests. */
 export function requireInStrictMode(ready: boolean, what: string): void {

@@ -4,22 +4,15 @@ import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { pythonHasModules, SYSTEM_PYTHON } from "@sremote/testkit";
 import type { InstallEvent } from "../src/index.js";
 
 export const run = promisify(execFile);
 
-/** Debian's interpreter: the one the SSH test users have, with python3-venv and python3-wheel. */
-export const SYSTEM_PYTHON = "/usr/bin/python3";
+export { SYSTEM_PYTHON };
 
 /** True when `/usr/bin/python3` can create venvs and build wheels (CI installs python3-venv, python3-pip). */
-export const systemPythonReady = (() => {
-  try {
-    execFileSync(SYSTEM_PYTHON, ["-c", "import setuptools, wheel, pip, ensurepip, venv"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+export const systemPythonReady = pythonHasModules(SYSTEM_PYTHON, ["setuptools", "wheel", "pip", "ensurepip", "venv"]);
 
 export const haveGit = existsSync("/usr/bin/git");
 export const isRoot = process.getuid?.() === 0;

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -72,21 +71,17 @@ async function tempFilesOf(user: string): Promise<string[]> {
 
 describe.skipIf(!sshReady)("an install killed mid-way is finished by the next one", () => {
   let a: SshAccount;
-  let shared: string;
 
   beforeAll(async () => {
     a = await sshAccount("sremote-inst-kill");
-    shared = await mkdtemp("/tmp/sremote-inst-kill-");
-    await chmod(shared, 0o755);
   }, 60_000);
   afterAll(async () => {
     await a?.close();
-    if (shared) await rm(shared, { recursive: true, force: true });
   });
 
   it("SIGKILL while the venv is created, then while a package builds; the third install completes cleanly", async () => {
-    const repo = await seedStyleRepo(join(shared, "repo"), "killpkg");
-    await run("chmod", ["-R", "go+rX", shared]);
+    const repo = await seedStyleRepo(join(a.shared, "repo"), "killpkg");
+    await run("chmod", ["-R", "go+rX", a.shared]);
     // The repository is root's: the account trusts it, as git's own error tells it to.
     await a.connector.exec(["git", "config", "--global", "--add", "safe.directory", `${repo}/.git`]);
     const endpoint = `${a.home}/.sremote`;

@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { RemoteClient, type RemoteClientOptions } from "@sremote/client";
 import { type SshConnector, type SshConnectorOptions, sshConnector } from "@sremote/connector-ssh";
 import { SSHD_PATH, type SshdFixture, sshConnectorOptions, startSshd } from "@sremote/testkit/sshd";
@@ -27,12 +28,20 @@ export interface SshAccount {
   newConnector(extra?: Partial<SshConnectorOptions>): SshConnector;
   /** Calls `module.fn(...args)` through a fresh client that finds the endpoint by itself. */
   call(module: string, fn: string, args?: unknown[], options?: Partial<RemoteClientOptions>): Promise<unknown>;
+  /**
+   * A test-side folder under /tmp the account can read (mode 0755), for the repositories and
+   * packages it installs from; removed by `close`. (Make what you put in it readable too.)
+   */
+  shared: string;
   close(): Promise<void>;
 }
 
 /** Starts a private sshd for `user` (created when missing, home wiped) and connects to it. */
 export async function sshAccount(user: string): Promise<SshAccount> {
   const sshd = await startSshd({ user });
+  // mkdtemp makes 0700 folders: open this one so that the account can read in it.
+  const shared = await mkdtemp(`/tmp/${user}-`);
+  await chmod(shared, 0o755);
   const made: SshConnector[] = [];
   const newConnector = (extra: Partial<SshConnectorOptions> = {}) => {
     const c = sshConnector({ ...sshConnectorOptions(sshd), ...extra });
@@ -58,9 +67,11 @@ export async function sshAccount(user: string): Promise<SshAccount> {
         await client.close();
       }
     },
+    shared,
     async close() {
       await Promise.all(made.map((c) => c.close().catch(() => undefined)));
       await sshd.stop();
+      await rm(shared, { recursive: true, force: true });
     },
   };
 }

@@ -15,18 +15,12 @@ async function ls(account: SshAccount, dir: string): Promise<string[]> {
 
 describe.skipIf(!sshReady)("install over SSH into a fresh account", () => {
   let a: SshAccount;
-  /** Test-side folders (git repositories, packages) the SSH account can read. */
-  let shared: string;
 
   beforeAll(async () => {
     a = await sshAccount("sremote-inst-ssh");
-    // mkdtemp makes 0700 folders: open them so the SSH account can read the repositories.
-    shared = await mkdtemp("/tmp/sremote-inst-ssh-");
-    await chmod(shared, 0o755);
   }, 60_000);
   afterAll(async () => {
     await a?.close();
-    if (shared) await rm(shared, { recursive: true, force: true });
   });
 
   it("installs from an empty home; calls work; a second install uploads nothing, changes nothing and is ≥5× faster", async () => {
@@ -63,13 +57,13 @@ describe.skipIf(!sshReady)("install over SSH into a fresh account", () => {
   }, 120_000);
 
   it("installs a git repository (file:// URL, branch, py/ subfolder), a local folder and a wheel built here", async () => {
-    const repo = await seedStyleRepo(join(shared, "repo"), "sshgitpkg");
-    const folder = join(shared, "folderpkg");
+    const repo = await seedStyleRepo(join(a.shared, "repo"), "sshgitpkg");
+    const folder = join(a.shared, "folderpkg");
     await pyprojectPackage(folder, "sshfolderpkg", "1.0", "folder");
-    await pyprojectPackage(join(shared, "wheelsrc"), "sshwheelpkg", "3.0", "wheel");
-    const wheel = await buildWheel(join(shared, "wheelsrc"), join(shared, "dist"));
+    await pyprojectPackage(join(a.shared, "wheelsrc"), "sshwheelpkg", "3.0", "wheel");
+    const wheel = await buildWheel(join(a.shared, "wheelsrc"), join(a.shared, "dist"));
     // Readable by the SSH account: git makes 0644/0755 files under root's umask 022.
-    await run("chmod", ["-R", "go+rX", shared]);
+    await run("chmod", ["-R", "go+rX", a.shared]);
     const packages = [
       { kind: "git" as const, url: `file://${repo}@release` },
       { kind: "local" as const, path: folder },

@@ -10,6 +10,7 @@ export {
   GROUP_CAPABILITY,
 } from "./conformance/suite.js";
 export { HOSTILE_FILE_NAMES, HOSTILE_WORDS, randomHostileStrings, seededRandom } from "./hostile.js";
+export { pythonHasModules, SYSTEM_PYTHON } from "./python.js";
 export {
   describeExit,
   execOk,

@@ -130,6 +130,27 @@ export function sshConnectorOptions(facts: SshdFacts): {
   };
 }
 
+/** The `ssh://user@host:port` target string of a fixture, as the CLI and examples take it. */
+export function sshTarget(facts: SshdFacts): string {
+  return `ssh://${facts.user}@${facts.host}:${facts.port}`;
+}
+
+/**
+ * The command-line flags that reach a fixture with its key and known_hosts and no
+ * ~/.ssh/config (`--identity`, `--known-hosts`, `--ssh-config /dev/null`), for the CLI and
+ * the examples; `knownHostsPath` replaces the fixture's own (e.g. an empty file).
+ */
+export function sshCliFlags(facts: SshdFacts, options: { knownHostsPath?: string } = {}): string[] {
+  return [
+    "--identity",
+    facts.privateKeyPath,
+    "--known-hosts",
+    options.knownHostsPath ?? facts.knownHostsPath,
+    "--ssh-config",
+    "/dev/null",
+  ];
+}
+
 /** SHA256 fingerprint of an OpenSSH public key line, as `ssh-keygen -l` prints it. */
 export function publicKeyFingerprint(line: string): string {
   const blob = line.trim().split(/\s+/)[1];

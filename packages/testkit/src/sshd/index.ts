@@ -11,8 +11,10 @@ export {
   type SshdFixture,
   type SshdProbe,
   type StartSshdOptions,
+  sshCliFlags,
   sshConnectorOptions,
   sshdProbe,
+  sshTarget,
   startSshd,
   uniqueName,
 } from "./fixture.js";
