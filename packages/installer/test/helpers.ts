@@ -125,11 +125,18 @@ export async function pythonWithoutEnsurepip(root: string): Promise<string> {
 }
 
 /** Collects events; `steps()` gives `step:outcome` strings. */
-export function eventLog(): { events: InstallEvent[]; listener(e: InstallEvent): void; outcomes(): string[] } {
+export function eventLog(): {
+  events: InstallEvent[];
+  listener(e: InstallEvent): void;
+  outcomes(): string[];
+  /** The remote output lines the install reported. */
+  lines(): string[];
+} {
   const events: InstallEvent[] = [];
   return {
     events,
     listener: (e) => events.push(e),
+    lines: () => events.flatMap((e) => (e.type === "output" ? [e.line] : [])),
     outcomes: () =>
       events.flatMap((e) =>
         e.type === "step-end" ? [`${e.step}${e.subject ? `(${e.subject})` : ""}:${e.outcome}`] : [],

@@ -142,7 +142,7 @@ describe.skipIf(!ready)("install through the local connector", () => {
       ]);
       // The release branch's commit, found from the py/ subfolder on its own.
       expect(first.packages[2]?.resolved).toBe(await git(repo, "rev-parse", "release"));
-      const lines = log.events.flatMap((e) => (e.type === "output" ? [e.line] : []));
+      const lines = log.lines();
       expect(lines).toContain("sremote-install: using the subfolder py/ (the repository root is not a Python project)");
       // The venv has no `wheel` package: Debian's own Python builds the wheels.
       expect(lines.some((l) => l.startsWith("sremote-install: building a wheel with /usr/bin/python3"))).toBe(true);
@@ -214,7 +214,7 @@ describe.skipIf(!ready)("install through the local connector", () => {
         onProgress: log.listener,
       });
       expect(r.venv?.systemSitePackages).toBe(true);
-      const lines = log.events.flatMap((e) => (e.type === "output" ? [e.line] : []));
+      const lines = log.lines();
       expect(lines.some((l) => l.includes("building a wheel with"))).toBe(false);
       expect(await call(h2, "gitpkg", "VALUE.__str__")).toBe("main");
       // Debian's wheel package from the system site-packages is visible through the venv.

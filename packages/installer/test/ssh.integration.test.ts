@@ -89,7 +89,7 @@ describe.skipIf(!sshReady)("install over SSH into a fresh account", () => {
       ["local", [{ name: "sshwheelpkg", version: "3.0" }]],
     ]);
     expect(r.packages[0]?.resolved).toBe(await git(repo, "rev-parse", "release"));
-    const lines = log.events.flatMap((e) => (e.type === "output" ? [e.line] : []));
+    const lines = log.lines();
     expect(lines).toContain("sremote-install: using the subfolder py/ (the repository root is not a Python project)");
     expect(await a.call("sshgitpkg", "VALUE.__str__")).toBe("release");
     expect(await a.call("sshfolderpkg", "hello", ["ssh"])).toBe("sshfolderpkg says hello to ssh");
