@@ -27,9 +27,12 @@ _TAKEOVER_SECONDS = 0.002
 # While calls keep coming, one idle thread waits in steps of _TAKEOVER_SECONDS (the
 # standby); after this long without a call it waits until it is woken.
 _ACTIVE_SECONDS = 1.0
-# Most result bytes / frames held for one write (see Session._hold).
+# Most result bytes / frames held for one write (see Session._hold). Not more frames: the
+# client works on the results of one write while the agent runs the next calls, and with
+# 64 calls in flight a write of every 64 results left each side idle while the other
+# worked (docs/performance.md, "Batching").
 _HOLD_BYTES = 64 * 1024
-_HOLD_FRAMES = 64
+_HOLD_FRAMES = 16
 
 
 class _Job(CallState):

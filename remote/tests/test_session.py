@@ -8,6 +8,7 @@ import unittest
 
 import support
 from sremote_agent import __version__, capture, codec
+from sremote_agent import session as session_module
 
 
 class SessionTest(support.TempDirTestCase):
@@ -464,6 +465,56 @@ class SessionTest(support.TempDirTestCase):
                 agent = support.SessionAgent(self, extra_args=args)
                 self.assertEqual(agent.wait(), 2)
                 self.assertIn("usage", agent.stderr)
+
+
+class HeldResultsTest(unittest.TestCase):
+    """How results of pipelined calls are grouped into writes, seen in-process: a pipe
+    between two processes may join writes, so the test records each write itself."""
+
+    def run_session(self, frames, workers=1):
+        class RecordingSession(session_module.Session):
+            def _write(self, data):  # called for every write of the session, in order
+                writes.append(bytes(data))
+
+        writes = []
+        r, w = os.pipe()
+        log_r, log_w = os.pipe()
+        try:
+            os.write(w, b"".join(frames))  # all buffered before the agent reads
+            os.close(w)
+            w = None
+            router = capture.OutputRouter(log_w)
+            code = RecordingSession(router, r, log_w, workers, 1 << 20).run()
+        finally:
+            for fd in (r, w, log_r, log_w):
+                if fd is not None:
+                    os.close(fd)
+        self.assertEqual(code, 0)
+        return [self.split(data) for data in writes]
+
+    @staticmethod
+    def split(data):
+        messages = []
+        while data:
+            (size,) = struct.unpack(">I", data[:4])
+            messages.append(codec.unpackb(data[4 : 4 + size]))
+            data = data[4 + size :]
+        return messages
+
+    def test_pipelined_results_leave_in_writes_of_at_most_hold_frames(self):
+        # 40 calls arrive at once: their results leave 16, 16, then 8 at the end of input.
+        # One write of all 40 would keep the first result until the last call has run, and
+        # the client idle meanwhile.
+        calls = [
+            support.frame({"v": 1, "kind": "call", "id": "c%d" % i, "module": "math", "function": "sqrt", "args": [i * i]})
+            for i in range(40)
+        ]
+        writes = self.run_session(calls)
+        self.assertEqual([m["kind"] for m in writes[0]], ["hello"])
+        self.assertEqual([len(w) for w in writes[1:]], [16, 16, 8])
+        results = [m for w in writes[1:] for m in w]
+        self.assertEqual([m["id"] for m in results], ["c%d" % i for i in range(40)])
+        self.assertEqual([m["value"] for m in results], [float(i) for i in range(40)])
 
 
 class ReadinessCheckTest(unittest.TestCase):
