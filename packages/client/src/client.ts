@@ -152,6 +152,7 @@ export class RemoteClient {
     if (options.mode !== undefined && !["auto", "session", "file"].includes(options.mode)) {
       throw new UsageError(`mode must be "auto", "session" or "file", got ${JSON.stringify(options.mode)}`);
     }
+    assertTimeout(options.timeoutMs);
     this.connector = options.connector;
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
@@ -355,6 +356,7 @@ export class RemoteClient {
         `args must be an array (positional) or a plain object (keyword arguments), got ${describe(args)}`,
       );
     }
+    assertTimeout(options.timeoutMs);
     if (options.kwargs !== undefined) {
       if (!isPlainObject(options.kwargs))
         throw new UsageError(`kwargs must be a plain object, got ${describe(options.kwargs)}`);
@@ -513,6 +515,12 @@ export class RemoteClient {
       stderr: result.stderr,
       call,
     });
+  }
+}
+
+function assertTimeout(timeoutMs: unknown): void {
+  if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs < 0)) {
+    throw new UsageError(`timeoutMs must be a non-negative finite number of milliseconds, got ${String(timeoutMs)}`);
   }
 }
 

@@ -126,6 +126,9 @@ describe.each(e2eTargets)("RemoteClient over $name", (target) => {
     await expect(client.call("math", "sqrt", [4], { env: { "BAD NAME": "x" } })).rejects.toMatchObject({
       code: "INVALID_ARGUMENT",
     });
+    for (const timeoutMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, "100" as never]) {
+      await expect(client.call("math", "sqrt", [4], { timeoutMs })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    }
     // Nothing of the refused calls is left behind: the next call goes through.
     expect((await client.call("math", "sqrt", [4])).value).toBe(2);
   });

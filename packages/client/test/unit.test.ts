@@ -1,5 +1,6 @@
+import { localConnector } from "@sremote/connector-local";
 import { describe, expect, it } from "vitest";
-import { checkRequirements, kw, normalizeName, parseRequirement } from "../src/index.js";
+import { checkRequirements, kw, normalizeName, parseRequirement, RemoteClient } from "../src/index.js";
 import { createModuleProxy } from "../src/proxy.js";
 
 describe("requirements", () => {
@@ -40,5 +41,20 @@ describe("module proxies", () => {
     expect(calls[1]?.[0]).toBe("a.b");
     // A proxy is not a thenable, so it can be returned from async functions.
     expect((proxy as unknown as { then: unknown }).then).toBeUndefined();
+  });
+});
+
+describe("client options", () => {
+  it("refuses bad numbers with a typed error naming the option", () => {
+    const connector = localConnector();
+    const make = (o: Record<string, unknown>) => () => new RemoteClient({ connector, ...o });
+    for (const timeoutMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, "100"]) {
+      expect(make({ timeoutMs })).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+      expect(make({ timeoutMs })).toThrow(/timeoutMs/);
+    }
+    for (const poolSize of [0, 1.5, -2]) {
+      expect(make({ poolSize })).toThrow(/poolSize must be a positive integer/);
+    }
+    expect(make({ timeoutMs: 0 })).not.toThrow();
   });
 });
