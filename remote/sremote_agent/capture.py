@@ -108,13 +108,15 @@ class CallOutput(object):
 
 
 class OutputRouter(object):
-    """Knows which call each thread belongs to, and which calls are running."""
+    """Knows which call each thread belongs to, and which calls are running.
+
+    No lock: each call registers and unregisters itself from the one thread that runs it,
+    so no two threads ever change the same key, and each dict operation is atomic."""
 
     def __init__(self, log_fd):
         self.log_fd = log_fd
-        self.by_thread = {}
-        self.active = {}  # CallOutput -> number of threads registered for it
-        self.lock = threading.Lock()
+        self.by_thread = {}  # thread ident -> its call's CallOutput
+        self.active = {}  # the running calls' CallOutputs (as keys, in start order)
         self.fd_capture = None
 
     def current(self):
@@ -127,26 +129,18 @@ class OutputRouter(object):
         return out
 
     def begin(self, output):
-        ident = _get_ident()
-        active = self.active
-        with self.lock:
-            self.by_thread[ident] = output
-            active[output] = active.get(output, 0) + 1
+        """Registers `output` as the running call of this thread."""
+        self.by_thread[_get_ident()] = output
+        self.active[output] = None
 
     def end(self, output):
         """Collects what is still in flight for `output`, then unregisters it."""
-        flush_std_streams()
+        if type(sys.__stdout__) is not RoutedText or type(sys.__stderr__) is not RoutedText or not _c_stdout_unbuffered[0]:
+            flush_std_streams()  # else nothing can hold output back (see install)
         if self.fd_capture is not None:
             self.fd_capture.drain_pending()
-        ident = _get_ident()
-        active = self.active
-        with self.lock:
-            self.by_thread.pop(ident, None)
-            count = active.get(output, 0) - 1
-            if count > 0:
-                active[output] = count
-            else:
-                active.pop(output, None)
+        self.by_thread.pop(_get_ident(), None)
+        self.active.pop(output, None)
 
     def only_running(self):
         active = self.active
