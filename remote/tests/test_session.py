@@ -517,6 +517,17 @@ class HeldResultsTest(unittest.TestCase):
         self.assertEqual([m["value"] for m in results], [float(i) for i in range(40)])
 
 
+class JobTest(unittest.TestCase):
+    def test_a_job_starts_in_the_state_of_a_new_call_state(self):
+        # _Job sets CallState's fields itself (one call less per call): they must not drift.
+        from sremote_agent.messages import CallRequest
+        from sremote_agent.runner import CallState
+
+        job, fresh = session_module._Job(CallRequest()), CallState()
+        for name in CallState.__slots__:
+            self.assertEqual(getattr(job, name), getattr(fresh, name), name)
+
+
 class ReadinessCheckTest(unittest.TestCase):
     """capture.readiness_check: whether input waits, checked around every call."""
 
