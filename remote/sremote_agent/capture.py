@@ -135,8 +135,7 @@ class OutputRouter(object):
 
     def end(self, output):
         """Collects what is still in flight for `output`, then unregisters it."""
-        if type(sys.__stdout__) is not RoutedText or type(sys.__stderr__) is not RoutedText or not _c_stdout_unbuffered[0]:
-            flush_std_streams()  # else nothing can hold output back (see install)
+        flush_std_streams()
         if self.fd_capture is not None:
             self.fd_capture.drain_pending()
         self.by_thread.pop(_get_ident(), None)

@@ -317,24 +317,35 @@ def execute(req, router, state, agent_info=None, sink=None):
     # the client still has its last words.
     output = CallOutput(req.output_limit, sink if req.stream else None, router.log_text)
     router.begin(output)
+    process_state = None
     modules = None
     duration = 0
     try:
-        if req.exclusive or req.requires is not None or req.kind != "call":
-            ok, payload, duration, modules = _execute_special(req, state)
-        else:  # a plain call: the common case
+        if req.exclusive:
+            process_state = _ProcessState()
             try:
-                ok, payload, duration = _invoke(req, state)
-            except Cancelled as exc:
-                # Delivered between the end of the function and `leave()`.
-                ok, payload = False, _cancelled_error(exc)
+                process_state.apply(req)
+            except BaseException as exc:
+                ok, payload = False, _error("exception", exc, "cannot apply the call's environment: %s" % exc)
+                req = None
+        if req is not None:
+            if req.requires is not None:
+                from .versions import module_versions  # imports `re` and importlib.metadata: only when needed
+
+                modules = module_versions(req.requires)
+            if req.kind == "probe":
+                ok, payload = True, None
+            else:
+                try:
+                    ok, payload, duration = _invoke(req, state)
+                except Cancelled as exc:
+                    # Delivered between the end of the function and `leave()`.
+                    ok, payload = False, _cancelled_error(exc)
     finally:
+        if process_state is not None:
+            process_state.restore()
         router.end(output)
-    if output.parts is None and output.decoders is None:
-        stdout = stderr = ""  # nothing printed: the common case
-        truncated = output.truncated
-    else:
-        stdout, stderr, truncated = output.finish()
+    stdout, stderr, truncated = output.finish()
     if ok:
         result = {"v": PROTOCOL_VERSION, "kind": "result", "id": "", "ok": True, "value": payload}
     else:
@@ -349,35 +360,6 @@ def execute(req, router, state, agent_info=None, sink=None):
     if agent_info is not None:
         result["agent"] = agent_info
     return result
-
-
-def _execute_special(req, state):
-    """(ok, value or error map, durationNs, modules) of a probe, a call with requirements,
-    or a call that changes process state (applied before, restored after)."""
-    process_state = None
-    modules = None
-    try:
-        if req.exclusive:
-            process_state = _ProcessState()
-            try:
-                process_state.apply(req)
-            except BaseException as exc:
-                return False, _error("exception", exc, "cannot apply the call's environment: %s" % exc), 0, None
-        if req.requires is not None:
-            from .versions import module_versions  # imports `re` and importlib.metadata: only when needed
-
-            modules = module_versions(req.requires)
-        if req.kind == "probe":
-            return True, None, 0, modules
-        try:
-            ok, payload, duration = _invoke(req, state)
-        except Cancelled as exc:
-            # Delivered between the end of the function and `leave()`.
-            ok, payload, duration = False, _cancelled_error(exc), 0
-        return ok, payload, duration, modules
-    finally:
-        if process_state is not None:
-            process_state.restore()
 
 
 def encode_result(result, call_id, max_bytes=None):

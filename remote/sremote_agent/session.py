@@ -15,7 +15,7 @@ import time
 from . import PROTOCOL_VERSION, capture, codec
 from .main import agent_info
 from .messages import MessageError, error_result, parse_client_message, protocol_error
-from .runner import _IDLE, CallState, encode_result, execute
+from .runner import CallState, encode_result, execute
 from .values import DecodeError
 
 _header = struct.Struct(">I")
@@ -42,11 +42,7 @@ class _Job(CallState):
     __slots__ = ("req", "phase")
 
     def __init__(self, req):
-        # CallState.__init__, inlined: one job per call.
-        self.state = _IDLE
-        self.thread_id = None
-        self.interrupted = False
-        self.requested = False
+        CallState.__init__(self)
         self.req = req
         self.phase = _QUEUED
 
@@ -269,7 +265,7 @@ class Session(object):
                 self.inline_job = None
             if self.queue or self.input_done or not self.reader_active:
                 self._wake_for_work()  # else nobody has anything new to do
-        if still_reader and self.inbuf and self._frame_buffered():
+        if still_reader and self._frame_buffered():
             self._hold(body)  # the next call is here already: its result can leave with this one
         else:
             self.send_bytes(body)
@@ -343,18 +339,11 @@ class Session(object):
             if req.id in self.jobs:
                 raise MessageError("a call with id %r is already in progress" % req.id, req.id)
             self.jobs[req.id] = job
-            if (
-                not self.queue
-                and self.running < self.workers
-                and ((self.running == 0) if req.exclusive else not self.exclusive_running)
-            ):
-                # _can_start and _start, inlined: this runs for every call.
-                self.running += 1
-                self.exclusive_running = req.exclusive
-                job.phase = _STARTED
+            if not self.queue and self.running < self.workers and self._can_start(job):
+                self._start(job)
                 now = time.monotonic()
                 self.last_call = now
-                if self.workers > 1 and self._input_pending():
+                if self._input_pending():
                     self.reader_active = False
                     self.cond.notify()  # an idle thread becomes the reader
                 else:
@@ -411,8 +400,7 @@ class Session(object):
         if not buf:
             # Nothing buffered (calls one after another): one read usually brings exactly one
             # whole frame, which needs no buffering at all.
-            if self.held:
-                self.flush_held()  # before waiting for input
+            self.flush_held()  # before waiting for input
             data = os.read(self.frame_in, 65536)
             if not data:
                 return None

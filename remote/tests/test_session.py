@@ -176,23 +176,22 @@ class SessionTest(support.TempDirTestCase):
         for a, b in zip(results, results[1:]):
             self.assertLessEqual(a["value"]["end"], b["value"]["start"])
 
+    def overlapping_calls(self, function, count):
+        """Results of `count` calls of agent_fixtures.`function`("call<i>") on as many workers."""
+        agent = self.agent(workers=count)
+        for i in range(count):
+            agent.call("c%d" % i, "agent_fixtures", function, "call%d" % i)
+        return [agent.result("c%d" % i) for i in range(count)]
+
     def test_concurrent_prints_are_captured_per_call(self):
-        agent = self.agent(workers=4)
-        for i in range(8):
-            agent.call("p%d" % i, "agent_fixtures", "shout", "call%d" % i)
-        for i in range(8):
-            r = agent.result("p%d" % i)
+        for i, r in enumerate(self.overlapping_calls("shout", 8)):
             self.assertEqual(r["stdout"], "CALL%d\n" % i)
             self.assertEqual(r["stderr"], "warning: call%d\n" % i)
 
     def test_writes_to_the_original_streams_are_captured_per_call(self):
         # sys.__stdout__ is the router too: overlapping calls each keep their own output,
         # also after code restores sys.stdout from sys.__stdout__.
-        agent = self.agent(workers=3)
-        for i in range(3):
-            agent.call("o%d" % i, "agent_fixtures", "print_to_original_streams", "call%d" % i)
-        for i in range(3):
-            r = agent.result("o%d" % i)
+        for i, r in enumerate(self.overlapping_calls("print_to_original_streams", 3)):
             self.assertEqual((r["stdout"], r["stderr"]), ("call%d\nCALL%d\n" % (i, i), "err:call%d" % i))
 
     def test_env_env_default_path_append_and_cwd_apply_to_one_call_and_are_restored(self):
@@ -515,17 +514,6 @@ class HeldResultsTest(unittest.TestCase):
         results = [m for w in writes[1:] for m in w]
         self.assertEqual([m["id"] for m in results], ["c%d" % i for i in range(40)])
         self.assertEqual([m["value"] for m in results], [float(i) for i in range(40)])
-
-
-class JobTest(unittest.TestCase):
-    def test_a_job_starts_in_the_state_of_a_new_call_state(self):
-        # _Job sets CallState's fields itself (one call less per call): they must not drift.
-        from sremote_agent.messages import CallRequest
-        from sremote_agent.runner import CallState
-
-        job, fresh = session_module._Job(CallRequest()), CallState()
-        for name in CallState.__slots__:
-            self.assertEqual(getattr(job, name), getattr(fresh, name), name)
 
 
 class ReadinessCheckTest(unittest.TestCase):
