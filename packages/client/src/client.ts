@@ -236,9 +236,13 @@ export class RemoteClient {
   }
 
   /**
-   * A typed proxy over a remote module: `client.module<QdoApi>("qdo").valid_queue_name("x")`
-   * resolves to the return value. Attribute paths work (`client.module("os").path.join("a", "b")`);
-   * pass keyword arguments with `kw({...})` as the last argument.
+   * A proxy over a remote module: calling an attribute path calls that function remotely.
+   * With a type, results are typed: `client.module<QdoApi>("qdo").valid_queue_name("x")`
+   * resolves to the return value. Without one, every attribute path is callable and resolves
+   * to `unknown` (`await client.module("os").path.join("a", "b")`); under
+   * `noUncheckedIndexedAccess` such attributes are possibly `undefined` to TypeScript, so
+   * give the module a type there (or use {@link RemoteClient.call}). Pass keyword arguments
+   * with `kw({...})` as the last argument.
    */
   module<T = Record<string, unknown>>(name: string, options: Omit<CallOptions, "kwargs"> = {}): ModuleProxy<T> {
     if (!IDENT_PATH.test(name)) throw new UsageError(`invalid module name ${JSON.stringify(name)}`);

@@ -24,16 +24,34 @@ type AsyncFunction<F> = F extends (...args: infer A) => infer R
   : never;
 
 /**
+ * An attribute of a module proxy whose type is not known: calling it calls the remote
+ * function (the result is `unknown` until you check it), and its own attributes go one
+ * level deeper (`os.path.join`). Pass keyword arguments with {@link kw} as the last argument.
+ */
+export interface UntypedRemoteAttribute {
+  (...args: unknown[]): Promise<unknown>;
+  readonly [name: string]: UntypedRemoteAttribute;
+}
+
+/**
  * The shape of `client.module<T>(name)`: every function of `T` returns a promise of its
  * result; nested objects (Python classes or submodules used as namespaces) are proxies too.
+ * Members typed `unknown` (or `any`) — and every attribute of the untyped
+ * `client.module(name)`, which is `ModuleProxy<Record<string, unknown>>` — are
+ * {@link UntypedRemoteAttribute}s: callable, returning `Promise<unknown>`.
  */
 export type ModuleProxy<T> = {
-  readonly [K in keyof T]: T[K] extends (...args: never[]) => unknown
-    ? AsyncFunction<T[K]>
-    : T[K] extends object
-      ? ModuleProxy<T[K]>
-      : never;
+  readonly [K in keyof T]: unknown extends T[K]
+    ? UntypedRemoteAttribute
+    : T[K] extends (...args: never[]) => unknown
+      ? AsyncFunction<T[K]>
+      : T[K] extends object
+        ? ModuleProxy<T[K]>
+        : never;
 };
+
+/** The untyped `client.module(name)`: any attribute path, called, resolves to `unknown`. */
+export type UntypedModuleProxy = ModuleProxy<Record<string, unknown>>;
 
 /** Builds a proxy whose property paths become dotted function names passed to `invoke`. */
 export function createModuleProxy<T>(invoke: (fn: string, args: unknown[]) => Promise<unknown>): ModuleProxy<T> {
