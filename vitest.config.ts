@@ -7,5 +7,8 @@ export default defineConfig({
   ssr: { resolve: { conditions: ["@sremote/source"] } },
   test: {
     projects: ["packages/*", "remote", "examples/qdo-client"],
+    // The default reporter, plus failures printed as they happen, a deadline per test file
+    // and the reasons of skipped tests (scripts/vitest-log-reporter.ts).
+    reporters: ["default", "./scripts/vitest-log-reporter.ts"],
   },
 });

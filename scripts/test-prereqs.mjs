@@ -29,7 +29,8 @@ function missing() {
 }
 
 function apt(args) {
-  return spawnSync("apt-get", args, {
+  // Wait for a dpkg lock another process holds (unattended upgrades) instead of giving up.
+  return spawnSync("apt-get", ["-o", "DPkg::Lock::Timeout=300", ...args], {
     stdio: "inherit",
     env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
   }).status;

@@ -11,8 +11,12 @@ import {
   FrameDecoder,
   type ResultMessage,
 } from "@sremote/protocol";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AGENT_PROTOCOL_VERSION, AGENT_VERSION, syncAgent } from "../src/index.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 // The real interpreter behind `python3` (pyenv's shim costs ~120 ms a start).
 const python = execFileSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" }).trim();

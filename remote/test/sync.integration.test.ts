@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { localConnector } from "@sremote/connector-local";
 import { type Connector, ConnectorError } from "@sremote/core";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   AGENT_MANIFEST_NAME,
   AGENT_VERSION,
@@ -12,6 +12,10 @@ import {
   readRemoteManifest,
   syncAgent,
 } from "../src/index.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 /** The real local connector, recording what it is asked to do (and able to fail on demand). */
 function recordingConnector(failPutAfter = Number.POSITIVE_INFINITY) {

@@ -3,9 +3,14 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { describeUnless } from "@sremote/testkit";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
-import { type SshdFixture, sshCliFlags, sshTarget, startSshd } from "@sremote/testkit/sshd";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type SshdFixture, sshCliFlags, sshdMissing, sshTarget, startSshd } from "@sremote/testkit/sshd";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const exampleDir = fileURLToPath(new URL("..", import.meta.url));
 
@@ -128,7 +133,7 @@ describe("qdo-client example, no QDO source reachable", () => {
   });
 });
 
-describe("qdo-client example over SSH (private sshd)", () => {
+describeUnless(sshdMissing())("qdo-client example over SSH (private sshd)", () => {
   let sshd: SshdFixture;
   beforeAll(async () => {
     sshd = await startSshd();

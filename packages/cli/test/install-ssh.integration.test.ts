@@ -3,9 +3,13 @@ import { existsSync } from "node:fs";
 import { chmod, mkdtemp, readdir, rm } from "node:fs/promises";
 import type { InstallResult } from "@sremote/installer";
 import { SSHD_PATH, type SshdFixture, sshCliFlags, sshTarget, startSshd } from "@sremote/testkit/sshd";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { EXIT } from "../src/index.js";
 import { ESC, requireInStrictMode, SYSTEM_PYTHON, sremote, systemPythonReady } from "./run-cli.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 // The issue's acceptance test: a freshly created account with an empty home, reached over a
 // private OpenSSH sshd on 127.0.0.1, installed with the real `sremote` command.

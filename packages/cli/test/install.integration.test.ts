@@ -4,9 +4,13 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { InstallResult } from "@sremote/installer";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { EXIT } from "../src/index.js";
 import { ESC, requireInStrictMode, runInProcess, SYSTEM_PYTHON, sremote, systemPythonReady } from "./run-cli.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 // The real CLI as its own process, real Python venvs and pip, through local:<folder>.
 requireInStrictMode(systemPythonReady, `${SYSTEM_PYTHON} with venv, ensurepip and pip`);

@@ -1,7 +1,11 @@
 import { localConnector } from "@sremote/connector-local";
 import type { Connector, RemoteProcess } from "@sremote/core";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { localClient } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 /** The local connector, recording the size of every write to a spawned process's stdin. */
 function recordingConnector(writes: number[]): Connector {

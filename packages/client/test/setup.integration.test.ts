@@ -4,9 +4,13 @@ import { join } from "node:path";
 import { AGENT_MANIFEST_NAME } from "@sremote/agent";
 import { localConnector } from "@sremote/connector-local";
 import type { Connector } from "@sremote/core";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { RemoteClient } from "../src/index.js";
 import { fixturesDir, python } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 /** A real local connector that counts the files it writes (a decorator, not a fake). */
 function countingConnector(home?: string): { connector: Connector; puts: string[] } {

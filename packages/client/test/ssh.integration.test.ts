@@ -1,11 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { sshConnector } from "@sremote/connector-ssh";
-import { type SshdFixture, sshConnectorOptions, startSshd } from "@sremote/testkit/sshd";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describeUnless } from "@sremote/testkit";
+import { type SshdFixture, sshConnectorOptions, sshdMissing, startSshd } from "@sremote/testkit/sshd";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { RemoteClient } from "../src/index.js";
 
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
 // Load and faults through the client over a real OpenSSH server (issue 3's "what must hold").
-describe("RemoteClient over SSH: load and faults", () => {
+describeUnless(sshdMissing())("RemoteClient over SSH: load and faults", () => {
   let sshd: SshdFixture;
   let root: string;
 

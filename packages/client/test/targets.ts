@@ -7,8 +7,9 @@ import { localConnector } from "@sremote/connector-local";
 import { newtConnector } from "@sremote/connector-newt";
 import { sshConnector } from "@sremote/connector-ssh";
 import type { Connector } from "@sremote/core";
+import { SYSTEM_PYTHON } from "@sremote/testkit";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
-import { sshConnectorOptions, startSshd } from "@sremote/testkit/sshd";
+import { sshConnectorOptions, sshdMissing, startSshd } from "@sremote/testkit/sshd";
 import { RemoteClient, type RemoteClientOptions } from "../src/index.js";
 import { fixturesDir, python } from "./helpers.js";
 
@@ -26,6 +27,10 @@ export interface E2EEnv {
 export interface E2ETarget {
   name: string;
   mode: "session" | "file";
+  /** The Python the agent runs under on that target (tests that need numpy check it). */
+  python: string;
+  /** What this machine lacks to run the target (the suite is skipped with that reason), or null. */
+  missing: string | null;
   setup(options?: Partial<RemoteClientOptions>): Promise<E2EEnv>;
 }
 
@@ -33,6 +38,8 @@ function localTarget(mode: "session" | "file"): E2ETarget {
   return {
     name: `local ${mode}`,
     mode,
+    python,
+    missing: null,
     async setup(options = {}) {
       const tmpDir = mkdtempSync(join(tmpdir(), "sremote-e2e-"));
       const client = new RemoteClient({
@@ -61,6 +68,8 @@ function newtTarget(): E2ETarget {
   return {
     name: "newt file",
     mode: "file",
+    python,
+    missing: null,
     async setup(options = {}) {
       const double = await startNewtDouble();
       const home = double.homeDir(DEFAULT_NEWT_USER.username);
@@ -116,6 +125,8 @@ function sshTarget(mode: "session" | "file"): E2ETarget {
   return {
     name: `ssh ${mode}`,
     mode,
+    python: SYSTEM_PYTHON,
+    missing: sshdMissing(),
     async setup(options = {}) {
       const sshd = await startSshd();
       const connector = sshConnector(sshConnectorOptions(sshd));
@@ -125,7 +136,7 @@ function sshTarget(mode: "session" | "file"): E2ETarget {
       await uploadFixtures(connector, workDir);
       const client = new RemoteClient({
         connector,
-        python: "/usr/bin/python3",
+        python: SYSTEM_PYTHON,
         mode,
         closeConnector: false,
         layout: { endpointDir: `${root}/endpoint`, tmpDir, workDir },

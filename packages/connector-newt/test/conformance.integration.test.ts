@@ -3,9 +3,13 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { describeConnectorConformance } from "@sremote/testkit";
 import { type NewtDouble, startNewtDouble } from "@sremote/testkit/newt-double";
-import { afterAll } from "vitest";
+import { afterAll, vi } from "vitest";
 import { newtConnector } from "../src/index.js";
 import { PASSWORD, USER } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 // The published conformance suite, against the NEWT double (real HTTP, files, processes).
 // NEWT declares stdin (emulated with an uploaded file) and file modes; it has no spawn and

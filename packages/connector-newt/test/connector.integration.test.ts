@@ -3,9 +3,13 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { hasErrorCode, isSremoteError } from "@sremote/core";
 import { type NewtDouble, startNewtDouble } from "@sremote/testkit/newt-double";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { newtConnector } from "../src/index.js";
 import { commandsRun, connectorFactory, filesUnder, PASSWORD, since, token, USER } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 // Integration tests: the connector against the NEWT double — a real HTTP server, real
 // files and real processes.

@@ -4,9 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectCode } from "@sremote/testkit";
 import { type SshdFixture, sshdProbe, startSshd } from "@sremote/testkit/sshd";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { sshConnector } from "../src/index.js";
-import { fixtureOptions, recordingLogger, sshd } from "./helpers.js";
+import { describeSsh, fixtureOptions, recordingLogger, sshd } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const dir = mkdtempSync(join(tmpdir(), "sremote-auth-"));
 const PASSPHRASE = "correct horse 'battery' $(staple)";
@@ -32,7 +36,7 @@ function expectNoSecret(err: unknown, secret: string, lines: readonly string[] =
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe("public key authentication", () => {
+describeSsh("public key authentication", () => {
   const encrypted = keygen("encrypted", PASSPHRASE);
   const stranger = keygen("stranger");
 
@@ -106,7 +110,7 @@ describe("public key authentication", () => {
   });
 });
 
-describe("password authentication", () => {
+describeSsh("password authentication", () => {
   let fixture: SshdFixture;
   beforeAll(async () => {
     fixture = await startSshd({ password: true });
@@ -133,7 +137,7 @@ describe("password authentication", () => {
   });
 });
 
-describe("keyboard-interactive authentication (PAM, as MFA sites use)", () => {
+describeSsh("keyboard-interactive authentication (PAM, as MFA sites use)", () => {
   let fixture: SshdFixture;
   beforeAll(async () => {
     fixture = await startSshd({ keyboardInteractive: true });

@@ -1,8 +1,12 @@
 import { expectCode, HOSTILE_WORDS, remoteExists, sleep } from "@sremote/testkit";
 import { type SshdFixture, startSshd } from "@sremote/testkit/sshd";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type SshConnector, sshConnector } from "../src/index.js";
-import { fixtureOptions } from "./helpers.js";
+import { describeSsh, fixtureOptions } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const ROOT = process.getuid?.() === 0;
 const PRINT_ARGV = ["/usr/bin/python3", "-c", "import sys, json; sys.stdout.write(json.dumps(sys.argv[1:]))"];
@@ -64,7 +68,7 @@ describe.runIf(ROOT)("commands through the login shell", () => {
 
 // OpenSSH refuses signal requests for sessions under a ForceCommand; the connector then
 // ends the command through a second channel that kills its process group by PID.
-describe("ending commands where the server ignores signal requests", () => {
+describeSsh("ending commands where the server ignores signal requests", () => {
   let fixture: SshdFixture;
   let c: SshConnector;
   beforeAll(async () => {
@@ -101,7 +105,7 @@ describe("ending commands where the server ignores signal requests", () => {
   });
 });
 
-describe("exit status", () => {
+describeSsh("exit status", () => {
   it("reports the signal that ended a command by name", async () => {
     const f = await startSshd();
     try {

@@ -2,9 +2,13 @@ import { existsSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { expectCode } from "@sremote/testkit";
 import { type SshdFixture, startSshd } from "@sremote/testkit/sshd";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { sshConnector } from "../src/index.js";
-import { fixtureOptions } from "./helpers.js";
+import { describeSsh, fixtureOptions } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 /** Ends remote commands orphaned by a killed connection (the server is this machine). */
 function killRemote(pids: number[]): void {
@@ -55,7 +59,7 @@ async function shut(s: { server: Server; sockets: Socket[] }): Promise<void> {
 }
 
 // Killing connections must not disturb other test files: this file has its own sshd.
-describe("a connection that drops", () => {
+describeSsh("a connection that drops", () => {
   let fixture: SshdFixture;
   beforeAll(async () => {
     fixture = await startSshd();
@@ -141,7 +145,7 @@ describe("a connection that drops", () => {
   });
 });
 
-describe("connect failures", () => {
+describeSsh("connect failures", () => {
   it("a server that accepts TCP and never answers fails CONNECT_TIMEOUT, not a hang", async () => {
     const silent = await listen(() => {});
     try {

@@ -2,8 +2,12 @@ import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectCode } from "@sremote/testkit";
-import { describe, expect, it } from "vitest";
-import { connectorFor, sshd } from "./helpers.js";
+import { expect, it, vi } from "vitest";
+import { connectorFor, describeSsh, sshd } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 async function waitFor(what: string, check: () => Promise<boolean>): Promise<void> {
   const end = Date.now() + 15_000;
@@ -13,7 +17,7 @@ async function waitFor(what: string, check: () => Promise<boolean>): Promise<voi
   }
 }
 
-describe("putFile over SFTP", () => {
+describeSsh("putFile over SFTP", () => {
   it("replaces a file atomically (a new inode, renamed over it), leaving no temporary file", async () => {
     await using c = connectorFor();
     const folder = `${sshd().home}/atomic-${process.pid}`;

@@ -1,6 +1,10 @@
-import { type SshdFacts, sshConnectorOptions } from "@sremote/testkit/sshd";
+import { describeUnless } from "@sremote/testkit";
+import { type SshdFacts, sshConnectorOptions, sshdMissing } from "@sremote/testkit/sshd";
 import { inject } from "vitest";
 import { type SshConnectorOptions, sshConnector } from "../src/index.js";
+
+/** `describe` for suites that need OpenSSH: skipped, with the reason, where it is not installed. */
+export const describeSsh = describeUnless(sshdMissing());
 
 /** The private sshd the global setup started. */
 export function sshd(): SshdFacts {

@@ -4,9 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectCode, remoteExists } from "@sremote/testkit";
 import { startSshd } from "@sremote/testkit/sshd";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, expect, it, vi } from "vitest";
 import { sha256Fingerprint, sshConnector } from "../src/index.js";
-import { connectorFor, fixtureOptions, recordingLogger, sshd } from "./helpers.js";
+import { connectorFor, describeSsh, fixtureOptions, recordingLogger, sshd } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const dir = mkdtempSync(join(tmpdir(), "sremote-hostkeys-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,7 +38,7 @@ async function expectNotCreated(path: string): Promise<void> {
   expect(await remoteExists(observer, path), `${path} was created: a command ran`).toBe(false);
 }
 
-describe("host key verification", () => {
+describeSsh("host key verification", () => {
   it("an unknown host is refused before anything runs; the error shows the fingerprint and the line to add", async () => {
     const facts = sshd();
     const path = knownHosts("");

@@ -1,8 +1,12 @@
 import { expectCode } from "@sremote/testkit";
 import { type SshdFixture, startSshd } from "@sremote/testkit/sshd";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { type SshConnector, sshConnector } from "../src/index.js";
-import { fixtureOptions } from "./helpers.js";
+import { describeSsh, fixtureOptions } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 async function waitFor(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
@@ -21,7 +25,7 @@ async function info(c: SshConnector) {
   };
 }
 
-describe("channels and connections against OpenSSH's MaxSessions", () => {
+describeSsh("channels and connections against OpenSSH's MaxSessions", () => {
   let fixture: SshdFixture;
   beforeAll(async () => {
     // A server stricter than our default cap of 10.

@@ -3,10 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectCode } from "@sremote/testkit";
 import { type SshdFixture, startSshd } from "@sremote/testkit/sshd";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { sshConnector } from "../src/index.js";
+import { describeSsh } from "./helpers.js";
 
-describe("ssh config and ProxyJump", () => {
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
+describeSsh("ssh config and ProxyJump", () => {
   let fixture: SshdFixture;
   const dir = mkdtempSync(join(tmpdir(), "sremote-jump-"));
   let config = "";

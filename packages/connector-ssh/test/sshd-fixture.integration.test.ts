@@ -3,7 +3,12 @@ import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { isAlive, type SshdFacts, startSshd } from "@sremote/testkit/sshd";
-import { describe, expect, it } from "vitest";
+import { expect, it, vi } from "vitest";
+import { describeSsh } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const run = promisify(execFile);
 
@@ -38,7 +43,7 @@ async function eventually(what: string, check: () => Promise<boolean> | boolean,
 }
 
 // The password variants are exercised for real in auth.integration.test.ts.
-describe("private sshd fixture", () => {
+describeSsh("private sshd fixture", () => {
   it("serves OpenSSH's client with its key and known_hosts; two start at once on different ports", async () => {
     const [a, b] = await Promise.all([startSshd(), startSshd()]);
     try {

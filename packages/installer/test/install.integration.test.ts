@@ -3,7 +3,7 @@ import { chown, mkdir, readdir, readFile, rename, stat, writeFile } from "node:f
 import { join } from "node:path";
 import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { attach, discover, doctor, InstallError, install, MARKER_FILE, STATE_FILE, uninstall } from "../src/index.js";
 import {
   buildWheel,
@@ -17,6 +17,10 @@ import {
   systemPythonReady,
   tempDir,
 } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 // Real Python, real venvs, real pip and git, through the local connector with a private home.
 const ready = systemPythonReady && haveGit;

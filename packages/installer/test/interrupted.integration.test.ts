@@ -2,11 +2,15 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { discover, install, MARKER_FILE } from "../src/index.js";
 import type { ChildConfig } from "./fixtures/install-over-ssh.js";
 import { eventLog, run, SYSTEM_PYTHON, seedStyleRepo } from "./helpers.js";
 import { type SshAccount, sshAccount, sshReady } from "./ssh-accounts.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 // An install killed (SIGKILL, no cleanup) mid-way over SSH, then run again to completion.
 

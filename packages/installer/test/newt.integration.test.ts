@@ -3,9 +3,13 @@ import { join } from "node:path";
 import { RemoteClient } from "@sremote/client";
 import { newtConnector } from "@sremote/connector-newt";
 import { DEFAULT_NEWT_USER, type NewtDouble, startNewtDouble } from "@sremote/testkit/newt-double";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { discover, install, MARKER_FILE } from "../src/index.js";
 import { eventLog, haveGit, pyprojectPackage, SYSTEM_PYTHON, systemPythonReady, tempDir } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 // The NEWT double: a real HTTP server, real files and real processes, no streams. The
 // installer works through exec/putFile alone, and the client through the file carrier.

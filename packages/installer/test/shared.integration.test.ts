@@ -1,8 +1,12 @@
 import type { Connector, ExecOptions, OperationOptions, PutFileOptions } from "@sremote/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { attach, discover, doctor, InstallError, install, uninstall } from "../src/index.js";
 import { groupOrWorldWritable, pyprojectPackage, run, SYSTEM_PYTHON, tempDir } from "./helpers.js";
 import { type SshAccount, sshAccount, sshReady } from "./ssh-accounts.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 // Two real accounts on a real sshd each: A installs a shared endpoint, B attaches to it.
 

@@ -1,9 +1,13 @@
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { discover, doctor, InstallError, install, MARKER_FILE, STATE_FILE } from "../src/index.js";
 import { buildWheel, eventLog, git, pyprojectPackage, run, SYSTEM_PYTHON, seedStyleRepo } from "./helpers.js";
 import { type SshAccount, sshAccount, sshReady } from "./ssh-accounts.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 // A real OpenSSH sshd on loopback, a dedicated account with an empty home, Debian's Python.
 

@@ -25,3 +25,4 @@ export {
   sleep,
   waitForRemoteFile,
 } from "./remote-tools.js";
+export { describeUnless, type SuiteFunction } from "./skips.js";

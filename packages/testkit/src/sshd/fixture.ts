@@ -303,6 +303,21 @@ async function waitReady(child: ChildProcess, pidFile: string, logPath: string):
 }
 
 /**
+ * Why {@link startSshd} cannot run on this machine — OpenSSH's server or client programs
+ * are missing — or `null` when it can. For `describeUnless(sshdMissing())`.
+ */
+export function sshdMissing(): string | null {
+  const programs: Array<[path: string, debianPackage: string]> = [
+    [SSHD_PATH, "openssh-server"],
+    ["/usr/bin/ssh-keygen", "openssh-client"],
+  ];
+  const need = programs.filter(([path]) => !existsSync(path));
+  if (need.length === 0) return null;
+  const packages = need.map(([, pkg]) => pkg).join(" ");
+  return `${need.map(([path]) => path).join(", ")} not found (Debian: apt-get install -y ${packages})`;
+}
+
+/**
  * Starts a private OpenSSH `sshd` on 127.0.0.1 and a free port, with its own host key,
  * config, client key and known_hosts file in a fresh folder. As root it logs in a dedicated
  * unprivileged account (`sremote-test` by default) whose home is fresh and empty; otherwise

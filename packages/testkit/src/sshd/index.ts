@@ -13,6 +13,7 @@ export {
   type StartSshdOptions,
   sshCliFlags,
   sshConnectorOptions,
+  sshdMissing,
   sshdProbe,
   sshTarget,
   startSshd,
