@@ -1,13 +1,16 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { UsageError } from "@sremote/core";
+import { AGENT_PACKAGE_VERSION } from "./version.js";
 
-/** The agent's version: `version` of this package's package.json (equal to the Python `__version__`). */
-export const AGENT_VERSION: string = (
-  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
-).version;
+/**
+ * The agent's version: `version` of this package's package.json, equal to the Python
+ * `__version__` (both written by scripts/sync-agent-version.mjs, tied by a test). A constant,
+ * not a read of package.json, so that a bundled app that never ships package.json works.
+ */
+export const AGENT_VERSION: string = AGENT_PACKAGE_VERSION;
 
 /** The wire protocol major version the agent speaks (`hello.agent.protocol`). */
 export const AGENT_PROTOCOL_VERSION = 1;
@@ -15,12 +18,32 @@ export const AGENT_PROTOCOL_VERSION = 1;
 /** Name of the manifest `syncAgent` writes in the endpoint folder, after every agent file. */
 export const AGENT_MANIFEST_NAME = "agent-manifest.json";
 
+/** The environment variable that points at the agent's files (see {@link agentDir}). */
+export const AGENT_DIR_ENV = "SREMOTE_AGENT_DIR";
+
 /**
- * The absolute folder holding `interpreter.sh` and `sremote_agent/` — the package root,
- * both when running from the TypeScript sources and from an installed package (`dist/`).
+ * The absolute folder holding `interpreter.sh` and `sremote_agent/`:
+ * 1. `$SREMOTE_AGENT_DIR` when set — for bundled apps (esbuild, webpack, pkg…), where this
+ *    package's own folder is not on disk: copy `node_modules/@sremote/agent/interpreter.sh`
+ *    and `…/sremote_agent/` next to the bundle and point the variable (or the client's and
+ *    installer's `agentDir` option) at that folder;
+ * 2. otherwise this package's root, both from the TypeScript sources and from `dist/`.
  */
 export function agentDir(): string {
-  return fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
+  const fromEnv = process.env[AGENT_DIR_ENV];
+  if (fromEnv) return fromEnv.replace(/\/+$/, "") || "/";
+  let here: string | undefined;
+  try {
+    here = typeof import.meta.url === "string" ? import.meta.url : undefined;
+  } catch {
+    here = undefined;
+  }
+  if (!here) {
+    throw new UsageError(
+      `cannot locate the SRemote agent's files from this bundle: set ${AGENT_DIR_ENV} (or the agentDir option) to a folder holding interpreter.sh and sremote_agent/ (copied from node_modules/@sremote/agent)`,
+    );
+  }
+  return fileURLToPath(new URL("..", here)).replace(/\/$/, "");
 }
 
 /** One file of the agent, as it is laid out in an endpoint. */
@@ -47,34 +70,54 @@ export interface AgentManifest {
 
 const PACKAGE_DIR = "sremote_agent";
 
-let cached: Promise<AgentFile[]> | undefined;
+const cache = new Map<string, Promise<AgentFile[]>>();
 
-async function listAgentFiles(): Promise<AgentFile[]> {
-  const root = agentDir();
-  const names = (await readdir(join(root, PACKAGE_DIR))).filter((n) => n.endsWith(".py")).sort();
+async function listAgentFiles(root: string): Promise<AgentFile[]> {
+  let names: string[];
+  try {
+    names = (await readdir(join(root, PACKAGE_DIR))).filter((n) => n.endsWith(".py")).sort();
+  } catch (err) {
+    throw new UsageError(
+      `the SRemote agent's files are not in ${root} (no ${PACKAGE_DIR}/ folder): set ${AGENT_DIR_ENV} or the agentDir option to a folder holding interpreter.sh and ${PACKAGE_DIR}/ (copied from node_modules/@sremote/agent)`,
+      { cause: err },
+    );
+  }
   const paths = ["interpreter.sh", ...names.map((n) => `${PACKAGE_DIR}/${n}`)];
   return Promise.all(
     paths.map(async (path) => {
       const absPath = join(root, ...path.split("/"));
-      const data = await readFile(absPath);
+      const data = await readFile(absPath).catch((err: unknown) => {
+        throw new UsageError(`the SRemote agent's file ${absPath} cannot be read (${AGENT_DIR_ENV}, agentDir)`, {
+          cause: err,
+        });
+      });
       return { path, absPath, sha256: createHash("sha256").update(data).digest("hex"), size: data.byteLength };
     }),
   );
 }
 
-/** The agent's files (`interpreter.sh`, then `sremote_agent/*.py` sorted), with their hashes. */
-export function agentFiles(): Promise<AgentFile[]> {
-  cached ??= listAgentFiles().catch((err: unknown) => {
-    cached = undefined;
-    throw err;
-  });
-  return cached.then((files) => files.map((f) => ({ ...f })));
+/**
+ * The agent's files (`interpreter.sh`, then `sremote_agent/*.py` sorted), with their hashes,
+ * from `dir` (default {@link agentDir}).
+ *
+ * @throws UsageError when the folder does not hold the agent's files.
+ */
+export function agentFiles(dir: string = agentDir()): Promise<AgentFile[]> {
+  let files = cache.get(dir);
+  if (!files) {
+    files = listAgentFiles(dir).catch((err: unknown) => {
+      cache.delete(dir);
+      throw err;
+    });
+    cache.set(dir, files);
+  }
+  return files.then((list) => list.map((f) => ({ ...f })));
 }
 
-/** The manifest describing the packaged agent. */
-export async function agentManifest(): Promise<AgentManifest> {
+/** The manifest describing the agent in `dir` (default {@link agentDir}). */
+export async function agentManifest(dir?: string): Promise<AgentManifest> {
   const files: Record<string, string> = {};
-  for (const f of await agentFiles()) files[f.path] = f.sha256;
+  for (const f of await agentFiles(dir)) files[f.path] = f.sha256;
   return { version: AGENT_VERSION, protocol: AGENT_PROTOCOL_VERSION, files };
 }
 

@@ -19,6 +19,8 @@ export interface SyncAgentOptions extends OperationOptions {
    * owner only). Default: private, folders 0700 and files 0600.
    */
   shared?: boolean | undefined;
+  /** The folder holding the agent's files to upload (default `agentDir()`: `$SREMOTE_AGENT_DIR` or this package). */
+  agentDir?: string | undefined;
   /** Called once per agent file, after it was uploaded or found unchanged. */
   onProgress?: ((e: { file: string; action: "upload" | "skip" }) => void) | undefined;
 }
@@ -96,7 +98,7 @@ export async function syncAgent(
   const what = `syncing the agent to ${endpointDir}`;
   try {
     const op = { signal: d.signal };
-    const [files, local] = await Promise.all([agentFiles(), agentManifest()]);
+    const [files, local] = await Promise.all([agentFiles(options.agentDir), agentManifest(options.agentDir)]);
     const remote = await readRemoteManifest(connector, endpointDir, op);
     const stale = files.filter((f) => options.force || remote?.files[f.path] !== f.sha256);
     const fileMode = options.shared ? 0o644 : 0o600;

@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { UsageError } from "@sremote/core";
+import { afterEach, describe, expect, it } from "vitest";
 import {
   AGENT_MANIFEST_NAME,
   AGENT_PROTOCOL_VERSION,
@@ -69,5 +71,72 @@ describe("the packaged agent", () => {
     ]) {
       expect(parseAgentManifest(text)).toBeNull();
     }
+  });
+});
+
+describe("the agent's folder for bundled apps", () => {
+  const saved = process.env.SREMOTE_AGENT_DIR;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.SREMOTE_AGENT_DIR;
+    else process.env.SREMOTE_AGENT_DIR = saved;
+  });
+
+  /** A copy of the agent's files in a new folder, as a bundled app ships them. */
+  function copyOfAgent(): string {
+    const dir = mkdtempSync(join(tmpdir(), "sremote-agent-copy-"));
+    cpSync(join(agentDir(), "interpreter.sh"), join(dir, "interpreter.sh"));
+    cpSync(join(agentDir(), "sremote_agent"), join(dir, "sremote_agent"), {
+      recursive: true,
+      filter: (src) => !src.includes("__pycache__"),
+    });
+    return dir;
+  }
+
+  it("is $SREMOTE_AGENT_DIR when set, and the files listed are the ones there", async () => {
+    const dir = copyOfAgent();
+    try {
+      const packaged = await agentManifest();
+      process.env.SREMOTE_AGENT_DIR = `${dir}/`;
+      expect(agentDir()).toBe(dir);
+      const files = await agentFiles();
+      expect(files.every((f) => f.absPath.startsWith(`${dir}/`))).toBe(true);
+      expect((await agentManifest()).files).toEqual(packaged.files);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("can be given per call (the client's and installer's agentDir option)", async () => {
+    const dir = copyOfAgent();
+    try {
+      writeFileSync(join(dir, "sremote_agent", "extra.py"), "# shipped with the bundle\n");
+      const files = await agentFiles(dir);
+      expect(files.map((f) => f.path)).toContain("sremote_agent/extra.py");
+      expect((await agentFiles()).map((f) => f.path)).not.toContain("sremote_agent/extra.py");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("that holds no agent is a UsageError naming the folder and how to fix it", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "sremote-agent-none-"));
+    try {
+      process.env.SREMOTE_AGENT_DIR = empty;
+      const err = await agentFiles().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UsageError);
+      expect((err as Error).message).toContain(empty);
+      expect((err as Error).message).toContain("SREMOTE_AGENT_DIR");
+      // a later call with the folder fixed is not answered from a cached failure
+      delete process.env.SREMOTE_AGENT_DIR;
+      expect((await agentFiles()).length).toBeGreaterThan(1);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it("needs no package.json at run time: the version is a constant that matches it", () => {
+    const source = readFileSync(join(agentDir(), "src", "files.ts"), "utf8");
+    expect(source).not.toMatch(/readFileSync|package\.json"/);
+    expect(AGENT_VERSION).toMatch(/^\d+\.\d+\.\d+/);
   });
 });

@@ -47,6 +47,12 @@ export interface RemoteClientOptions {
    * version (default true). Needs write access to the endpoint folder.
    */
   autoInstallAgent?: boolean | undefined;
+  /**
+   * Local folder holding the agent's files that are uploaded (`interpreter.sh`,
+   * `sremote_agent/`). Default: `$SREMOTE_AGENT_DIR`, else the installed `@sremote/agent`
+   * package. Set it in a bundled app, where that package's folder is not on disk.
+   */
+  agentDir?: string | undefined;
   /** Python executable on the remote (`SREMOTE_PYTHON`); default: the endpoint's venv, else `python3`. */
   python?: string | undefined;
   /** Run the agent in a login environment (the seed's `keep_env`). */
@@ -440,7 +446,7 @@ export class RemoteClient {
   async #ensureAgent(layout: RemoteLayout, op: OperationOptions): Promise<void> {
     const [remote, local] = await Promise.all([
       readRemoteManifest(this.connector, layout.endpointDir, op),
-      agentManifest(),
+      agentManifest(this.#options.agentDir),
     ]);
     if (remote && sameManifest(remote.files, local.files)) return;
     this.#logger.info?.(
@@ -449,7 +455,7 @@ export class RemoteClient {
         : `uploading the agent to ${layout.endpointDir}`,
     );
     try {
-      await syncAgent(this.connector, layout.endpointDir, op);
+      await syncAgent(this.connector, layout.endpointDir, { ...op, agentDir: this.#options.agentDir });
     } catch (err) {
       if (hasErrorCode(err, "PERMISSION_DENIED")) {
         throw new RemoteNotSetupError(

@@ -21,6 +21,8 @@ import { ATTACH_MISSING, ATTACH_SH, MARKER_FILE } from "./scripts.js";
 
 /** Options of {@link attach}. */
 export interface AttachOptions extends OperationOptions {
+  /** Local folder holding the agent's files (default: `$SREMOTE_AGENT_DIR`, else the installed `@sremote/agent`); for bundled apps. */
+  agentDir?: string | undefined;
   /** The shared endpoint another account installed (`sremote install --shared --dir …`). */
   dir: string;
   /** This user's private temp folder (default `~/.sremote/tmp`). */
@@ -117,7 +119,7 @@ export async function attach(connector: Connector, options: AttachOptions): Prom
       return { changed: changed.length > 0, message: changed.length ? changed.join("; ") : "private folders in place" };
     });
 
-    const [manifest, local] = await Promise.all([readRemoteManifest(c, endpointDir, op), agentManifest()]);
+    const [manifest, local] = await Promise.all([readRemoteManifest(c, endpointDir, op), agentManifest(options.agentDir)]);
     const upToDate =
       manifest !== null &&
       manifest.version === local.version &&

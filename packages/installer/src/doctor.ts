@@ -19,6 +19,8 @@ import { type InstallState, type PackageRecord, parseState } from "./state.js";
 
 /** Options of {@link doctor}. */
 export interface DoctorOptions extends OperationOptions {
+  /** Local folder holding the agent's files (default: `$SREMOTE_AGENT_DIR`, else the installed `@sremote/agent`); for bundled apps. */
+  agentDir?: string | undefined;
   /** The layout to check instead of the user's `.location` (a target that carries one). */
   layout?: RemoteLayout | undefined;
   /**
@@ -146,7 +148,7 @@ export async function doctor(connector: Connector, options: DoctorOptions = {}):
         : readRemoteManifest(c, ep, op).catch((err) =>
             hasErrorCode(err, "FILE_NOT_FOUND") ? null : Promise.reject(err),
           ),
-      agentManifest(),
+      agentManifest(options.agentDir),
       packaged
         ? null
         : c

@@ -95,6 +95,8 @@ import { packFolder } from "./tar.js";
 
 /** Options of {@link install}. Options left out keep what the endpoint's last install recorded. */
 export interface InstallOptions extends OperationOptions {
+  /** Local folder holding the agent's files (default: `$SREMOTE_AGENT_DIR`, else the installed `@sremote/agent`); for bundled apps. */
+  agentDir?: string | undefined;
   /**
    * The endpoint folder: absolute, or relative to the remote home (`~/x` too). Default: the
    * folder the user's `~/.sremote/.location` names, else `~/.sremote`.
@@ -983,7 +985,7 @@ class Installation {
       const endpoint = this.#endpoint;
       const [remoteManifest, local] = await Promise.all([
         readRemoteManifest(this.#c, endpoint, this.#op),
-        agentManifest(),
+        agentManifest(this.#options.agentDir),
       ]);
       const same =
         remoteManifest !== null &&
@@ -995,8 +997,9 @@ class Installation {
         return { changed: false, skipped: true, message: `agent ${local.version} up to date` };
       }
       await this.#markDirty();
-      const sizes = new Map((await agentFiles()).map((f) => [f.path, f.size]));
+      const sizes = new Map((await agentFiles(this.#options.agentDir)).map((f) => [f.path, f.size]));
       const result = await syncAgent(this.#c, endpoint, {
+        agentDir: this.#options.agentDir,
         force: this.#options.force || !interpreterPresent,
         shared: this.#shared,
         signal: this.#op.signal,

@@ -1,0 +1,101 @@
+import { execFile } from "node:child_process";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { agentDir } from "@sremote/agent";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { python } from "./helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
+// An app bundled into one file (esbuild, as users ship CLIs and serverless functions): the
+// @sremote/agent package folder is not on disk next to the bundle, so the agent's files are
+// found through SREMOTE_AGENT_DIR or the agentDir option.
+const here = fileURLToPath(new URL(".", import.meta.url));
+const esbuild = createRequire(join(here, "../../../package.json"))("esbuild") as typeof import("esbuild");
+
+const APP = `
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RemoteClient } from "@sremote/client";
+import { localConnector } from "@sremote/connector-local";
+
+const home = mkdtempSync(join(tmpdir(), "sremote-bundled-home-"));
+const client = new RemoteClient({
+  connector: localConnector(),
+  python: process.env.APP_PYTHON,
+  agentDir: process.env.APP_AGENT_DIR || undefined,
+  layout: { endpointDir: join(home, "endpoint"), tmpDir: join(home, "tmp"), workDir: home },
+});
+try {
+  const r = await client.call("math", "sqrt", [2]);
+  console.log(JSON.stringify({ value: r.value }));
+} catch (err) {
+  console.log(JSON.stringify({ code: err.code, message: err.message }));
+} finally {
+  await client.close();
+}
+`;
+
+describe("a bundled app (esbuild, one file, no node_modules beside it)", () => {
+  let dir: string;
+  let bundle: string;
+  let agentCopy: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "sremote-bundle-"));
+    writeFileSync(join(dir, "app.mjs"), APP);
+    bundle = join(dir, "out", "app.mjs");
+    await esbuild.build({
+      entryPoints: [join(dir, "app.mjs")],
+      outfile: bundle,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      conditions: ["@sremote/source"],
+      alias: { "@sremote/client": join(here, "..", "src", "index.ts") },
+      nodePaths: [join(here, "..", "node_modules")],
+      logLevel: "silent",
+    });
+    agentCopy = join(dir, "agent");
+    cpSync(join(agentDir(), "interpreter.sh"), join(agentCopy, "interpreter.sh"));
+    cpSync(join(agentDir(), "sremote_agent"), join(agentCopy, "sremote_agent"), {
+      recursive: true,
+      filter: (src) => !src.includes("__pycache__"),
+    });
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function runBundle(env: Record<string, string>): Promise<Record<string, unknown>> {
+    // A clean environment apart from PATH/HOME: the test runner's own variables stay out.
+    const { stdout } = await promisify(execFile)(process.execPath, [bundle], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "", HOME: dir, APP_PYTHON: python, ...env },
+      timeout: 50_000,
+    });
+    return JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Record<string, unknown>;
+  }
+
+  it("calls through the agent files SREMOTE_AGENT_DIR points at", async () => {
+    expect(await runBundle({ SREMOTE_AGENT_DIR: agentCopy })).toEqual({ value: Math.SQRT2 });
+  });
+
+  it("calls through the agent files the agentDir option points at", async () => {
+    expect(await runBundle({ APP_AGENT_DIR: agentCopy })).toEqual({ value: Math.SQRT2 });
+  });
+
+  it("without either, fails with a UsageError that says how to fix it", async () => {
+    const r = await runBundle({});
+    expect(r.code).toBe("INVALID_ARGUMENT");
+    expect(String(r.message)).toContain("SREMOTE_AGENT_DIR");
+  });
+});
