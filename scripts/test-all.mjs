@@ -5,34 +5,38 @@
 import { spawnSync } from "node:child_process";
 
 const root = new URL("..", import.meta.url);
+const MIN = 60_000;
+// [name, command, args, time limit]: a step past its limit is killed and reported, and the
+// summary still prints.
 const steps = [
-  ["install dependencies", "node", ["scripts/pnpm.mjs", "install", "--frozen-lockfile"]],
-  ["test prerequisites", "node", ["scripts/test-prereqs.mjs"]],
-  ["lint (biome)", "node", ["scripts/pnpm.mjs", "exec", "biome", "check", "."]],
-  // pnpm's recursive run, not turbo: turbo needs a `pnpm` binary on PATH, which a fresh
-  // machine (corepack only) does not have.
-  [
-    "typecheck",
-    "node",
-    ["scripts/pnpm.mjs", "-r", "--no-bail", "--workspace-concurrency=2", "--reporter=append-only", "run", "typecheck"],
-  ],
-  ["vitest (all packages)", "node", ["scripts/pnpm.mjs", "exec", "vitest", "run"]],
-  ["python agent tests", "node", ["scripts/test-python.mjs"]],
-  [
-    "build",
-    "node",
-    ["scripts/pnpm.mjs", "-r", "--no-bail", "--workspace-concurrency=2", "--reporter=append-only", "run", "build"],
-  ],
+  ["install dependencies", "node", ["scripts/pnpm.mjs", "install", "--frozen-lockfile"], 10 * MIN],
+  ["test prerequisites", "node", ["scripts/test-prereqs.mjs"], 15 * MIN],
+  // Through turbo, as `npm run lint|typecheck|build` run them (scripts/turbo.mjs puts a
+  // working pnpm on PATH): lint, then every package's typecheck and the check that a changed
+  // core export is not hidden by turbo's cache (scripts/check-turbo.mjs).
+  ["lint (biome, through turbo)", "npm", ["run", "-s", "lint"], 5 * MIN],
+  ["typecheck (turbo)", "node", ["scripts/check-turbo.mjs", "typecheck"], 10 * MIN],
+  ["vitest (all packages)", "node", ["scripts/pnpm.mjs", "exec", "vitest", "run"], 45 * MIN],
+  ["python agent tests", "node", ["scripts/test-python.mjs"], 20 * MIN],
+  // Twice: the second build must be a full cache hit; no nested pnpm deeper than 3.
+  ["build (turbo)", "node", ["scripts/check-turbo.mjs", "build"], 10 * MIN],
 ];
 
 const results = [];
 let failed = false;
-for (const [name, cmd, args] of steps) {
+for (const [name, cmd, args, limit] of steps) {
   console.error(`\n=== ${name} ===`);
   const t0 = Date.now();
-  const r = spawnSync(cmd, args, { stdio: "inherit", cwd: root, env: process.env });
+  const r = spawnSync(cmd, args, {
+    stdio: "inherit",
+    cwd: root,
+    env: process.env,
+    timeout: limit,
+    killSignal: "SIGTERM",
+  });
   const ok = r.status === 0;
-  results.push(`${ok ? "ok  " : "FAIL"}  ${name}  (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  const why = r.error?.code === "ETIMEDOUT" ? `, killed after ${limit / MIN} min` : r.signal ? `, ${r.signal}` : "";
+  results.push(`${ok ? "ok  " : "FAIL"}  ${name}  (${((Date.now() - t0) / 1000).toFixed(1)} s${why})`);
   if (!ok) {
     failed = true;
     if (name === "install dependencies") break;
