@@ -17,6 +17,9 @@ const steps = [
   ["lint (biome, through turbo)", "npm", ["run", "-s", "lint"], 5 * MIN],
   ["typecheck (turbo)", "node", ["scripts/check-turbo.mjs", "typecheck"], 10 * MIN],
   ["vitest (all packages)", "node", ["scripts/pnpm.mjs", "exec", "vitest", "run"], 45 * MIN],
+  // Every TS/JS snippet of every README type-checked (strict), and run where it needs only
+  // this machine; README command lines checked against the scripts that exist.
+  ["README snippets", "node", ["scripts/readme-snippets.mjs"], 5 * MIN],
   ["python agent tests", "node", ["scripts/test-python.mjs"], 20 * MIN],
   // Twice: the second build must be a full cache hit; no nested pnpm deeper than 3.
   ["build (turbo)", "node", ["scripts/check-turbo.mjs", "build"], 10 * MIN],

@@ -155,7 +155,7 @@ function pinAndRerun(cpu: string, argv: string[]): number {
   return r.status ?? 1;
 }
 
-/** `pnpm bench [--quick] [--json FILE] [--ssh auto|ssh://…] [--pin CPU]`. */
+/** `npm run bench -- [--quick] [--json FILE] [--ssh auto|ssh://…] [--pin CPU]`. */
 export async function runBench(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,

@@ -1,4 +1,4 @@
-// Entry point of `pnpm bench`.
+// Entry point of `npm run bench`.
 import { runBench } from "./main.js";
 
 process.exitCode = await runBench(process.argv.slice(2));

@@ -24,6 +24,13 @@ export {
   type RemoteClientOptions,
 } from "./client.js";
 export type { Logger } from "./logger.js";
-export { isKwargs, type Kwargs, kw, type ModuleProxy } from "./proxy.js";
+export {
+  isKwargs,
+  type Kwargs,
+  kw,
+  type ModuleProxy,
+  type UntypedModuleProxy,
+  type UntypedRemoteAttribute,
+} from "./proxy.js";
 export { checkRequirements, normalizeName, parseRequirement, type Requirement } from "./requirements.js";
 export type { OutputListener } from "./session.js";
