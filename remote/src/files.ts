@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { UsageError } from "@sremote/core";
+import { PROTOCOL_VERSION, UsageError } from "@sremote/core";
 import { AGENT_PACKAGE_VERSION } from "./version.js";
 
 /**
@@ -12,8 +12,8 @@ import { AGENT_PACKAGE_VERSION } from "./version.js";
  */
 export const AGENT_VERSION: string = AGENT_PACKAGE_VERSION;
 
-/** The wire protocol major version the agent speaks (`hello.agent.protocol`). */
-export const AGENT_PROTOCOL_VERSION = 1;
+/** The wire protocol major version the agent speaks (`hello.agent.protocol`): core's `PROTOCOL_VERSION`. */
+export const AGENT_PROTOCOL_VERSION: number = PROTOCOL_VERSION;
 
 /** Name of the manifest `syncAgent` writes in the endpoint folder, after every agent file. */
 export const AGENT_MANIFEST_NAME = "agent-manifest.json";

@@ -44,6 +44,7 @@ export {
   posixJoin,
   type RemoteLayout,
 } from "./layout.js";
+export { PROTOCOL_VERSION } from "./protocol-version.js";
 export { assertEnv, isEnvName, shCommand, shJoin, shQuote } from "./quoting.js";
 export { type RetryEvent, type RetryPolicy, withRetry } from "./retry.js";
 export {

@@ -7,12 +7,12 @@
  * every optional key, when present and not nil, too (nil counts as absent). Unknown keys are
  * ignored (kept on the returned object). Failures are `ProtocolError`s naming the key.
  */
-import { ProtocolError, type RemoteExecKind, UsageError } from "@sremote/core";
+import { PROTOCOL_VERSION, ProtocolError, type RemoteExecKind, UsageError } from "@sremote/core";
 import { DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_HEADER_LENGTH } from "./framing.js";
 import { decodeValue, encodeInto, withEncoder } from "./values.js";
 
-/** The protocol version this package speaks (`v` of every message). */
-export const PROTOCOL_VERSION = 1;
+/** The protocol version this package speaks (`v` of every message): core's {@link PROTOCOL_VERSION}. */
+export { PROTOCOL_VERSION };
 
 /** Common keys of every message. */
 interface MessageBase {
