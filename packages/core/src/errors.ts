@@ -64,6 +64,25 @@ export class SremoteError extends Error {
   toJSON(): Record<string, unknown> {
     return { name: this.name, code: this.code, message: this.message, retryable: this.retryable };
   }
+
+  /**
+   * `err` as an SRemote error, for a `catch` that must hand on one error type: `err` itself
+   * when it is one (by shape, so a copy from another install counts); an {@link AbortError}
+   * or {@link TimeoutError} for the platform's `AbortError` / `TimeoutError` (a
+   * `DOMException` from `AbortSignal.abort()` / `AbortSignal.timeout()`); otherwise an
+   * `INTERNAL` error with `err` as its `cause`. Never retryable unless `err` said so.
+   *
+   * @param context what was being done, prefixed to the message of a converted error.
+   */
+  static from(err: unknown, context?: string): SremoteError {
+    if (isSremoteError(err)) return err;
+    const name = typeof err === "object" && err !== null ? (err as { name?: unknown }).name : undefined;
+    const text = err instanceof Error ? err.message : String(err);
+    const message = context ? `${context}: ${text}` : text;
+    if (name === "AbortError") return new AbortError(message, { cause: err });
+    if (name === "TimeoutError") return new TimeoutError(message, Number.NaN, { cause: err });
+    return new SremoteError("INTERNAL", message, { cause: err });
+  }
 }
 
 /** Codes a {@link ConnectorError} may carry. */
@@ -225,9 +244,14 @@ export class ProtocolError extends SremoteError {
   }
 }
 
-/** An operation ran past its `timeoutMs`. */
+/**
+ * An operation ran past its `timeoutMs`. Its `name` is the platform's (`TimeoutError`, as
+ * for `AbortSignal.timeout()`), on purpose: generic code that checks `err.name` treats both
+ * alike; tell them apart by `code` (`TIMEOUT`), as for every SRemote error.
+ */
 export class TimeoutError extends SremoteError {
   override name = "TimeoutError";
+  /** The budget that ran out, in milliseconds (`NaN` when unknown, see {@link SremoteError.from}). */
   readonly timeoutMs: number;
   constructor(message: string, timeoutMs: number, options: SremoteErrorOptions = {}) {
     super("TIMEOUT", message, options);
@@ -235,7 +259,11 @@ export class TimeoutError extends SremoteError {
   }
 }
 
-/** An operation was cancelled through its `AbortSignal`. */
+/**
+ * An operation was cancelled through its `AbortSignal`. Its `name` is the platform's
+ * (`AbortError`) on purpose, so code written for `fetch` and `node:timers/promises` aborts
+ * keeps working; its `code` is `ABORTED`.
+ */
 export class AbortError extends SremoteError {
   override name = "AbortError";
   constructor(message = "operation aborted", options: SremoteErrorOptions = {}) {
