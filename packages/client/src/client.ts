@@ -350,7 +350,7 @@ export class RemoteClient {
     args: readonly unknown[] | Record<string, unknown>,
     options: CallOptions,
   ): CallMessage {
-    if (this.#closing) throw new ConnectorError("CLOSED", "client", "the client is closed");
+    if (this.#closing) throw new ConnectorError("CLOSED", this.connector.name, "the client is closed");
     if (typeof module !== "string" || !IDENT_PATH.test(module)) {
       throw new UsageError(`invalid module name ${JSON.stringify(module)} (a dotted Python import path)`);
     }
@@ -477,6 +477,7 @@ export class RemoteClient {
       maxInFlightPerSession: o.maxInFlightPerSession ?? 64,
       cancelGraceMs: o.cancelGraceMs ?? 2_000,
       logger: this.#logger,
+      connectorName: this.connector.name,
       start: (signal) =>
         AgentSession.start({
           connector: this.connector,

@@ -15,6 +15,8 @@ export interface SessionPoolOptions {
   cancelGraceMs: number;
   /** Starts one session. */
   start(signal: AbortSignal): Promise<AgentSession>;
+  /** The connector's name, for the errors the pool raises. */
+  connectorName: string;
   logger: Logger;
 }
 
@@ -66,7 +68,7 @@ export class SessionPool {
     },
   ): Promise<ResultMessage> {
     if (this.#closed) {
-      return Promise.reject(new ConnectorError("CLOSED", "client", "the client is closed"));
+      return Promise.reject(new ConnectorError("CLOSED", this.#options.connectorName, "the client is closed"));
     }
     const d = options.signal || options.timeoutMs !== undefined ? deadline(options) : undefined;
     return new Promise<ResultMessage>((resolve, reject) => {
@@ -96,7 +98,10 @@ export class SessionPool {
     this.#closed = true;
     this.#startAbort.abort();
     for (const job of this.#queue.splice(0)) {
-      this.#settle(job, new ConnectorError("CLOSED", "client", "the client was closed before the call was sent"));
+      this.#settle(
+        job,
+        new ConnectorError("CLOSED", this.#options.connectorName, "the client was closed before the call was sent"),
+      );
     }
     await Promise.all([...this.#sessions].map((s) => s.shutdown(graceMs)));
   }

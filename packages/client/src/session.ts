@@ -5,6 +5,7 @@ import {
   ProtocolError,
   RemoteNotSetupError,
   type RemoteProcess,
+  SremoteError,
 } from "@sremote/core";
 import {
   type AgentInfo,
@@ -96,8 +97,8 @@ export class AgentSession {
   #ended: Error | undefined;
   /** Sends the frames written in one tick as one buffer. */
   readonly #out: TickBatcher;
-  #pingCounter = 0;
-  readonly #pongs = new Map<string, () => void>();
+  /** The connector's name, for the errors this session raises. */
+  readonly #connectorName: string;
   /** Settles once the process has exited and every pending request has settled. */
   readonly closed: Promise<void>;
 
@@ -107,8 +108,10 @@ export class AgentSession {
     info: AgentInfo,
     logger: Logger,
     stderr: Buffer[],
+    connectorName: string,
   ) {
     this.#process = process;
+    this.#connectorName = connectorName;
     this.#out = new TickBatcher((bytes) => process.stdin.write(bytes));
     this.#decoder = decoder;
     this.info = info;
@@ -125,14 +128,14 @@ export class AgentSession {
         (exit.error
           ? new ConnectorError(
               exit.error.code === "CLOSED" ? "CLOSED" : "CONNECTION_LOST",
-              "session",
+              this.#connectorName,
               `agent session lost: ${exit.error.message}${this.#stderrSuffix()}`,
               { cause: exit.error, details: { stderr: this.stderrTail() } },
             )
           : undefined) ??
         new ConnectorError(
           "CONNECTION_LOST",
-          "session",
+          this.#connectorName,
           `agent session ended unexpectedly (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`})${this.#stderrSuffix()}`,
           { details: { exitCode: exit.exitCode, signal: exit.signal, stderr: this.stderrTail() } },
         );
@@ -223,7 +226,7 @@ export class AgentSession {
         proc.stderr.off("data", onErr);
         // Views, not copies: each frame is decoded at once, and decoding copies what it keeps.
         const decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes, views: true });
-        return new AgentSession(proc, decoder, hello, options.logger, stderr);
+        return new AgentSession(proc, decoder, hello, options.logger, stderr, connector.name);
       } catch (err) {
         proc.kill("SIGKILL");
         throw err;
@@ -255,20 +258,17 @@ export class AgentSession {
     return Buffer.concat(this.#stderr).toString("utf8");
   }
 
-  /** Sends a call or probe; settles with its result, or rejects when the session ends first. */
-  request(message: CallMessage | ProbeMessage, onOutput?: OutputListener): Promise<ResultMessage> {
-    return new Promise<ResultMessage>((resolve, reject) => this.send(message, { resolve, reject, onOutput }));
-  }
-
   /**
    * Sends a call or probe; `handler` learns its result, or why it failed (the session ended
    * first, the message cannot be encoded, a duplicate id): never synchronously, so a caller may
-   * send from inside a loop over its own queue. {@link request} without the promise, which
-   * costs the per-call path a promise and a microtask.
+   * send from inside a loop over its own queue. No promise: that would cost the per-call path
+   * a promise and a microtask.
    */
   send(message: CallMessage | ProbeMessage, handler: RequestHandler): void {
     let failure: Error | undefined = this.#ended;
-    if (!failure && this.#pending.has(message.id)) failure = new Error(`duplicate call id ${message.id}`);
+    if (!failure && this.#pending.has(message.id)) {
+      failure = new SremoteError("INTERNAL", `duplicate call id ${message.id} on one session (a client bug)`);
+    }
     let frame: Uint8Array | undefined;
     if (!failure) {
       try {
@@ -291,17 +291,6 @@ export class AgentSession {
     if (!this.#ended && this.#pending.has(id)) this.#write(encodeFrame(encodeMessage({ v: 1, kind: "cancel", id })));
   }
 
-  /** Round trip to the agent; rejects when the session ends first. */
-  ping(): Promise<void> {
-    if (this.#ended) return Promise.reject(this.#ended);
-    const id = `ping-${++this.#pingCounter}`;
-    return new Promise<void>((resolve, reject) => {
-      this.#pongs.set(id, resolve);
-      this.closed.then(() => reject(this.#ended));
-      this.#write(encodeFrame(encodeMessage({ v: 1, kind: "ping", id })));
-    });
-  }
-
   /** Asks the agent to finish its work and exit; kills it after `graceMs`. */
   async shutdown(graceMs: number): Promise<void> {
     this.accepting = false;
@@ -317,7 +306,9 @@ export class AgentSession {
     const late = await Promise.race([this.closed.then(() => false), timedOut]);
     clearTimeout(timer);
     if (late) {
-      this.kill(new ConnectorError("CLOSED", "session", "the session was closed before the call finished"));
+      this.kill(
+        new ConnectorError("CLOSED", this.#connectorName, "the agent session was closed before the call finished"),
+      );
       await this.closed;
     }
   }
@@ -373,12 +364,8 @@ export class AgentSession {
       case "output":
         this.#pending.get(msg.id)?.onOutput?.(msg.stream, msg.data);
         return;
-      case "pong": {
-        const resolve = this.#pongs.get(msg.id);
-        this.#pongs.delete(msg.id);
-        resolve?.();
-        return;
-      }
+      case "pong":
+        return; // this client sends no pings (the protocol allows them; nothing waits for one)
       case "hello":
         this.#fail(new ProtocolError("the agent sent a second hello"));
         return;
@@ -399,7 +386,6 @@ export class AgentSession {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const p of pending) p.reject(this.#ended);
-    this.#pongs.clear();
   }
 
   #stderrSuffix(): string {

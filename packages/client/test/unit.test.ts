@@ -1,6 +1,14 @@
 import { localConnector } from "@sremote/connector-local";
 import { describe, expect, it } from "vitest";
-import { checkRequirements, kw, normalizeName, parseRequirement, RemoteClient } from "../src/index.js";
+import {
+  checkRequirements,
+  isKwargs,
+  type Kwargs,
+  kw,
+  normalizeName,
+  parseRequirement,
+  RemoteClient,
+} from "../src/index.js";
 import { createModuleProxy } from "../src/proxy.js";
 
 describe("requirements", () => {
@@ -29,7 +37,7 @@ describe("requirements", () => {
 });
 
 describe("module proxies", () => {
-  it("turn property paths into dotted function names and separate kwargs", async () => {
+  it("turn property paths into dotted function names and pass kw({...}) on, last, for the client to split", async () => {
     const calls: [string, unknown[]][] = [];
     const proxy = createModuleProxy<{ a: { b(x: number): number } }>(async (fn, args) => {
       calls.push([fn, args]);
@@ -39,6 +47,11 @@ describe("module proxies", () => {
     await (proxy.a.b as unknown as (...a: unknown[]) => Promise<unknown>)(1, kw({ z: 1 }));
     expect(calls[0]).toEqual(["a.b", [5]]);
     expect(calls[1]?.[0]).toBe("a.b");
+    const [first, last] = calls[1]?.[1] ?? [];
+    expect(first).toBe(1);
+    expect(isKwargs(last)).toBe(true);
+    expect((last as Kwargs).values).toEqual({ z: 1 });
+    // (client.integration.test.ts checks that the client sends them as the call's kwargs.)
     // A proxy is not a thenable, so it can be returned from async functions.
     expect((proxy as unknown as { then: unknown }).then).toBeUndefined();
   });
