@@ -9,14 +9,16 @@ import {
   assertEnv,
   type Connector,
   type ConnectorCapabilities,
+  type ConnectorDefinition,
   ConnectorError,
+  type ConnectorRuntime,
   type ConnectorStatus,
-  deadline,
+  checkPath,
+  type Deadline,
+  defineConnector,
   type ExecOptions,
   type ExecResult,
-  type OperationOptions,
   type ProcessExit,
-  type PutFileOptions,
   type RemoteProcess,
   UsageError,
 } from "@sremote/core";
@@ -61,32 +63,6 @@ const CAPABILITIES: ConnectorCapabilities = Object.freeze({
   fileModes: true,
 });
 
-function checkArgv(argv: readonly string[]): void {
-  if (!Array.isArray(argv) || argv.length === 0) {
-    throw new UsageError(`${NAME}: argv must be a non-empty array of strings`);
-  }
-  for (const [i, word] of argv.entries()) {
-    if (typeof word !== "string") throw new UsageError(`${NAME}: argv[${i}] must be a string, got ${typeof word}`);
-    if (word.includes("\0")) {
-      throw new UsageError(`${NAME}: argv[${i}] contains a NUL byte, which a command line cannot carry`);
-    }
-  }
-  if (argv[0] === "") throw new UsageError(`${NAME}: argv[0] (the program) must not be empty`);
-}
-
-function checkPath(path: string, what: string): void {
-  if (typeof path !== "string" || path.length === 0) {
-    throw new UsageError(`${NAME}: ${what} must be a non-empty string`);
-  }
-  if (path.includes("\0")) throw new UsageError(`${NAME}: ${what} contains a NUL byte`);
-}
-
-function checkMode(mode: number): void {
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
-    throw new UsageError(`${NAME}: mode must be an integer between 0 and 0o7777, got ${mode}`);
-  }
-}
-
 /** A finished "process" for a program that could not start, shaped as a shell reports it. */
 function notStarted(exitCode: number, message: string): ExecResult {
   return { stdout: "", stderr: `${message}\n`, exitCode, signal: null };
@@ -126,21 +102,23 @@ export interface LocalConnector extends Connector {
   spawn(argv: readonly string[], options?: Omit<ExecOptions, "stdin">): Promise<RemoteProcess>;
 }
 
-class LocalConnectorImpl implements LocalConnector {
+/** The local transport: child processes and local files; core supplies checks, deadlines and close. */
+class LocalTransport implements ConnectorDefinition {
   readonly name = NAME;
   readonly capabilities = CAPABILITIES;
+  readonly #runtime: ConnectorRuntime;
   readonly #home: string;
   readonly #homeOverridden: boolean;
   readonly #cwd: string;
   readonly #baseEnv: Readonly<Record<string, string>> | undefined;
   readonly #graceMs: number;
   readonly #running = new Set<Running>();
-  #closing: Promise<void> | undefined;
 
-  constructor(options: LocalConnectorOptions) {
+  constructor(options: LocalConnectorOptions, runtime: ConnectorRuntime) {
+    this.#runtime = runtime;
     const { homeDir, baseEnv, cwd, killGraceMs = 2000 } = options;
     if (homeDir !== undefined) {
-      checkPath(homeDir, "homeDir");
+      checkPath(NAME, homeDir, "homeDir");
       if (!isAbsolute(homeDir)) throw new UsageError(`${NAME}: homeDir must be absolute, got ${homeDir}`);
     }
     if (baseEnv !== undefined) assertEnv(baseEnv, `${NAME}: baseEnv`);
@@ -149,34 +127,14 @@ class LocalConnectorImpl implements LocalConnector {
     }
     this.#home = homeDir ?? homedir();
     this.#homeOverridden = homeDir !== undefined;
-    if (cwd !== undefined) checkPath(cwd, "cwd");
+    if (cwd !== undefined) checkPath(NAME, cwd, "cwd");
     this.#cwd = cwd === undefined ? this.#home : resolve(this.#home, cwd);
     this.#baseEnv = baseEnv;
     this.#graceMs = killGraceMs;
   }
 
-  #assertOpen(): void {
-    if (this.#closing) throw new ConnectorError("CLOSED", NAME, "connector is closed");
-  }
-
-  /** Relative paths are relative to the home folder, as they are over SFTP. */
-  #path(path: string, what: string): string {
-    checkPath(path, what);
-    return resolve(this.#home, path);
-  }
-
-  async connect(options: OperationOptions = {}): Promise<void> {
-    this.#assertOpen();
-    const dl = deadline(options);
-    try {
-      dl.throwIfDone("connect");
-    } finally {
-      dl.dispose();
-    }
-  }
-
-  async status(_options: OperationOptions = {}): Promise<ConnectorStatus> {
-    const connected = this.#closing === undefined;
+  async status(): Promise<ConnectorStatus> {
+    const connected = !this.#runtime.closed;
     let user = "";
     try {
       user = userInfo().username;
@@ -190,54 +148,21 @@ class LocalConnectorImpl implements LocalConnector {
     };
   }
 
-  async homeDir(options: OperationOptions = {}): Promise<string> {
-    this.#assertOpen();
-    const dl = deadline(options);
-    try {
-      dl.throwIfDone("homeDir");
-      return this.#home;
-    } finally {
-      dl.dispose();
-    }
+  async homeDir(): Promise<string> {
+    return this.#home;
   }
 
-  async putFile(path: string, data: Uint8Array, options: PutFileOptions = {}): Promise<void> {
-    this.#assertOpen();
-    const target = this.#path(path, "path");
-    if (!(data instanceof Uint8Array)) throw new UsageError(`${NAME}: putFile data must be a Uint8Array`);
-    const mode = options.mode ?? 0o600;
-    checkMode(mode);
-    const dl = deadline(options);
-    try {
-      dl.throwIfDone(`putFile ${path}`);
-      await writeFileAtomic(target, data, mode, dl);
-    } finally {
-      dl.dispose();
-    }
+  /** Relative paths are relative to the home folder, as they are over SFTP. */
+  putFile(path: string, data: Uint8Array, mode: number, dl: Deadline): Promise<void> {
+    return writeFileAtomic(resolve(this.#home, path), data, mode, dl);
   }
 
-  async getFile(path: string, options: OperationOptions = {}): Promise<Uint8Array> {
-    this.#assertOpen();
-    const target = this.#path(path, "path");
-    const dl = deadline(options);
-    try {
-      dl.throwIfDone(`getFile ${path}`);
-      return await readWholeFile(target, dl);
-    } finally {
-      dl.dispose();
-    }
+  getFile(path: string, dl: Deadline): Promise<Uint8Array> {
+    return readWholeFile(resolve(this.#home, path), dl);
   }
 
-  async deleteFile(path: string, options: OperationOptions = {}): Promise<void> {
-    this.#assertOpen();
-    const target = this.#path(path, "path");
-    const dl = deadline(options);
-    try {
-      dl.throwIfDone(`deleteFile ${path}`);
-      await deleteWholeFile(target);
-    } finally {
-      dl.dispose();
-    }
+  deleteFile(path: string): Promise<void> {
+    return deleteWholeFile(resolve(this.#home, path));
   }
 
   /**
@@ -249,9 +174,6 @@ class LocalConnectorImpl implements LocalConnector {
     options: Omit<ExecOptions, "signal" | "timeoutMs">,
     withStdin: boolean,
   ): Promise<{ child: ChildProcess } | { failed: ExecResult }> {
-    checkArgv(argv);
-    if (options.env !== undefined) assertEnv(options.env, `${NAME}: env`);
-    if (options.cwd !== undefined) checkPath(options.cwd, "cwd");
     const cwd = options.cwd === undefined ? this.#cwd : resolve(this.#home, options.cwd);
     // Build an environment only when something differs from ours: spawning with
     // `env: undefined` inherits process.env at no cost.
@@ -313,7 +235,7 @@ class LocalConnectorImpl implements LocalConnector {
 
   /** close() ran while a command was starting: the new process must not outlive it. */
   #abandonIfClosed(child: ChildProcess): void {
-    if (!this.#closing) return;
+    if (!this.#runtime.closed) return;
     void new ProcessGroup(child, this.#graceMs).end("SIGKILL");
     child.stdout?.destroy();
     child.stderr?.destroy();
@@ -321,23 +243,12 @@ class LocalConnectorImpl implements LocalConnector {
     throw new ConnectorError("CLOSED", NAME, "connector is closed");
   }
 
-  async exec(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    this.#assertOpen();
-    const what = `exec ${String(argv?.[0])}`;
-    const dl = deadline(options);
-    try {
-      dl.throwIfDone(what);
-      const { stdin } = options;
-      if (stdin !== undefined && typeof stdin !== "string" && !(stdin instanceof Uint8Array)) {
-        throw new UsageError(`${NAME}: stdin must be a string or a Uint8Array`);
-      }
-      const started = await this.#start(argv, options, stdin !== undefined);
-      if ("failed" in started) return started.failed;
-      this.#abandonIfClosed(started.child);
-      return await this.#collect(started.child, stdin, dl.signal, () => dl.error(what));
-    } finally {
-      dl.dispose();
-    }
+  async exec(argv: readonly string[], options: ExecOptions, dl: Deadline): Promise<ExecResult> {
+    const { stdin } = options;
+    const started = await this.#start(argv, options, stdin !== undefined);
+    if ("failed" in started) return started.failed;
+    this.#abandonIfClosed(started.child);
+    return await this.#collect(started.child, stdin, dl.signal, () => dl.error(`${NAME}: exec ${argv[0]}`));
   }
 
   #collect(
@@ -391,18 +302,11 @@ class LocalConnectorImpl implements LocalConnector {
     });
   }
 
-  async spawn(argv: readonly string[], options: Omit<ExecOptions, "stdin"> = {}): Promise<RemoteProcess> {
-    this.#assertOpen();
-    const dl = deadline(options);
-    try {
-      dl.throwIfDone(`spawn ${String(argv?.[0])}`);
-      const started = await this.#start(argv, options, true);
-      if ("failed" in started) return endedProcess(started.failed);
-      this.#abandonIfClosed(started.child);
-      return this.#live(started.child);
-    } finally {
-      dl.dispose();
-    }
+  async spawn(argv: readonly string[], options: Omit<ExecOptions, "stdin">): Promise<RemoteProcess> {
+    const started = await this.#start(argv, options, true);
+    if ("failed" in started) return endedProcess(started.failed);
+    this.#abandonIfClosed(started.child);
+    return this.#live(started.child);
   }
 
   #live(child: ChildProcess): RemoteProcess {
@@ -440,21 +344,14 @@ class LocalConnectorImpl implements LocalConnector {
     };
   }
 
-  close(): Promise<void> {
-    this.#closing ??= this.#closeNow();
-    return this.#closing;
-  }
-
-  async #closeNow(): Promise<void> {
+  /** Ends every running command (their operations reject `CLOSED`); resolves once their leaders exited. */
+  async close(): Promise<void> {
     const running = [...this.#running];
     for (const entry of running)
       entry.stop(new ConnectorError("CLOSED", NAME, "connector closed while the command ran"));
     await Promise.all(running.map((entry) => entry.group.leaderExited));
   }
 
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
 }
 
 /**
@@ -477,5 +374,5 @@ class LocalConnectorImpl implements LocalConnector {
  * ```
  */
 export function localConnector(options: LocalConnectorOptions = {}): LocalConnector {
-  return new LocalConnectorImpl(options);
+  return defineConnector((runtime) => new LocalTransport(options, runtime)) as LocalConnector;
 }

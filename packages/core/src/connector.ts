@@ -85,7 +85,8 @@ export interface ConnectorCapabilities {
 
 /**
  * The contract every transport implements: the seed's five primitives made asynchronous,
- * typed and safe, plus lifecycle. Implementations are created by factory functions
+ * typed and safe, plus lifecycle. Implementations are built with `defineConnector`, which
+ * supplies checks, deadlines, `CLOSED`, close and fallbacks, and are created by factory functions
  * (`localConnector()`, `sshConnector(options)`), connect lazily on first use, and prove
  * themselves with `describeConnectorConformance` from `@sremote/testkit`.
  *
@@ -122,6 +123,11 @@ export interface Connector {
   getFile(path: string, options?: OperationOptions): Promise<Uint8Array>;
   /** Deletes a file; deleting a file that does not exist succeeds. */
   deleteFile(path: string, options?: OperationOptions): Promise<void>;
+  /**
+   * Deletes many files, in as few round trips as the transport allows; missing files are
+   * success. Optional: connectors built with `defineConnector` always have it.
+   */
+  deleteFiles?(paths: readonly string[], options?: OperationOptions): Promise<void>;
   /** Runs `argv` to completion and returns its output and exit status. */
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Starts `argv` with live streams. Present only when `capabilities.spawn` is true. */

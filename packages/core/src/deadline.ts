@@ -22,9 +22,11 @@ export interface Deadline {
 
 /**
  * Combines `options.signal` and `options.timeoutMs` into one {@link Deadline}, so an
- * operation waits on one signal and still reports the right error.
+ * operation waits on one signal and still reports the right error. `closeSignal` (the
+ * owner's close, for connectors) fires it too; the error is then the abort error, which
+ * {@link defineConnector}'s operations report as `CLOSED`.
  */
-export function deadline(options: OperationOptions = {}): Deadline {
+export function deadline(options: OperationOptions = {}, closeSignal?: AbortSignal): Deadline {
   const controller = new AbortController();
   let timedOut = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -36,6 +38,13 @@ export function deadline(options: OperationOptions = {}): Deadline {
   if (outer) {
     if (outer.aborted) controller.abort(outer.reason);
     else outer.addEventListener("abort", onAbort, { once: true });
+  }
+  // The owner's close: a listener of our own instead of AbortSignal.any, which keeps
+  // every combined signal alive until the owner's signal is collected.
+  const onClose = () => controller.abort(closeSignal?.reason);
+  if (closeSignal) {
+    if (closeSignal.aborted) controller.abort(closeSignal.reason);
+    else closeSignal.addEventListener("abort", onClose, { once: true });
   }
   if (timeoutMs !== undefined && !controller.signal.aborted) {
     timer = setTimeout(() => {
@@ -57,6 +66,29 @@ export function deadline(options: OperationOptions = {}): Deadline {
     dispose() {
       if (timer) clearTimeout(timer);
       outer?.removeEventListener("abort", onAbort);
+      closeSignal?.removeEventListener("abort", onClose);
     },
   };
+}
+
+/**
+ * Waits for `promise`, or rejects with `signal`'s reason once it fires first. The promise
+ * itself goes on (callers share it or clean up after it).
+ */
+export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
 }

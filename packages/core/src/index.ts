@@ -8,7 +8,8 @@ export type {
   PutFileOptions,
   RemoteProcess,
 } from "./connector.js";
-export { type Deadline, deadline, type OperationOptions } from "./deadline.js";
+export { type Deadline, deadline, type OperationOptions, raceSignal } from "./deadline.js";
+export { type ConnectorDefinition, type ConnectorRuntime, defineConnector } from "./define-connector.js";
 export { type DiscoveredLayout, discoverLayout } from "./discovery.js";
 export {
   AbortError,
@@ -46,6 +47,7 @@ export {
 } from "./layout.js";
 export { PROTOCOL_VERSION } from "./protocol-version.js";
 export { assertEnv, isEnvName, shCommand, shJoin, shQuote } from "./quoting.js";
+export { checkArgv, checkData, checkExecOptions, checkMode, checkPath } from "./validation.js";
 export { type RetryEvent, type RetryPolicy, withRetry } from "./retry.js";
 export {
   formatTarget,

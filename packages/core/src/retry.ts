@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import type { Connector, ExecOptions, PutFileOptions, RemoteProcess } from "./connector.js";
 import type { OperationOptions } from "./deadline.js";
 import { AbortError, isSremoteError, TimeoutError, UsageError } from "./errors.js";
@@ -47,22 +48,12 @@ function checkNumber(name: string, value: number, min: number): void {
 }
 
 /** Resolves after `ms`, or rejects with the abort error when `signal` fires first. */
-function sleep(ms: number, signal: AbortSignal | undefined, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(new AbortError(`${what} aborted`, { cause: signal.reason }));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new AbortError(`${what} aborted`, { cause: signal?.reason }));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+async function sleep(ms: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+  try {
+    await delay(ms, undefined, { signal });
+  } catch {
+    throw new AbortError(`${what} aborted`, { cause: signal?.reason });
+  }
 }
 
 /**
@@ -139,6 +130,10 @@ export function withRetry(connector: Connector, policy: RetryPolicy = {}): Conne
     exec: (argv, options?: ExecOptions) => run("exec", options, (o) => connector.exec(argv, o)),
     [Symbol.asyncDispose]: () => connector.close(),
   };
+  const deleteFiles = connector.deleteFiles?.bind(connector);
+  if (deleteFiles) {
+    wrapped.deleteFiles = (paths, options) => run("deleteFiles", options, (o) => deleteFiles(paths, o));
+  }
   const spawn = connector.spawn?.bind(connector);
   if (spawn) {
     wrapped.spawn = (argv, options?: Omit<ExecOptions, "stdin">): Promise<RemoteProcess> =>
