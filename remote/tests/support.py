@@ -32,7 +32,7 @@ sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))
 if REMOTE_DIR not in sys.path:
     sys.path.insert(0, REMOTE_DIR)
 
-from sremote_agent import codec  # noqa: E402
+from sremote_agent import PROTOCOL_VERSION, codec  # noqa: E402
 from sremote_agent.values import NDArrayData  # noqa: E402
 
 
@@ -154,7 +154,7 @@ class SessionAgent(object):
         return msg
 
     def call(self, call_id, module, function, *args, **fields):
-        msg = {"v": 1, "kind": "call", "id": call_id, "module": module, "function": function, "args": list(args)}
+        msg = {"v": PROTOCOL_VERSION, "kind": "call", "id": call_id, "module": module, "function": function, "args": list(args)}
         msg.update(fields)
         self.send(msg)
 
@@ -228,7 +228,7 @@ def run_file_carrier(test, request, pwd=FIXTURES, env=None, endpoint=REMOTE_DIR,
 
 
 def call_message(call_id, module, function, *args, **fields):
-    msg = {"v": 1, "kind": "call", "id": call_id, "module": module, "function": function, "args": list(args)}
+    msg = {"v": PROTOCOL_VERSION, "kind": "call", "id": call_id, "module": module, "function": function, "args": list(args)}
     msg.update(fields)
     return msg
 

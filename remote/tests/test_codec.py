@@ -10,7 +10,7 @@ import struct
 import unittest
 
 import support
-from sremote_agent import codec, codec_pure
+from sremote_agent import PROTOCOL_VERSION, codec, codec_pure
 from sremote_agent.messages import CallRequest, MessageError, parse_client_message, parse_request
 from sremote_agent.values import DecodeError, NDArrayData, SerializationError
 
@@ -483,7 +483,7 @@ class PlainCallFastPathTest(unittest.TestCase):
     """parse_client_message has a fast path for plain calls: it must agree with the full
     checks (messages.parse_request) on every message, valid or not."""
 
-    BASE = {"v": 1, "kind": "call", "id": "c-1", "module": "math", "function": "sqrt"}
+    BASE = {"v": PROTOCOL_VERSION, "kind": "call", "id": "c-1", "module": "math", "function": "sqrt"}
 
     FIELDS = [name for name in vars(CallRequest) if not name.startswith("_")]
 
@@ -501,7 +501,7 @@ class PlainCallFastPathTest(unittest.TestCase):
     def test_invalid_plain_calls_are_refused_with_the_full_checks_message(self):
         cases = [
             ({"v": True}, "'v'"),
-            ({"v": 2}, "protocol version 2"),
+            ({"v": PROTOCOL_VERSION + 1}, "protocol version %d" % (PROTOCOL_VERSION + 1)),
             ({"id": 7}, "'id'"),
             ({"module": ""}, "'module'"),
             ({"function": None}, "'function'"),
@@ -514,7 +514,7 @@ class PlainCallFastPathTest(unittest.TestCase):
                 parse_client_message(dict(self.BASE, **extra))
             self.assertIn(wanted, str(ctx.exception))
         with self.assertRaises(MessageError) as ctx:
-            parse_client_message({1: "x", "v": 1, "kind": "call"})
+            parse_client_message({1: "x", "v": PROTOCOL_VERSION, "kind": "call"})
         self.assertIn("keys must be str", str(ctx.exception))
 
     def test_calls_with_other_keys_take_the_full_path(self):

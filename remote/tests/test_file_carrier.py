@@ -4,7 +4,7 @@ import os
 import unittest
 
 import support
-from sremote_agent import __version__, codec
+from sremote_agent import PROTOCOL_VERSION, __version__, codec
 
 
 class FileCarrierTest(support.TempDirTestCase):
@@ -20,7 +20,7 @@ class FileCarrierTest(support.TempDirTestCase):
         self.assertEqual(r["stderr"], "warning: file\n")
         self.assertEqual(r["agent"]["version"], __version__)
         self.assertEqual(r["agent"]["codec"], codec.CODEC)
-        self.assertEqual(r["agent"]["protocol"], 1)
+        self.assertEqual(r["agent"]["protocol"], PROTOCOL_VERSION)
         self.assertEqual(out, "")  # what the call printed went into the response only
 
     def test_a_failing_call_still_exits_0_with_an_error_result(self):
@@ -52,7 +52,7 @@ class FileCarrierTest(support.TempDirTestCase):
 
     def test_probe_reports_modules_and_agent(self):
         status, r, _, _ = support.run_file_carrier(
-            self, {"v": 1, "kind": "probe", "id": "p", "requires": ["agent_fixtures", "no_such_mod_q"]}
+            self, {"v": PROTOCOL_VERSION, "kind": "probe", "id": "p", "requires": ["agent_fixtures", "no_such_mod_q"]}
         )
         self.assertEqual(status, 0)
         self.assertEqual((r["ok"], r["value"]), (True, None))
@@ -67,11 +67,11 @@ class FileCarrierTest(support.TempDirTestCase):
         self.assertIn("sremote-agent:", err)
 
     def test_an_invalid_request_exits_3_naming_the_key(self):
-        status, r, _, _ = support.run_file_carrier(self, {"v": 1, "kind": "call", "id": "i", "module": "m"})
+        status, r, _, _ = support.run_file_carrier(self, {"v": PROTOCOL_VERSION, "kind": "call", "id": "i", "module": "m"})
         self.assertEqual(status, 3)
         self.assertEqual((r["id"], r["error"]["kind"]), ("i", "protocol"))
         self.assertIn("'function'", r["error"]["message"])
-        status, r, _, _ = support.run_file_carrier(self, {"v": 1, "kind": "ping", "id": "i"})
+        status, r, _, _ = support.run_file_carrier(self, {"v": PROTOCOL_VERSION, "kind": "ping", "id": "i"})
         self.assertEqual(status, 3)
 
     def test_a_missing_request_exits_3(self):

@@ -10,7 +10,7 @@ import subprocess
 import unittest
 
 import support
-from sremote_agent import codec
+from sremote_agent import PROTOCOL_VERSION, codec
 
 
 def make_endpoint(parent, name="endpoint"):
@@ -120,7 +120,7 @@ class InterpreterTest(support.TempDirTestCase):
     def test_works_in_an_empty_environment(self):
         env = {"SREMOTE_PYTHON": support.PYTHON}
         info = self.info(self.endpoint, env=env)
-        self.assertEqual(info["protocol"], 1)
+        self.assertEqual(info["protocol"], PROTOCOL_VERSION)
         req = os.path.join(self.tmp, "e.req")
         self.request(req, support.call_message("e", "agent_fixtures", "envs", "PATH"))
         proc = self.sh([req, os.path.join(self.tmp, "e.resp"), self.endpoint, os.path.join(self.tmp, "t"), self.home], env=env)

@@ -7,7 +7,7 @@ import time
 import unittest
 
 import support
-from sremote_agent import __version__, capture, codec
+from sremote_agent import PROTOCOL_VERSION, __version__, capture, codec
 from sremote_agent import session as session_module
 
 
@@ -22,9 +22,9 @@ class SessionTest(support.TempDirTestCase):
     def test_hello_comes_first_and_describes_the_agent(self):
         self.agent(workers=3, max_frame=1 << 20)
         info = self.hello["agent"]
-        self.assertEqual(self.hello["v"], 1)
+        self.assertEqual(self.hello["v"], PROTOCOL_VERSION)
         self.assertEqual(info["version"], __version__)
-        self.assertEqual(info["protocol"], 1)
+        self.assertEqual(info["protocol"], PROTOCOL_VERSION)
         self.assertEqual(info["codec"], codec.CODEC)
         self.assertEqual(info["workers"], 3)
         self.assertEqual(info["maxFrameBytes"], 1 << 20)
@@ -47,7 +47,7 @@ class SessionTest(support.TempDirTestCase):
         self.assertNotIn("agent", r)
         self.assertNotIn("truncated", r)
         # stderr of calls is copied to the agent's own stderr too
-        agent.send({"v": 1, "kind": "shutdown"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "shutdown"})
         self.assertEqual(agent.wait(), 0)
         self.assertIn("warning: hi", agent.stderr)
 
@@ -61,7 +61,7 @@ class SessionTest(support.TempDirTestCase):
         self.assertEqual(r["value"], "deep")
         r = agent.roundtrip("d", "os.path", "join", "a", "b")
         self.assertEqual(r["value"], "a/b")
-        agent.send({"v": 1, "kind": "call", "id": "e", "module": "math", "function": "sqrt", "args": None, "kwargs": None, "x-future": 1})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "call", "id": "e", "module": "math", "function": "sqrt", "args": None, "kwargs": None, "x-future": 1})
         self.assertEqual(agent.result("e")["error"]["type"], "TypeError")  # sqrt() needs an argument
 
     def test_error_kinds(self):
@@ -243,7 +243,7 @@ class SessionTest(support.TempDirTestCase):
         agent = self.agent()
         agent.call("long", "agent_fixtures", "tick", 0.5)
         agent.call("queued", "agent_fixtures", "set_env", "SREMOTE_T_RAN", "yes")
-        agent.send({"v": 1, "kind": "cancel", "id": "queued"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "cancel", "id": "queued"})
         r = agent.result("queued")
         self.assertEqual((r["ok"], r["error"]["kind"]), (False, "cancelled"))
         self.assertTrue(agent.result("long")["ok"])
@@ -253,15 +253,15 @@ class SessionTest(support.TempDirTestCase):
         agent = self.agent()
         agent.call("run", "agent_fixtures", "busy", 30)
         time.sleep(0.3)
-        agent.send({"v": 1, "kind": "cancel", "id": "run"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "cancel", "id": "run"})
         r = agent.result("run", timeout=20)
         self.assertEqual((r["ok"], r["error"]["kind"], r["error"]["type"]), (False, "exception", "Cancelled"))
         # a cancel after the result, and one for an unknown id, are ignored
-        agent.send({"v": 1, "kind": "cancel", "id": "run"})
-        agent.send({"v": 1, "kind": "cancel", "id": "nobody"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "cancel", "id": "run"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "cancel", "id": "nobody"})
         self.assertEqual(agent.roundtrip("after", "math", "sqrt", 4)["value"], 2.0)
-        agent.send({"v": 1, "kind": "ping", "id": "p"})
-        self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "p"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "ping", "id": "p"})
+        self.assertEqual(agent.recv(), {"v": PROTOCOL_VERSION, "kind": "pong", "id": "p"})
 
     def test_with_one_worker_a_ping_and_a_cancel_sent_right_after_a_call_get_through(self):
         # With one worker the reader does not look for input behind a call it runs itself:
@@ -269,9 +269,9 @@ class SessionTest(support.TempDirTestCase):
         # for _TAKEOVER_SECONDS.
         agent = self.agent(workers=1)
         agent.call("run", "agent_fixtures", "busy", 30)
-        agent.send({"v": 1, "kind": "ping", "id": "p"})
-        agent.send({"v": 1, "kind": "cancel", "id": "run"})
-        self.assertEqual(agent.recv(timeout=5), {"v": 1, "kind": "pong", "id": "p"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "ping", "id": "p"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "cancel", "id": "run"})
+        self.assertEqual(agent.recv(timeout=5), {"v": PROTOCOL_VERSION, "kind": "pong", "id": "p"})
         r = agent.result("run", timeout=5)
         self.assertEqual((r["ok"], r["error"]["type"]), (False, "Cancelled"))
         self.assertEqual(agent.roundtrip("after", "math", "sqrt", 4)["value"], 2.0)
@@ -279,14 +279,14 @@ class SessionTest(support.TempDirTestCase):
     def test_pipelined_calls_are_each_answered_once_with_results_written_together(self):
         agent = self.agent(workers=1)
         calls = [
-            {"v": 1, "kind": "call", "id": "p%d" % i, "module": "agent_fixtures", "function": "echo", "args": [i]}
+            {"v": PROTOCOL_VERSION, "kind": "call", "id": "p%d" % i, "module": "agent_fixtures", "function": "echo", "args": [i]}
             for i in range(300)
         ]
         agent.send_raw(b"".join(support.frame(c) for c in calls))  # one write: all buffered at once
         for i in range(300):
             self.assertEqual(agent.result("p%d" % i)["value"], i)
-        agent.send({"v": 1, "kind": "ping", "id": "after"})
-        self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "after"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "ping", "id": "after"})
+        self.assertEqual(agent.recv(), {"v": PROTOCOL_VERSION, "kind": "pong", "id": "after"})
         self.assertEqual(agent.pending, {})
 
     def test_a_result_held_for_a_joint_write_does_not_wait_for_a_long_next_call(self):
@@ -294,8 +294,8 @@ class SessionTest(support.TempDirTestCase):
         # leave with the next one, is written when the standby takes reading over.
         for workers in (1, 2):
             agent = self.agent(workers=workers)
-            quick = {"v": 1, "kind": "call", "id": "quick", "module": "math", "function": "sqrt", "args": [4]}
-            slow = {"v": 1, "kind": "call", "id": "slow", "module": "agent_fixtures", "function": "sleep", "args": [1.5]}
+            quick = {"v": PROTOCOL_VERSION, "kind": "call", "id": "quick", "module": "math", "function": "sqrt", "args": [4]}
+            slow = {"v": PROTOCOL_VERSION, "kind": "call", "id": "slow", "module": "agent_fixtures", "function": "sleep", "args": [1.5]}
             started = time.time()
             agent.send_raw(support.frame(quick) + support.frame(slow))
             self.assertEqual(agent.result("quick", timeout=2)["value"], 2.0)
@@ -308,8 +308,8 @@ class SessionTest(support.TempDirTestCase):
         for i, call_id in enumerate(ids):
             agent.call(call_id, "agent_fixtures", "tick", 0.002 * (i % 5), call_id)
             if i % 3 == 0:
-                agent.send({"v": 1, "kind": "cancel", "id": ids[i // 2]})
-        agent.send({"v": 1, "kind": "ping", "id": "end"})
+                agent.send({"v": PROTOCOL_VERSION, "kind": "cancel", "id": ids[i // 2]})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "ping", "id": "end"})
         answered = {}
         pong = False
         while len(answered) < len(ids) or not pong:
@@ -327,14 +327,14 @@ class SessionTest(support.TempDirTestCase):
                 self.assertEqual(m["value"]["tag"], m["id"])
             elif m["error"]["kind"] == "exception":
                 self.assertEqual(m["error"]["type"], "Cancelled")
-        agent.send({"v": 1, "kind": "ping", "id": "after"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "ping", "id": "after"})
         self.assertEqual(agent.recv()["id"], "after")  # nothing else was pending
 
     def test_ping_is_answered_while_a_call_runs(self):
         agent = self.agent()
         agent.call("slow", "agent_fixtures", "tick", 0.5)
-        agent.send({"v": 1, "kind": "ping", "id": "p1"})
-        self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "p1"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "ping", "id": "p1"})
+        self.assertEqual(agent.recv(), {"v": PROTOCOL_VERSION, "kind": "pong", "id": "p1"})
         self.assertTrue(agent.result("slow")["ok"])
 
     def test_a_long_call_after_an_idle_spell_still_lets_pings_through(self):
@@ -346,8 +346,8 @@ class SessionTest(support.TempDirTestCase):
         agent.call("slow", "agent_fixtures", "tick", 1.0)
         time.sleep(0.05)
         sent = time.time()
-        agent.send({"v": 1, "kind": "ping", "id": "p"})
-        self.assertEqual(agent.recv(), {"v": 1, "kind": "pong", "id": "p"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "ping", "id": "p"})
+        self.assertEqual(agent.recv(), {"v": PROTOCOL_VERSION, "kind": "pong", "id": "p"})
         self.assertLess(time.time() - sent, 0.5, "the ping waited for the call")
         self.assertTrue(agent.result("slow")["ok"])
 
@@ -364,7 +364,7 @@ class SessionTest(support.TempDirTestCase):
         agent = self.agent()
         agent.call("1", "agent_fixtures", "tick", 0.2, "1")
         agent.call("2", "agent_fixtures", "tick", 0.1, "2")
-        agent.send({"v": 1, "kind": "shutdown"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "shutdown"})
         self.assertEqual(agent.result("1")["value"]["tag"], "1")
         self.assertEqual(agent.result("2")["value"]["tag"], "2")
         self.assertEqual(agent.wait(), 0)
@@ -386,11 +386,11 @@ class SessionTest(support.TempDirTestCase):
 
     def test_an_invalid_message_is_answered_and_the_session_goes_on(self):
         agent = self.agent()
-        agent.send({"v": 1, "kind": "call", "id": "bad", "function": "f"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "call", "id": "bad", "function": "f"})
         r = agent.result("bad")
         self.assertEqual((r["ok"], r["error"]["kind"]), (False, "protocol"))
         self.assertIn("module", r["error"]["message"])
-        agent.send({"v": 1, "kind": "frobnicate", "id": "x"})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "frobnicate", "id": "x"})
         self.assertEqual(agent.result("x")["error"]["kind"], "protocol")
         agent.send({"v": 2, "kind": "ping", "id": "y"})
         self.assertEqual(agent.result("y")["error"]["kind"], "protocol")
@@ -505,7 +505,7 @@ class HeldResultsTest(unittest.TestCase):
         # One write of all 40 would keep the first result until the last call has run, and
         # the client idle meanwhile.
         calls = [
-            support.frame({"v": 1, "kind": "call", "id": "c%d" % i, "module": "math", "function": "sqrt", "args": [i * i]})
+            support.frame({"v": PROTOCOL_VERSION, "kind": "call", "id": "c%d" % i, "module": "math", "function": "sqrt", "args": [i * i]})
             for i in range(40)
         ]
         writes = self.run_session(calls)

@@ -6,6 +6,7 @@ import sys
 import unittest
 
 import support
+from sremote_agent import PROTOCOL_VERSION
 from sremote_agent.versions import module_versions, normalize
 
 QUERIES = {
@@ -95,7 +96,7 @@ class VersionsTest(support.TempDirTestCase):
         make_site(self.tmp)
         agent = support.SessionAgent(self, pwd=self.tmp)
         agent.hello()
-        agent.send({"v": 1, "kind": "probe", "id": "p", "requires": list(QUERIES)})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "probe", "id": "p", "requires": list(QUERIES)})
         r = agent.result("p")
         self.assertEqual((r["ok"], r["value"]), (True, None))
         self.assertEqual(r["modules"], QUERIES)
@@ -114,10 +115,10 @@ class VersionsTest(support.TempDirTestCase):
     def test_a_distribution_installed_after_start_is_seen(self):
         agent = support.SessionAgent(self, pwd=self.tmp)
         agent.hello()
-        agent.send({"v": 1, "kind": "probe", "id": "1", "requires": ["lonely-dist", "only_version_mod"]})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "probe", "id": "1", "requires": ["lonely-dist", "only_version_mod"]})
         self.assertEqual(agent.result("1")["modules"], {"lonely-dist": None, "only_version_mod": None})
         make_site(self.tmp)
-        agent.send({"v": 1, "kind": "probe", "id": "2", "requires": ["lonely-dist", "only_version_mod"]})
+        agent.send({"v": PROTOCOL_VERSION, "kind": "probe", "id": "2", "requires": ["lonely-dist", "only_version_mod"]})
         self.assertEqual(agent.result("2")["modules"], {"lonely-dist": "0.5", "only_version_mod": "9.9"})
         self.assertEqual(agent.roundtrip("3", "only_version_mod", "__version__.upper")["value"], "9.9")
 
