@@ -1,4 +1,4 @@
-import { ConnectorError, type SremoteError } from "@sremote/core";
+import { ConnectorError, raceSignal, type SremoteError } from "@sremote/core";
 import type { SshLogger } from "./options.js";
 
 /** What the pool needs from a connection. */
@@ -261,23 +261,4 @@ export class ConnectionPool<C extends PoolConnection> {
       ),
     ]);
   }
-}
-
-/** Resolves/rejects with `promise` unless `signal` fires first (then rejects with its reason). */
-export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }

@@ -1,23 +1,25 @@
 import type { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Connector,
   type ConnectorCapabilities,
+  type ConnectorDefinition,
   ConnectorError,
+  type ConnectorRuntime,
   type ConnectorStatus,
   type Deadline,
-  deadline,
+  defineConnector,
   type ExecOptions,
   type ExecResult,
   isSremoteError,
   type OperationOptions,
   type ProcessExit,
-  type PutFileOptions,
   type RemoteProcess,
+  raceSignal,
   UsageError,
 } from "@sremote/core";
 import { type ResolvedSettings, resolveSettings } from "./config.js";
 import type { SshConnectorOptions, SshLogger } from "./options.js";
-import { raceSignal } from "./pool.js";
 import { killCommandLine, PidScanner, remoteCommandLine, takePidMarker } from "./remote-command.js";
 import { ssh2Transport } from "./ssh2-transport.js";
 import type { ChannelEnd, CommandChannel, SshTransport } from "./transport.js";
@@ -62,22 +64,6 @@ interface Running {
   closedByConnector: boolean;
 }
 
-function checkArgv(argv: readonly string[]): void {
-  if (!Array.isArray(argv) || argv.length === 0)
-    throw new UsageError(`${NAME}: argv must be a non-empty array of strings`);
-  for (const [i, word] of argv.entries()) {
-    if (typeof word !== "string") throw new UsageError(`${NAME}: argv[${i}] must be a string, got ${typeof word}`);
-    if (word.includes("\0"))
-      throw new UsageError(`${NAME}: argv[${i}] contains a NUL byte, which a command line cannot carry`);
-  }
-  if (argv[0] === "") throw new UsageError(`${NAME}: argv[0] (the program) must not be empty`);
-}
-
-function checkPath(path: string, what: string): void {
-  if (typeof path !== "string" || path === "") throw new UsageError(`${NAME}: ${what} must be a non-empty string`);
-  if (path.includes("\0")) throw new UsageError(`${NAME}: ${what} contains a NUL byte`);
-}
-
 function positiveInt(value: number | undefined, what: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 1)
@@ -86,7 +72,7 @@ function positiveInt(value: number | undefined, what: string, fallback: number):
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
+  return sleep(ms, undefined, { ref: false });
 }
 
 function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
@@ -111,19 +97,22 @@ function readEnded(stream: Readable): Promise<void> {
   return streamEnded(stream);
 }
 
-class SshConnectorImpl implements SshConnector {
+/** The SSH transport; core supplies checks, deadlines, CLOSED and the close protocol. */
+class SshDefinition implements ConnectorDefinition<{ settings: Readonly<ResolvedSettings> }> {
   readonly name = NAME;
   readonly capabilities = CAPABILITIES;
   readonly settings: Readonly<ResolvedSettings>;
+  readonly extra: { settings: Readonly<ResolvedSettings> };
+  readonly #runtime: ConnectorRuntime;
   readonly #transport: SshTransport;
   readonly #logger: SshLogger | undefined;
   readonly #running = new Set<Running>();
-  #home: Promise<string> | undefined;
-  #closing: Promise<void> | undefined;
 
-  constructor(options: SshConnectorOptions) {
+  constructor(options: SshConnectorOptions, runtime: ConnectorRuntime) {
     if (typeof options !== "object" || options === null) throw new UsageError(`${NAME}: options must be an object`);
+    this.#runtime = runtime;
     this.settings = Object.freeze(resolveSettings(options));
+    this.extra = { settings: this.settings };
     this.#logger = options.logger;
     this.#transport = ssh2Transport({
       settings: this.settings,
@@ -134,27 +123,8 @@ class SshConnectorImpl implements SshConnector {
     });
   }
 
-  #assertOpen(): void {
-    if (this.#closing) throw new ConnectorError("CLOSED", NAME, "connector is closed");
-  }
-
-  /** Runs `fn` under one deadline; an abort or timeout rejects with the deadline's error. */
-  async #op<T>(what: string, options: OperationOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    this.#assertOpen();
-    const dl = deadline(options);
-    try {
-      dl.throwIfDone(what);
-      return await fn(dl.signal);
-    } catch (err) {
-      if (dl.signal.aborted && !(isSremoteError(err) && err.code === "CLOSED")) throw dl.error(what);
-      throw err;
-    } finally {
-      dl.dispose();
-    }
-  }
-
-  async connect(options: OperationOptions = {}): Promise<void> {
-    return this.#op("connect", options, (signal) => this.#transport.connect(signal));
+  connect(dl: Deadline): Promise<void> {
+    return this.#transport.connect(dl.signal);
   }
 
   async status(options: OperationOptions = {}): Promise<ConnectorStatus> {
@@ -169,9 +139,9 @@ class SshConnectorImpl implements SshConnector {
       sshConfig: this.settings.configPath ?? null,
       running: this.#running.size,
     };
-    if (this.#closing) return { connected: false, detail: `ssh: ${where} (closed)`, info: base };
+    if (this.#runtime.closed) return { connected: false, detail: `ssh: ${where} (closed)`, info: base };
     try {
-      await this.connect(options);
+      await this.#runtime.run("connect", options, (dl) => this.connect(dl));
     } catch (err) {
       return {
         connected: false,
@@ -187,38 +157,20 @@ class SshConnectorImpl implements SshConnector {
     };
   }
 
-  async homeDir(options: OperationOptions = {}): Promise<string> {
-    return this.#op("homeDir", options, async (signal) => {
-      if (!this.#home) {
-        const asked = this.#transport.homeDir(signal);
-        this.#home = asked;
-        asked.catch(() => {
-          if (this.#home === asked) this.#home = undefined;
-        });
-      }
-      return raceSignal(this.#home, signal);
-    });
+  homeDir(dl: Deadline): Promise<string> {
+    return this.#transport.homeDir(dl.signal);
   }
 
-  // async: bad input rejects like every other failure instead of throwing synchronously.
-  async putFile(path: string, data: Uint8Array, options: PutFileOptions = {}): Promise<void> {
-    checkPath(path, "path");
-    if (!(data instanceof Uint8Array)) throw new UsageError(`${NAME}: putFile data must be a Uint8Array`);
-    const mode = options.mode ?? 0o600;
-    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
-      throw new UsageError(`${NAME}: mode must be an integer between 0 and 0o7777, got ${mode}`);
-    }
-    return this.#op(`putFile ${path}`, options, (signal) => this.#transport.writeFile(path, data, mode, signal));
+  putFile(path: string, data: Uint8Array, mode: number, dl: Deadline): Promise<void> {
+    return this.#transport.writeFile(path, data, mode, dl.signal);
   }
 
-  async getFile(path: string, options: OperationOptions = {}): Promise<Uint8Array> {
-    checkPath(path, "path");
-    return this.#op(`getFile ${path}`, options, (signal) => this.#transport.readFile(path, signal));
+  getFile(path: string, dl: Deadline): Promise<Uint8Array> {
+    return this.#transport.readFile(path, dl.signal);
   }
 
-  async deleteFile(path: string, options: OperationOptions = {}): Promise<void> {
-    checkPath(path, "path");
-    return this.#op(`deleteFile ${path}`, options, (signal) => this.#transport.deleteFile(path, signal));
+  deleteFile(path: string, dl: Deadline): Promise<void> {
+    return this.#transport.deleteFile(path, dl.signal);
   }
 
   /** Registers a channel; `collect` attaches the stdout scanner now, `stream` reads only the marker. */
@@ -312,7 +264,7 @@ class SshConnectorImpl implements SshConnector {
       throw err;
     }
     const run = this.#track(channel, mode);
-    if (this.#closing) {
+    if (this.#runtime.closed) {
       run.closedByConnector = true;
       void this.#terminate(run);
       throw new ConnectorError("CLOSED", NAME, "connector is closed");
@@ -320,23 +272,11 @@ class SshConnectorImpl implements SshConnector {
     return run;
   }
 
-  async exec(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    this.#assertOpen();
-    checkArgv(argv);
-    const { stdin } = options;
-    if (stdin !== undefined && typeof stdin !== "string" && !(stdin instanceof Uint8Array)) {
-      throw new UsageError(`${NAME}: stdin must be a string or a Uint8Array`);
-    }
+  async exec(argv: readonly string[], options: ExecOptions, dl: Deadline): Promise<ExecResult> {
     const command = remoteCommandLine(argv, options);
-    const what = `exec ${argv[0]}`;
-    const dl = deadline(options);
-    try {
-      dl.throwIfDone(what);
-      const run = await this.#start(command, dl, what, "collect");
-      return await this.#collect(run, stdin, dl, what);
-    } finally {
-      dl.dispose();
-    }
+    const what = `${NAME}: exec ${argv[0]}`;
+    const run = await this.#start(command, dl, what, "collect");
+    return await this.#collect(run, options.stdin, dl, what);
   }
 
   async #collect(
@@ -376,28 +316,20 @@ class SshConnectorImpl implements SshConnector {
     };
   }
 
-  async spawn(argv: readonly string[], options: Omit<ExecOptions, "stdin"> = {}): Promise<RemoteProcess> {
-    this.#assertOpen();
-    checkArgv(argv);
+  async spawn(argv: readonly string[], options: Omit<ExecOptions, "stdin">, dl: Deadline): Promise<RemoteProcess> {
     const command = remoteCommandLine(argv, options);
-    const what = `spawn ${argv[0]}`;
-    const dl = deadline(options);
+    const what = `${NAME}: spawn ${argv[0]}`;
+    const run = await this.#start(command, dl, what, "stream");
+    let marker: Awaited<NonNullable<typeof run.marker>>;
     try {
-      dl.throwIfDone(what);
-      const run = await this.#start(command, dl, what, "stream");
-      let marker: Awaited<NonNullable<typeof run.marker>>;
-      try {
-        // The marker is the first line the shell prints: waiting for it costs no extra round trip.
-        marker = await raceSignal(run.marker as NonNullable<typeof run.marker>, dl.signal);
-      } catch (err) {
-        void this.#terminate(run);
-        if (dl.signal.aborted) throw dl.error(what);
-        throw err;
-      }
-      return this.#live(run, marker.ended ?? run.channel.stdout);
-    } finally {
-      dl.dispose();
+      // The marker is the first line the shell prints: waiting for it costs no extra round trip.
+      marker = await raceSignal(run.marker as NonNullable<typeof run.marker>, dl.signal);
+    } catch (err) {
+      void this.#terminate(run);
+      if (dl.signal.aborted) throw dl.error(what);
+      throw err;
     }
+    return this.#live(run, marker.ended ?? run.channel.stdout);
   }
 
   #live(run: Running, stdout: Readable): RemoteProcess {
@@ -436,18 +368,12 @@ class SshConnectorImpl implements SshConnector {
     return { stdin: channel.stdin, stdout, stderr: channel.stderr, exited, kill };
   }
 
+  /** Ends every running command (their operations reject `CLOSED`), then the connections. */
   async close(): Promise<void> {
-    this.#closing ??= (async () => {
-      const runs = [...this.#running];
-      for (const run of runs) run.closedByConnector = true;
-      await Promise.all(runs.map((run) => this.#terminate(run)));
-      await this.#transport.close();
-    })();
-    return this.#closing;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    const runs = [...this.#running];
+    for (const run of runs) run.closedByConnector = true;
+    await Promise.all(runs.map((run) => this.#terminate(run)));
+    await this.#transport.close();
   }
 }
 
@@ -460,5 +386,5 @@ class SshConnectorImpl implements SshConnector {
  * @throws UsageError (`INVALID_ARGUMENT`) for bad options or an unreadable ssh config.
  */
 export function sshConnector(options: SshConnectorOptions): SshConnector {
-  return new SshConnectorImpl(options);
+  return defineConnector((runtime) => new SshDefinition(options, runtime)) as SshConnector;
 }

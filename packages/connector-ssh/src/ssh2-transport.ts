@@ -2,13 +2,14 @@
 // compiling these sources from another package (the @sremote/source condition) see them.
 /// <reference path="./ssh2.d.ts" />
 import { randomBytes } from "node:crypto";
-import { ConnectorError, isSremoteError } from "@sremote/core";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ConnectorError, isSremoteError, raceSignal } from "@sremote/core";
 import type { ClientChannel, SFTPWrapper, SftpError } from "ssh2";
 import type { ResolvedSettings } from "./config.js";
 import { type ConnectPlan, type ObservedChannel, openConnection, type Ssh2Connection } from "./connection.js";
 import { readKnownHosts } from "./known-hosts.js";
 import type { SshConnectorOptions, SshLogger } from "./options.js";
-import { type ChannelSlot, ConnectionPool, raceSignal } from "./pool.js";
+import { type ChannelSlot, ConnectionPool } from "./pool.js";
 import type { ChannelEnd, CommandChannel, SshTransport, TransportInfo } from "./transport.js";
 
 /** Options of {@link ssh2Transport}. */
@@ -299,7 +300,7 @@ export function ssh2Transport(config: Ssh2TransportOptions): SshTransport {
         return await open(slot);
       } catch (err) {
         if (isChannelRefusal(err) && conn.alive && slot.refused() && refusals < MAX_REFUSALS) {
-          await new Promise((r) => setTimeout(r, REFUSAL_PAUSE_MS));
+          await sleep(REFUSAL_PAUSE_MS);
           continue;
         }
         slot.release();
