@@ -1,12 +1,11 @@
-"""Per-call stdout/stderr capture (docs/protocol.md section 3).
+"""Per-call stdout/stderr capture (docs/protocol.md section 3): what each call printed,
+routed to that call (the streams are set up once at start-up by stdio.py).
 
-- `sys.stdout`/`sys.stderr` become routers: text goes to the output of the call running
-  on the writing thread (or, from another thread, to the only running call).
-- File descriptors 1 and 2 are pointed at pipes drained by a thread: bytes written at the
-  fd level (`os.write(1, ...)`, subprocesses, C code) go to the running call when exactly
-  one runs, else to the agent's own stderr log.
-- fd 0 is pointed at /dev/null (in session mode the real stdin carries frames).
-- The original fd 1 and fd 2 are kept as private duplicates: frames and diagnostics.
+- `sys.stdout`/`sys.stderr` are routers (RoutedText): text goes to the output of the call
+  running on the writing thread (or, from another thread, to the only running call).
+- Bytes written at the fd level (`os.write(1, ...)`, subprocesses, C code) arrive in pipes
+  drained by a thread (FdCapture) and go to the running call when exactly one runs, else
+  to the agent's own stderr log.
 """
 
 import codecs
@@ -15,6 +14,8 @@ import os
 import select
 import sys
 import threading
+
+from .fdio import readiness_check, write_all
 
 _get_ident = threading.get_ident
 
@@ -167,50 +168,6 @@ class OutputRouter(object):
             pass
 
 
-def readiness_check(fds):
-    """A function returning True when any of `fds` has input waiting (or has hung up),
-    without blocking. It runs around every call: one epoll_wait on a set registered once
-    costs less than half a select() over a list of descriptors. select() where epoll is
-    missing or refuses the descriptor (a regular file)."""
-    epoll = getattr(select, "epoll", None)
-    if epoll is not None:
-        try:
-            poller = epoll()
-            try:
-                for fd in fds:
-                    poller.register(fd, select.EPOLLIN)
-            except OSError:
-                poller.close()
-                raise
-            poll = poller.poll
-
-            def ready():
-                try:
-                    return bool(poll(0))
-                except (OSError, ValueError):
-                    return True
-
-            return ready
-        except OSError:
-            pass
-    fds = list(fds)
-
-    def ready_select():
-        try:
-            return bool(select.select(fds, [], [], 0)[0])
-        except (OSError, ValueError):
-            return True
-
-    return ready_select
-
-
-def write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
 class RoutedText(io.TextIOBase):
     """Stands in for sys.stdout / sys.stderr: each call captures its own prints."""
 
@@ -352,8 +309,9 @@ class FdCapture(object):
 
 
 _libc_fflush = []
-# True once C stdio's stdout is unbuffered: then no call needs an fflush() through ctypes.
-_c_stdout_unbuffered = [False]
+# True once C stdio's stdout is unbuffered (stdio.unbuffer_c_stdout, at start-up): then no
+# call needs an fflush() through ctypes.
+c_stdout_unbuffered = [False]
 
 
 def _load_fflush():
@@ -369,35 +327,6 @@ def _load_fflush():
     return _libc_fflush[0]
 
 
-def unbuffer_c_stdout():
-    """Makes C stdio's `stdout` unbuffered, so that what C code prints reaches fd 1 (the
-    capture pipe) at once and belongs to the call that printed it, with no fflush() at the
-    end of every call (a ctypes call each time). Done at start-up, before anything was
-    printed through it. False where it cannot be done: calls then flush instead."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        stream = None
-        for name in ("stdout", "__stdoutp"):  # glibc/musl, BSD/macOS
-            try:
-                stream = ctypes.c_void_p.in_dll(libc, name)
-                break
-            except ValueError:
-                continue
-        if stream is None or not stream.value:
-            return False
-        setvbuf = libc.setvbuf
-        setvbuf.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t]
-        setvbuf.restype = ctypes.c_int
-        iob_unbuffered = 2  # _IONBF on glibc, musl and BSD
-        ok = setvbuf(stream, None, iob_unbuffered, 0) == 0
-    except Exception:
-        return False
-    _c_stdout_unbuffered[0] = ok
-    return ok
-
-
 def flush_std_streams():
     for stream in (sys.__stdout__, sys.__stderr__):
         if stream is not None and type(stream) is not RoutedText:  # routers hold nothing back
@@ -405,44 +334,7 @@ def flush_std_streams():
                 stream.flush()
             except Exception:
                 pass
-    if not _c_stdout_unbuffered[0]:
+    if not c_stdout_unbuffered[0]:
         fflush = _libc_fflush[0] if _libc_fflush else _load_fflush()
         if fflush is not None:
             fflush(None)
-
-
-def install(capture_fds=True):
-    """Redirects the process's standard streams; returns (router, frame_out_fd, frame_in_fd)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    frame_out = os.dup(1)
-    log_fd = os.dup(2)
-    frame_in = os.dup(0)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    router = OutputRouter(log_fd)
-    try:
-        import faulthandler
-
-        # A crash in C code dumps the Python stacks where the client can read them.
-        faulthandler.enable(file=log_fd, all_threads=True)
-        # `kill -USR1 <agent pid>` dumps every thread's stack: what is a stuck agent doing?
-        import signal
-
-        faulthandler.register(signal.SIGUSR1, file=log_fd, all_threads=True)
-    except Exception:
-        pass
-    if capture_fds:
-        router.fd_capture = FdCapture(router)
-        unbuffer_c_stdout()
-    sys.stdin = open(os.devnull, "r")
-    sys.stdout = RoutedText(router, STDOUT, 1)
-    sys.stderr = RoutedText(router, STDERR, 2)
-    # The "original" streams are the routers too: code that writes to sys.__stdout__, or
-    # restores sys.stdout from it after a redirect, still prints into its own call's output
-    # (through fd 1 the bytes could only go to "the one running call"), and no call has to
-    # flush a buffered wrapper over fd 1 and fd 2 when it ends.
-    sys.__stdout__ = sys.stdout
-    sys.__stderr__ = sys.stderr
-    return router, frame_out, frame_in

@@ -4,10 +4,12 @@ never sees half a response."""
 
 import os
 
-from . import capture, codec
-from .main import agent_info
+from . import codec
+from .fdio import write_all
+from .info import agent_info
 from .messages import MessageError, check_envelope, parse_request, protocol_error
 from .runner import CallState, encode_result, execute
+from .stdio import install
 from .values import DecodeError
 
 
@@ -19,7 +21,7 @@ def write_response(path, body):
         pass
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        capture.write_all(fd, body)
+        write_all(fd, body)
     finally:
         os.close(fd)
     os.rename(part, path)
@@ -46,7 +48,7 @@ def _read_request(path):
 
 
 def serve_file(request_path, response_path):
-    router, _frame_out, _frame_in = capture.install()
+    router, _frame_out, _frame_in = install()
     info = agent_info()
     req, problem = _read_request(request_path)
     if req is None:

@@ -8,12 +8,10 @@ Exit statuses: 0 done; 1 the agent failed (e.g. could not write the response);
 2 bad usage; 3 protocol error (undecodable request or frame).
 """
 
-import os
 import sys
 
-from . import PROTOCOL_VERSION, __version__, codec
-
-DEFAULT_MAX_FRAME = 256 * 1024 * 1024
+from .frames import DEFAULT_MAX_FRAME
+from .info import agent_info
 
 USAGE = (
     "usage: sh interpreter.sh <request> <response> [<sremote_dir> [<tmp> [<pwd>]]]\n"
@@ -24,62 +22,6 @@ USAGE = (
 
 class UsageError(Exception):
     pass
-
-
-def _numpy_version():
-    """numpy's version without importing it (importing numpy takes ~100 ms); None if absent."""
-    module = sys.modules.get("numpy")
-    if module is not None:
-        return str(getattr(module, "__version__", ""))
-    try:
-        from importlib.machinery import PathFinder
-
-        spec = PathFinder.find_spec("numpy")
-    except Exception:
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    package_dir = list(spec.submodule_search_locations)[0]
-    parent = os.path.dirname(package_dir)
-    try:
-        entries = os.listdir(parent)
-    except OSError:
-        entries = []
-    for entry in entries:
-        if entry.startswith("numpy-") and entry.endswith((".dist-info", ".egg-info")):
-            return entry[len("numpy-") :].rsplit(".", 1)[0].split("-")[0]
-    try:
-        import re
-
-        with open(os.path.join(package_dir, "version.py")) as f:
-            m = re.search(r"^version\s*(?::\s*str\s*)?=\s*['\"]([^'\"]+)['\"]", f.read(), re.M)
-        if m:
-            return m.group(1)
-    except OSError:
-        pass
-    try:
-        import numpy
-
-        return str(numpy.__version__)
-    except Exception:
-        return None
-
-
-def agent_info(workers=1, max_frame=DEFAULT_MAX_FRAME):
-    """The `hello.agent` object (also `result.agent` and `--info`)."""
-    return {
-        "version": __version__,
-        "protocol": PROTOCOL_VERSION,
-        "python": "%d.%d.%d" % sys.version_info[:3],
-        "implementation": sys.implementation.name,
-        "executable": sys.executable or "",
-        "codec": codec.CODEC,
-        "numpy": _numpy_version(),
-        "pid": os.getpid(),
-        "host": os.uname().nodename,
-        "workers": workers,
-        "maxFrameBytes": max_frame,
-    }
 
 
 def _int_option(name, text, minimum):

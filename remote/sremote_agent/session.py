@@ -1,5 +1,6 @@
 """The session carrier: a long-lived agent speaking 4-byte big-endian length-prefixed
-MessagePack frames on stdin/stdout (docs/protocol.md sections 2 and 3).
+MessagePack frames on stdin/stdout (docs/protocol.md sections 2 and 3). This module
+schedules calls; frames.py reads and writes the frames.
 
 One thread at a time reads frames and answers ping/cancel/shutdown itself; `call` and
 `probe` run on at most `workers` threads, in arrival order (see "threads" below). A call
@@ -7,18 +8,18 @@ that changes process state (env, PATH, cwd) waits until nothing else runs and ru
 """
 
 import collections
-import os
-import struct
 import threading
 import time
 
-from . import PROTOCOL_VERSION, capture, codec
-from .main import agent_info
+from . import PROTOCOL_VERSION, codec
+from .capture import STREAM_NAMES
+from .frames import FrameChannel, ProtocolFailure
+from .info import agent_info
 from .messages import MessageError, error_result, parse_client_message, protocol_error
 from .runner import CallState, encode_result, execute
+from .stdio import install
 from .values import DecodeError
 
-_header = struct.Struct(">I")
 _QUEUED, _STARTED = 0, 1
 _READ = object()  # the reader role, as returned by Session._next_role
 # A call run on the reading thread holds up reading for at most this long: then an idle
@@ -27,12 +28,6 @@ _TAKEOVER_SECONDS = 0.002
 # While calls keep coming, one idle thread waits in steps of _TAKEOVER_SECONDS (the
 # standby); after this long without a call it waits until it is woken.
 _ACTIVE_SECONDS = 1.0
-# Most result bytes / frames held for one write (see Session._hold). Not more frames: the
-# client works on the results of one write while the agent runs the next calls, and with
-# 64 calls in flight a write of every 64 results left each side idle while the other
-# worked (docs/performance.md, "Batching").
-_HOLD_BYTES = 64 * 1024
-_HOLD_FRAMES = 16
 
 
 class _Job(CallState):
@@ -47,20 +42,14 @@ class _Job(CallState):
         self.phase = _QUEUED
 
 
-class ProtocolFailure(Exception):
-    """The input stream can no longer be trusted: report and exit 3."""
+class Session(FrameChannel):
+    """The calls of one session and the threads that read and run them (frame I/O: the
+    FrameChannel it extends)."""
 
-
-class Session(object):
     def __init__(self, router, frame_in, frame_out, workers, max_frame):
+        FrameChannel.__init__(self, frame_in, frame_out, max_frame, router.log)
         self.router = router
-        self.frame_out = frame_out
-        self.frame_in = frame_in
-        self.inbuf = bytearray()
-        self._frame_in_ready = capture.readiness_check([frame_in])
         self.workers = workers
-        self.max_frame = max_frame
-        self.write_lock = threading.Lock()
         # `with self.lock` holds the condition's lock: the same as `with self.cond`, without
         # the Python-level __enter__/__exit__ of Condition on every call.
         self.lock = threading.Lock()
@@ -79,90 +68,13 @@ class Session(object):
         self.inline_since = 0.0
         self.last_call = 0.0
         self.standby = 0  # idle threads waiting in steps of _TAKEOVER_SECONDS
-        # Result frames not yet written (see _hold); guarded by write_lock.
-        self.held = []
-        self.held_bytes = 0
         self.threads = []
         self.info = agent_info(workers, max_frame)
 
-    # -- output ------------------------------------------------------------
-
-    def send_bytes(self, body):
-        """Writes one frame (after any held results, in one write when it is small)."""
-        header = _header.pack(len(body))
-        with self.write_lock:
-            if len(body) >= 65536:
-                if self.held:
-                    self._write_held()
-                self._write_vector(header, body)  # no copy of a big body
-                return
-            frame = header + body
-            if self.held:
-                self.held.append(frame)
-                self._write_held()
-            else:
-                self._write(frame)
-
-    def _hold(self, body):
-        """Keeps a result frame to write together with the next ones: while the reader runs
-        calls that are already buffered one after another (pipelined calls), their results
-        leave in one write instead of one each (fewer system calls here, fewer wake-ups and
-        packets for the reader on the other side). Held results are written before the
-        reader blocks for input, before any other frame, when they reach _HOLD_BYTES or
-        _HOLD_FRAMES, and by the standby when it takes reading over from a call that runs
-        longer than _TAKEOVER_SECONDS: no result waits behind a long call for longer."""
-        frame = _header.pack(len(body)) + body
-        with self.write_lock:
-            self.held.append(frame)
-            self.held_bytes += len(frame)
-            if self.held_bytes >= _HOLD_BYTES or len(self.held) >= _HOLD_FRAMES:
-                self._write_held()
-
-    def flush_held(self):
-        """Writes the held results, if any."""
-        if self.held:
-            with self.write_lock:
-                if self.held:
-                    self._write_held()
-
-    def _write_held(self):
-        # Called with write_lock held.
-        frames = self.held
-        self.held = []
-        self.held_bytes = 0
-        self._write(frames[0] if len(frames) == 1 else b"".join(frames))
-
-    def _write(self, data):
-        # Called with write_lock held.
-        try:
-            n = os.write(self.frame_out, data)
-            if n < len(data):  # the pipe was full
-                capture.write_all(self.frame_out, memoryview(data)[n:])
-        except OSError as exc:
-            self._client_gone(exc)
-
-    def _write_vector(self, header, body):
-        # Called with write_lock held.
-        try:
-            n = os.writev(self.frame_out, [header, body])
-            if n < len(header):
-                capture.write_all(self.frame_out, memoryview(header)[n:])
-                n = len(header)
-            if n - len(header) < len(body):
-                capture.write_all(self.frame_out, memoryview(body)[n - len(header) :])
-        except OSError as exc:
-            self._client_gone(exc)
-
-    def _client_gone(self, exc):
-        # Nobody will read results any more.
-        self.router.log("cannot write to the client (%s): exiting" % exc)
-        os._exit(1)
+    # -- output (frames: FrameChannel) ----------------------------------------
 
     def send(self, message):
         self.send_bytes(codec.packb(message, "message"))
-
-    def send_result(self, result, call_id):
-        self.send_bytes(encode_result(result, call_id, self.max_frame))
 
     # -- threads -----------------------------------------------------------
     #
@@ -265,16 +177,11 @@ class Session(object):
                 self.inline_job = None
             if self.queue or self.input_done or not self.reader_active:
                 self._wake_for_work()  # else nobody has anything new to do
-        if still_reader and self._frame_buffered():
-            self._hold(body)  # the next call is here already: its result can leave with this one
+        if still_reader and self.frame_buffered():
+            self.hold(body)  # the next call is here already: its result can leave with this one
         else:
             self.send_bytes(body)
         return still_reader
-
-    def _frame_buffered(self):
-        """True when `inbuf` holds a whole frame (read by this thread as the reader)."""
-        buf = self.inbuf
-        return len(buf) >= 4 and len(buf) >= 4 + _header.unpack_from(buf)[0]
 
     def _wake_for_work(self):
         """After a call ended (called with `cond` held): wakes only the threads that now have
@@ -298,9 +205,9 @@ class Session(object):
         up the reader role), or None when the input has ended or failed."""
         try:
             while True:
-                body = self._read_frame()
+                body = self.read_frame()
                 if body is None:
-                    return self._end_input(0)
+                    return self._end_input()
                 try:
                     msg = codec.unpackb(body)
                 except DecodeError as exc:
@@ -316,7 +223,7 @@ class Session(object):
                     elif kind == "ping":
                         self.send({"v": PROTOCOL_VERSION, "kind": "pong", "id": parsed})
                     elif kind == "shutdown":
-                        return self._end_input(0)
+                        return self._end_input()
                 except MessageError as exc:
                     self.router.log("protocol error: %s" % exc)
                     self.send(protocol_error(exc.call_id, str(exc)))
@@ -325,12 +232,12 @@ class Session(object):
             self.send(protocol_error("", str(exc)))
             self.exit_code = 3
             self.finished.set()
-            return self._end_input(3)
+            return self._end_input()
         except BaseException as exc:  # an agent bug while reading: the stream is lost
             self.router.log("internal error while reading: %r" % (exc,))
             self.exit_code = 3
             self.finished.set()
-            return self._end_input(3)
+            return self._end_input()
 
     def _admit(self, req):
         """Registers a call; returns it when this thread should run it now."""
@@ -355,7 +262,7 @@ class Session(object):
             self.queue.append(job)
             return None
 
-    def _end_input(self, code):
+    def _end_input(self):
         self.flush_held()
         with self.lock:
             self.input_done = True
@@ -364,7 +271,7 @@ class Session(object):
         return None
 
     def _sink_for(self, call_id):
-        names = capture.STREAM_NAMES
+        names = STREAM_NAMES
 
         def sink(index, text):
             self.send({"v": PROTOCOL_VERSION, "kind": "output", "id": call_id, "stream": names[index], "data": text})
@@ -372,15 +279,6 @@ class Session(object):
         return sink
 
     # -- input -------------------------------------------------------------
-
-    def _fill(self, want):
-        """Reads more input into `inbuf` (blocking); False at the end of input."""
-        self.flush_held()  # before waiting for input
-        data = os.read(self.frame_in, max(want, 65536))
-        if not data:
-            return False
-        self.inbuf += data
-        return True
 
     def _input_pending(self):
         """True when another frame (or part of one) has arrived and is not yet handled, and
@@ -392,37 +290,7 @@ class Session(object):
         call two thread hand-offs (and the check, a system call per call)."""
         if self.workers == 1:
             return False
-        return bool(self.inbuf) or self._frame_in_ready()
-
-    def _read_frame(self):
-        """The next frame's body, or None at a clean end of input."""
-        buf = self.inbuf
-        if not buf:
-            # Nothing buffered (calls one after another): one read usually brings exactly one
-            # whole frame, which needs no buffering at all.
-            self.flush_held()  # before waiting for input
-            data = os.read(self.frame_in, 65536)
-            if not data:
-                return None
-            if len(data) >= 4:
-                (size,) = _header.unpack_from(data)
-                if len(data) == 4 + size and size <= self.max_frame:
-                    return data[4:]
-            buf += data
-        while len(buf) < 4:
-            if not self._fill(4 - len(buf)):
-                raise ProtocolFailure("the input ended inside a frame header")
-        (size,) = _header.unpack_from(buf)
-        if size > self.max_frame:
-            raise ProtocolFailure("a frame of %d bytes exceeds the limit of %d bytes" % (size, self.max_frame))
-        while len(buf) < 4 + size:
-            have = len(buf) - 4
-            if not self._fill(min(size - have, 1 << 20)):
-                raise ProtocolFailure("the input ended inside a frame (%d of %d bytes)" % (have, size))
-        with memoryview(buf) as view:
-            body = bytes(view[4 : 4 + size])
-        del buf[: 4 + size]
-        return body
+        return bool(self.inbuf) or self.input_waiting()
 
     def _cancel(self, call_id):
         with self.lock:
@@ -456,5 +324,5 @@ class Session(object):
 
 
 def serve_session(workers, max_frame):
-    router, frame_out, frame_in = capture.install()
+    router, frame_out, frame_in = install()
     return Session(router, frame_in, frame_out, workers, max_frame).run()

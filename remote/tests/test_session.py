@@ -7,7 +7,7 @@ import time
 import unittest
 
 import support
-from sremote_agent import PROTOCOL_VERSION, __version__, capture, codec
+from sremote_agent import PROTOCOL_VERSION, __version__, capture, codec, fdio
 from sremote_agent import session as session_module
 
 
@@ -517,12 +517,12 @@ class HeldResultsTest(unittest.TestCase):
 
 
 class ReadinessCheckTest(unittest.TestCase):
-    """capture.readiness_check: whether input waits, checked around every call."""
+    """fdio.readiness_check: whether input waits, checked around every call."""
 
     def test_a_pipe_is_ready_with_bytes_waiting_or_when_its_writer_closed(self):
         r, w = os.pipe()
         try:
-            ready = capture.readiness_check([r])
+            ready = fdio.readiness_check([r])
             self.assertFalse(ready())
             os.write(w, b"x")
             self.assertTrue(ready())
@@ -539,7 +539,7 @@ class ReadinessCheckTest(unittest.TestCase):
     def test_a_regular_file_falls_back_to_select(self):
         # epoll refuses regular files; select calls them always readable.
         with tempfile.TemporaryFile() as f:
-            self.assertTrue(capture.readiness_check([f.fileno()])())
+            self.assertTrue(fdio.readiness_check([f.fileno()])())
 
 
 if __name__ == "__main__":

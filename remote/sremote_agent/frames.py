@@ -1,0 +1,167 @@
+"""Frame I/O of the session carrier (docs/protocol.md section 3): 4-byte big-endian
+length-prefixed MessagePack frames, read from the client's input into a buffer and
+written to its output, with results of pipelined calls held for one write.
+
+Scheduling (who reads, who runs which call) is session.py's; Session extends FrameChannel
+rather than holding one, so that the per-call path reaches these methods and their state
+as attributes of the session itself (no extra attribute hop per frame).
+"""
+
+import os
+import struct
+import threading
+
+from .fdio import readiness_check, write_all
+
+DEFAULT_MAX_FRAME = 256 * 1024 * 1024
+"""The largest frame body read or written unless `--max-frame` says otherwise."""
+
+_header = struct.Struct(">I")
+# Most result bytes / frames held for one write (see FrameChannel.hold). Not more frames:
+# the client works on the results of one write while the agent runs the next calls, and
+# with 64 calls in flight a write of every 64 results left each side idle while the other
+# worked (docs/performance.md, "Batching").
+_HOLD_BYTES = 64 * 1024
+_HOLD_FRAMES = 16
+
+
+class ProtocolFailure(Exception):
+    """The input stream can no longer be trusted: report and exit 3."""
+
+
+class FrameChannel(object):
+    """Frames in from `frame_in` (buffered in `inbuf` by the thread holding the reader
+    role) and out to `frame_out` (any thread, under `write_lock`). `log(message)` reports
+    a client that went away before the agent exits."""
+
+    def __init__(self, frame_in, frame_out, max_frame, log):
+        self.frame_in = frame_in
+        self.frame_out = frame_out
+        self.max_frame = max_frame
+        self.log = log
+        self.inbuf = bytearray()
+        self.input_waiting = readiness_check([frame_in])
+        self.write_lock = threading.Lock()
+        # Result frames not yet written (see hold); guarded by write_lock.
+        self.held = []
+        self.held_bytes = 0
+
+    # -- output ------------------------------------------------------------
+
+    def send_bytes(self, body):
+        """Writes one frame (after any held results, in one write when it is small)."""
+        header = _header.pack(len(body))
+        with self.write_lock:
+            if len(body) >= 65536:
+                if self.held:
+                    self._write_held()
+                self._write_vector(header, body)  # no copy of a big body
+                return
+            frame = header + body
+            if self.held:
+                self.held.append(frame)
+                self._write_held()
+            else:
+                self._write(frame)
+
+    def hold(self, body):
+        """Keeps a result frame to write together with the next ones: while the reader runs
+        calls that are already buffered one after another (pipelined calls), their results
+        leave in one write instead of one each (fewer system calls here, fewer wake-ups and
+        packets for the reader on the other side). Held results are written before the
+        reader blocks for input, before any other frame, when they reach _HOLD_BYTES or
+        _HOLD_FRAMES, and by the standby when it takes reading over from a call that runs
+        longer than session._TAKEOVER_SECONDS: no result waits behind a long call for
+        longer."""
+        frame = _header.pack(len(body)) + body
+        with self.write_lock:
+            self.held.append(frame)
+            self.held_bytes += len(frame)
+            if self.held_bytes >= _HOLD_BYTES or len(self.held) >= _HOLD_FRAMES:
+                self._write_held()
+
+    def flush_held(self):
+        """Writes the held results, if any."""
+        if self.held:
+            with self.write_lock:
+                if self.held:
+                    self._write_held()
+
+    def _write_held(self):
+        # Called with write_lock held.
+        frames = self.held
+        self.held = []
+        self.held_bytes = 0
+        self._write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def _write(self, data):
+        # Called with write_lock held.
+        try:
+            n = os.write(self.frame_out, data)
+            if n < len(data):  # the pipe was full
+                write_all(self.frame_out, memoryview(data)[n:])
+        except OSError as exc:
+            self._client_gone(exc)
+
+    def _write_vector(self, header, body):
+        # Called with write_lock held.
+        try:
+            n = os.writev(self.frame_out, [header, body])
+            if n < len(header):
+                write_all(self.frame_out, memoryview(header)[n:])
+                n = len(header)
+            if n - len(header) < len(body):
+                write_all(self.frame_out, memoryview(body)[n - len(header) :])
+        except OSError as exc:
+            self._client_gone(exc)
+
+    def _client_gone(self, exc):
+        # Nobody will read results any more.
+        self.log("cannot write to the client (%s): exiting" % exc)
+        os._exit(1)
+
+    # -- input -------------------------------------------------------------
+
+    def _fill(self, want):
+        """Reads more input into `inbuf` (blocking); False at the end of input."""
+        self.flush_held()  # before waiting for input
+        data = os.read(self.frame_in, max(want, 65536))
+        if not data:
+            return False
+        self.inbuf += data
+        return True
+
+    def read_frame(self):
+        """The next frame's body, or None at a clean end of input."""
+        buf = self.inbuf
+        if not buf:
+            # Nothing buffered (calls one after another): one read usually brings exactly one
+            # whole frame, which needs no buffering at all.
+            self.flush_held()  # before waiting for input
+            data = os.read(self.frame_in, 65536)
+            if not data:
+                return None
+            if len(data) >= 4:
+                (size,) = _header.unpack_from(data)
+                if len(data) == 4 + size and size <= self.max_frame:
+                    return data[4:]
+            buf += data
+        while len(buf) < 4:
+            if not self._fill(4 - len(buf)):
+                raise ProtocolFailure("the input ended inside a frame header")
+        (size,) = _header.unpack_from(buf)
+        if size > self.max_frame:
+            raise ProtocolFailure("a frame of %d bytes exceeds the limit of %d bytes" % (size, self.max_frame))
+        while len(buf) < 4 + size:
+            have = len(buf) - 4
+            if not self._fill(min(size - have, 1 << 20)):
+                raise ProtocolFailure("the input ended inside a frame (%d of %d bytes)" % (have, size))
+        with memoryview(buf) as view:
+            body = bytes(view[4 : 4 + size])
+        del buf[: 4 + size]
+        return body
+
+    def frame_buffered(self):
+        """True when `inbuf` holds a whole frame (read by this thread as the reader)."""
+        buf = self.inbuf
+        return len(buf) >= 4 and len(buf) >= 4 + _header.unpack_from(buf)[0]
