@@ -49,18 +49,21 @@ def _read_request(path):
 
 def serve_file(request_path, response_path):
     router, _frame_out, _frame_in = install()
-    info = agent_info()
     req, problem = _read_request(request_path)
     if req is None:
         call_id, message = problem if isinstance(problem, tuple) else ("", problem)
         router.log(message)
         result = protocol_error(call_id, message)
-        result["agent"] = info
+        result["agent"] = agent_info(with_numpy=False)
         try:
             write_response(response_path, codec.packb(result))
         except OSError as exc:
             router.log("cannot write the response %s: %s" % (response_path, exc))
         return 3
+    # Every result carries the agent's facts (the client keeps the last ones it saw); numpy's
+    # version costs a search of sys.path and a listing of site-packages, so only a probe,
+    # which asks what is installed, has it.
+    info = agent_info(with_numpy=req.kind == "probe")
     result = execute(req, router, CallState(), agent_info=info)
     body = encode_result(result, req.id)
     try:

@@ -47,18 +47,23 @@ def _numpy_version():
         return None
 
 
-def agent_info(workers=1, max_frame=DEFAULT_MAX_FRAME):
-    """The `hello.agent` object (also `result.agent` and `--info`)."""
-    return {
+def agent_info(workers=1, max_frame=DEFAULT_MAX_FRAME, with_numpy=True):
+    """The `hello.agent` object (also `result.agent` and `--info`). Without `numpy` when
+    `with_numpy` is false: finding numpy's version searches sys.path and lists
+    site-packages, which the file carrier only does for a probe (its calls' results carry
+    the other facts, which cost nothing)."""
+    info = {
         "version": __version__,
         "protocol": PROTOCOL_VERSION,
         "python": "%d.%d.%d" % sys.version_info[:3],
         "implementation": sys.implementation.name,
         "executable": sys.executable or "",
         "codec": codec.CODEC,
-        "numpy": _numpy_version(),
-        "pid": os.getpid(),
-        "host": os.uname().nodename,
-        "workers": workers,
-        "maxFrameBytes": max_frame,
     }
+    if with_numpy:
+        info["numpy"] = _numpy_version()
+    info["pid"] = os.getpid()
+    info["host"] = os.uname().nodename
+    info["workers"] = workers
+    info["maxFrameBytes"] = max_frame
+    return info

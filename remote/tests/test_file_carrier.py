@@ -21,6 +21,9 @@ class FileCarrierTest(support.TempDirTestCase):
         self.assertEqual(r["agent"]["version"], __version__)
         self.assertEqual(r["agent"]["codec"], codec.CODEC)
         self.assertEqual(r["agent"]["protocol"], PROTOCOL_VERSION)
+        # every fact of `hello.agent` but numpy's version, which needs a search of sys.path
+        facts = {"version", "protocol", "python", "implementation", "executable", "codec", "pid", "host"}
+        self.assertEqual(set(r["agent"]), facts | {"workers", "maxFrameBytes"})
         self.assertEqual(out, "")  # what the call printed went into the response only
 
     def test_a_failing_call_still_exits_0_with_an_error_result(self):
@@ -57,7 +60,9 @@ class FileCarrierTest(support.TempDirTestCase):
         self.assertEqual(status, 0)
         self.assertEqual((r["ok"], r["value"]), (True, None))
         self.assertEqual(r["modules"], {"agent_fixtures": "", "no_such_mod_q": None})
-        self.assertIn("agent", r)
+        np = support.numpy_or_none()
+        self.assertEqual(r["agent"]["numpy"], np.__version__ if np else None)
+        self.assertEqual(r["agent"]["version"], __version__)
 
     def test_an_undecodable_request_exits_3_with_a_protocol_error_response(self):
         status, r, _, err = support.run_file_carrier(self, b"\xc1 not msgpack")
