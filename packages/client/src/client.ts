@@ -1,124 +1,26 @@
-import { AGENT_PROTOCOL_VERSION, AGENT_VERSION, agentManifest, readRemoteManifest, syncAgent } from "@sremote/agent";
+import { AGENT_PROTOCOL_VERSION } from "@sremote/agent";
 import {
   assertEnv,
   type Connector,
   ConnectorError,
   discoverLayout,
-  hasErrorCode,
   type OperationOptions,
   RemoteExecError,
   type RemoteExecKind,
   type RemoteLayout,
-  RemoteNotSetupError,
   UsageError,
 } from "@sremote/core";
-import { type AgentInfo, type CallMessage, DEFAULT_MAX_FRAME_BYTES, type ResultMessage } from "@sremote/protocol";
-import type { AgentLauncher } from "./agent-command.js";
+import { type AgentInfo, DEFAULT_MAX_FRAME_BYTES, type ResultMessage } from "@sremote/protocol";
 import { sessionCommand } from "./agent-command.js";
+import { assertTimeout, buildCallMessage, IDENT_PATH, type Registrations } from "./call-message.js";
+import { ensureAgent } from "./endpoint-agent.js";
 import { FileCarrier, randomCallId } from "./file-carrier.js";
 import { type Logger, silentLogger } from "./logger.js";
+import type { CallMode, CallOptions, CallResult, RemoteClientOptions } from "./options.js";
 import { createModuleProxy, isKwargs, type ModuleProxy } from "./proxy.js";
 import { checkRequirements, parseRequirement, type Requirement } from "./requirements.js";
-import { AgentSession, type OutputListener } from "./session.js";
+import { AgentSession } from "./session.js";
 import { SessionPool } from "./session-pool.js";
-
-/** How calls travel: a long-lived agent (`session`), one Python process per call (`file`), or the best available (`auto`). */
-export type CallMode = "auto" | "session" | "file";
-
-/** Options of {@link RemoteClient}. */
-export interface RemoteClientOptions {
-  /** The transport. The client closes it on `close()` unless `closeConnector` is false. */
-  connector: Connector;
-  /**
-   * Where the endpoint, temp and working folders are. Default: the user's
-   * `~/.sremote/.location` when present, else `~/.sremote`, `~/.sremote/tmp`, `~`.
-   */
-  layout?: RemoteLayout | undefined;
-  /** Carrier choice (default `"auto"`: `session` when the connector can spawn, else `file`). */
-  mode?: CallMode | undefined;
-  /** Most agent sessions kept open (default 1). */
-  poolSize?: number | undefined;
-  /** Calls one agent session runs at once (its worker threads, default 1). */
-  workersPerSession?: number | undefined;
-  /** Requests sent to one session before it answers (default 64). */
-  maxInFlightPerSession?: number | undefined;
-  /**
-   * Upload the agent files before the first call when the endpoint has none or another
-   * version (default true). Needs write access to the endpoint folder.
-   */
-  autoInstallAgent?: boolean | undefined;
-  /**
-   * Local folder holding the agent's files that are uploaded (`interpreter.sh`,
-   * `sremote_agent/`). Default: `$SREMOTE_AGENT_DIR`, else the installed `@sremote/agent`
-   * package. Set it in a bundled app, where that package's folder is not on disk.
-   */
-  agentDir?: string | undefined;
-  /** Python executable on the remote (`SREMOTE_PYTHON`); default: the endpoint's venv, else `python3`. */
-  python?: string | undefined;
-  /** Run the agent in a login environment (the seed's `keep_env`). */
-  loginEnv?: boolean | undefined;
-  /** Default per-call timeout in milliseconds (default: none). */
-  timeoutMs?: number | undefined;
-  /** How long an agent session may take to start (default 60 000 ms). */
-  startTimeoutMs?: number | undefined;
-  /** How long a timed-out call may take to stop before its session is recycled (default 2 000 ms). */
-  cancelGraceMs?: number | undefined;
-  /** Largest frame accepted from or sent to the agent (default 256 MiB). */
-  maxFrameBytes?: number | undefined;
-  /** Rewrites the agent's command (e.g. to run it through `srun`). */
-  launcher?: AgentLauncher | undefined;
-  /** Close the connector when the client closes (default true). */
-  closeConnector?: boolean | undefined;
-  logger?: Logger | undefined;
-}
-
-/** Options of one call. */
-export interface CallOptions extends OperationOptions {
-  /** Keyword arguments (in addition to positional `args`). */
-  kwargs?: Record<string, unknown> | undefined;
-  /** Environment variables set for this call only. */
-  env?: Record<string, string> | undefined;
-  /** Environment variables set for this call only where unset. */
-  envDefault?: Record<string, string> | undefined;
-  /** Folders appended to `PATH` for this call only. */
-  pathAppend?: string[] | undefined;
-  /** Working folder of this call. */
-  cwd?: string | undefined;
-  /** Carrier for this call (default: the client's). */
-  mode?: CallMode | undefined;
-  /** Receives output while the call runs (session carrier; the file carrier delivers it at the end). */
-  onOutput?: OutputListener | undefined;
-  /** Per-stream cap on captured output in bytes (agent default 8 MiB). */
-  outputLimit?: number | undefined;
-}
-
-/** What a successful call returns. */
-export interface CallResult<T = unknown> {
-  /** The function's return value, decoded per the protocol's value mapping. */
-  value: T;
-  /** What the call printed. */
-  stdout: string;
-  stderr: string;
-  /** True when stdout or stderr exceeded the output limit and was cut. */
-  truncated: boolean;
-  /** Installed versions of the registered modules (`null`: not importable). */
-  modules: Record<string, string | null>;
-  /** Round-trip time seen by the client. */
-  durationMs: number;
-  /** Time spent inside the Python function, when the agent reported it. */
-  remoteDurationMs: number | null;
-  /** The carrier that ran the call. */
-  carrier: "session" | "file";
-}
-
-interface Registrations {
-  env: Record<string, string>;
-  envDefault: Record<string, string>;
-  pathAppend: string[];
-  requirements: Requirement[];
-}
-
-const IDENT_PATH = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 
 /**
  * Calls Python functions on a remote machine through a {@link Connector}.
@@ -221,7 +123,8 @@ export class RemoteClient {
     options: CallOptions = {},
   ): Promise<CallResult<T>> {
     const started = performance.now();
-    const message = this.#buildCall(module, fn, args, options);
+    if (this.#closing) throw new ConnectorError("CLOSED", this.connector.name, "the client is closed");
+    const message = buildCallMessage(this.#nextId(), module, fn, args, options, this.#registrations);
     const carrier = this.#carrierFor(options.mode ?? this.#options.mode ?? "auto");
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs;
     const op = { signal: options.signal, timeoutMs, onOutput: options.onOutput };
@@ -344,53 +247,6 @@ export class RemoteClient {
     return canSpawn ? "session" : "file";
   }
 
-  #buildCall(
-    module: string,
-    fn: string,
-    args: readonly unknown[] | Record<string, unknown>,
-    options: CallOptions,
-  ): CallMessage {
-    if (this.#closing) throw new ConnectorError("CLOSED", this.connector.name, "the client is closed");
-    if (typeof module !== "string" || !IDENT_PATH.test(module)) {
-      throw new UsageError(`invalid module name ${JSON.stringify(module)} (a dotted Python import path)`);
-    }
-    if (typeof fn !== "string" || !IDENT_PATH.test(fn)) {
-      throw new UsageError(`invalid function name ${JSON.stringify(fn)} (a dotted attribute path)`);
-    }
-    let positional: unknown[] | undefined;
-    let kwargs: Record<string, unknown> | undefined;
-    if (Array.isArray(args)) positional = [...args];
-    else if (isPlainObject(args)) kwargs = { ...args };
-    else {
-      throw new UsageError(
-        `args must be an array (positional) or a plain object (keyword arguments), got ${describe(args)}`,
-      );
-    }
-    assertTimeout(options.timeoutMs);
-    if (options.kwargs !== undefined) {
-      if (!isPlainObject(options.kwargs))
-        throw new UsageError(`kwargs must be a plain object, got ${describe(options.kwargs)}`);
-      kwargs = { ...(kwargs ?? {}), ...options.kwargs };
-    }
-    const message: CallMessage = { v: 1, kind: "call", id: this.#nextId(), module, function: fn };
-    if (positional && positional.length > 0) message.args = positional;
-    if (kwargs) message.kwargs = kwargs;
-    // Registrations were checked when made; the merged maps are built only when there is
-    // something to merge (the per-call path of a plain call allocates nothing here).
-    const reg = this.#registrations;
-    const env = merged(reg.env, options.env, "env");
-    if (env) message.env = env;
-    const envDefault = merged(reg.envDefault, options.envDefault, "envDefault");
-    if (envDefault) message.envDefault = envDefault;
-    if (reg.pathAppend.length > 0 || (options.pathAppend?.length ?? 0) > 0) {
-      message.pathAppend = [...reg.pathAppend, ...(options.pathAppend ?? [])];
-    }
-    if (options.cwd !== undefined) message.cwd = options.cwd;
-    if (options.onOutput) message.stream = true;
-    if (options.outputLimit !== undefined) message.outputLimit = options.outputLimit;
-    return message;
-  }
-
   /** Layout, agent files, carrier objects and requirements: everything before a call. */
   async #prepare(carrier: "session" | "file", op: OperationOptions): Promise<void> {
     if (!this.#ready) {
@@ -439,32 +295,9 @@ export class RemoteClient {
   async #setUp(op: OperationOptions): Promise<RemoteLayout> {
     const layout = this.#layout ?? (await discoverLayout(this.connector, op)).layout;
     this.#layout = layout;
-    if (this.#options.autoInstallAgent !== false) await this.#ensureAgent(layout, op);
+    if (this.#options.autoInstallAgent !== false)
+      await ensureAgent(this.connector, layout, this.#options.agentDir, this.#logger, op);
     return layout;
-  }
-
-  async #ensureAgent(layout: RemoteLayout, op: OperationOptions): Promise<void> {
-    const [remote, local] = await Promise.all([
-      readRemoteManifest(this.connector, layout.endpointDir, op),
-      agentManifest(this.#options.agentDir),
-    ]);
-    if (remote && sameManifest(remote.files, local.files)) return;
-    this.#logger.info?.(
-      remote
-        ? `updating the agent in ${layout.endpointDir} (${remote.version} → ${AGENT_VERSION})`
-        : `uploading the agent to ${layout.endpointDir}`,
-    );
-    try {
-      await syncAgent(this.connector, layout.endpointDir, { ...op, agentDir: this.#options.agentDir });
-    } catch (err) {
-      if (hasErrorCode(err, "PERMISSION_DENIED")) {
-        throw new RemoteNotSetupError(
-          `the agent in ${layout.endpointDir} is ${remote ? `version ${remote.version}` : "missing"} and this account cannot write there (a shared endpoint?): ask its owner to run \`sremote install\`, or pass autoInstallAgent: false to use it as it is`,
-          { code: remote ? "VERSION_MISMATCH" : "NOT_SET_UP", cause: err },
-        );
-      }
-      throw err;
-    }
   }
 
   #createPool(layout: RemoteLayout): SessionPool {
@@ -527,46 +360,4 @@ export class RemoteClient {
       call,
     });
   }
-}
-
-function assertTimeout(timeoutMs: unknown): void {
-  if (timeoutMs !== undefined && (typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) || timeoutMs < 0)) {
-    throw new UsageError(`timeoutMs must be a non-negative finite number of milliseconds, got ${String(timeoutMs)}`);
-  }
-}
-
-/** `registered` overridden by `extra` (checked), or undefined when both are empty. */
-function merged(
-  registered: Record<string, string>,
-  extra: Record<string, string> | null | undefined,
-  what: string,
-): Record<string, string> | undefined {
-  if (extra != null) {
-    assertEnv(extra, what);
-    if (hasKeys(extra)) return { ...registered, ...extra };
-  }
-  return hasKeys(registered) ? { ...registered } : undefined;
-}
-
-function hasKeys(o: object): boolean {
-  for (const _ in o) return true;
-  return false;
-}
-
-function sameManifest(a: Record<string, string>, b: Record<string, string>): boolean {
-  const ka = Object.keys(a);
-  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (typeof v === "object") return `a ${(v as object).constructor?.name ?? "object"}`;
-  return `a ${typeof v}`;
 }

@@ -16,14 +16,9 @@ export {
 } from "@sremote/core";
 export { NDArray } from "@sremote/protocol";
 export type { AgentCommand, AgentLauncher } from "./agent-command.js";
-export {
-  type CallMode,
-  type CallOptions,
-  type CallResult,
-  RemoteClient,
-  type RemoteClientOptions,
-} from "./client.js";
+export { RemoteClient } from "./client.js";
 export type { Logger } from "./logger.js";
+export type { CallMode, CallOptions, CallResult, RemoteClientOptions } from "./options.js";
 export {
   isKwargs,
   type Kwargs,
