@@ -1,9 +1,9 @@
 import { ConnectorError, type Deadline, TimeoutError } from "@sremote/core";
 import { Agent, request } from "undici";
 
-/** Internal retries of requests that are safe to repeat. */
+/** Retry of safe operations, done by core's `withRetry` around the connector (see `newtConnector`). */
 export interface HttpRetryOptions {
-  /** Total attempts of a safe request, the first included (default 3). */
+  /** Total attempts of a safe operation, the first included (default 3). */
   attempts?: number | undefined;
   /** Backoff bound before the second attempt, in ms (default 200). */
   baseDelayMs?: number | undefined;
@@ -25,8 +25,7 @@ export interface NewtRequest {
   sessionId?: string | undefined;
   /**
    * Repeating the request cannot repeat a side effect (a read, an overwrite with the same
-   * bytes, `rm -f`, a login). Decides `retryable` on errors; only GETs and requests that
-   * never reached the server are repeated here.
+   * bytes, `rm -f`, a login). Decides `retryable` on errors; nothing is repeated here.
    */
   idempotent: boolean;
   /** What the request does, for error messages (`"download /a/b"`). Never a secret. */
@@ -56,10 +55,6 @@ const NEVER_SENT = new Set([
   "EADDRNOTAVAIL",
   "UND_ERR_CONNECT_TIMEOUT",
 ]);
-
-/** Marks errors whose request may be repeated here (GET or never sent). */
-const REPEATABLE = Symbol("repeatable");
-type Tagged = Error & { [REPEATABLE]?: boolean };
 
 function errnoOf(err: unknown): string | undefined {
   let e: unknown = err;
@@ -95,22 +90,16 @@ export function answerText(body: Uint8Array): string {
 
 /**
  * HTTP transport to one NEWT base URL over a private keep-alive connection pool. Knows
- * nothing of sessions: it sends, reads whole answers, classifies failures into coded
- * errors, and repeats only what cannot have run twice (GETs, and requests that never
- * reached the server).
+ * nothing of sessions: it sends once, reads whole answers and classifies failures into
+ * coded errors whose `retryable` says whether repeating cannot run anything twice.
+ * Repeating is left to core's `withRetry` around the connector (one retry path).
  */
 export class NewtHttp {
   private readonly agent: Agent;
   private readonly base: URL;
-  private readonly attempts: number;
-  private readonly baseDelayMs: number;
-  private readonly maxDelayMs: number;
 
-  constructor(baseUrl: string, retry: HttpRetryOptions = {}) {
+  constructor(baseUrl: string) {
     this.base = new URL(baseUrl);
-    this.attempts = retry.attempts ?? 3;
-    this.baseDelayMs = retry.baseDelayMs ?? 200;
-    this.maxDelayMs = retry.maxDelayMs ?? 2000;
     // Time limits are enforced per request through AbortSignals; undici's own 300 s
     // header/body timeouts would cut NEWT commands, which may legitimately run 600 s.
     this.agent = new Agent({
@@ -128,28 +117,19 @@ export class NewtHttp {
   }
 
   /**
-   * Sends `req`, repeating it while that is safe, and returns the complete answer for any
-   * status except 429/502/503/504, which become `UNAVAILABLE` errors.
+   * Sends `req` once and returns the complete answer for any status except 429/502/503/504,
+   * which become `UNAVAILABLE` errors.
    *
    * @throws ConnectorError `CONNECT_FAILED` (never reached the server; retryable),
-   *   `CONNECTION_LOST` (sent, answer lost or cut), `UNAVAILABLE`, or the deadline's
-   *   `TIMEOUT`/`ABORTED` error.
+   *   `CONNECTION_LOST` (sent, answer lost or cut; retryable when idempotent),
+   *   `UNAVAILABLE`, or the deadline's `TIMEOUT`/`ABORTED` error.
    */
   async send(req: NewtRequest, dl: Deadline): Promise<NewtResponse> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.once(req, dl);
-      } catch (err) {
-        const tagged = err as Tagged;
-        if (dl.signal.aborted || !(tagged[REPEATABLE] === true) || attempt >= this.attempts) {
-          if (dl.signal.aborted) throw dl.error(`newt: ${req.what}`);
-          throw err;
-        }
-        const bound = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1));
-        await sleep(Math.floor(Math.random() * bound), dl.signal).catch(() => {
-          throw dl.error(`newt: ${req.what}`);
-        });
-      }
+    try {
+      return await this.once(req, dl);
+    } catch (err) {
+      if (dl.signal.aborted) throw dl.error(`newt: ${req.what}`);
+      throw err;
     }
   }
 
@@ -177,7 +157,6 @@ export class NewtHttp {
     const onOuter = () => local.abort();
     dl.signal.addEventListener("abort", onOuter, { once: true });
     if (dl.signal.aborted) local.abort();
-    const safe = req.method === "GET";
     try {
       let res: Awaited<ReturnType<typeof request>>;
       try {
@@ -189,54 +168,43 @@ export class NewtHttp {
           signal: local.signal,
         });
       } catch (err) {
-        throw this.classify(err, req, "send", ownTimeout, safe);
+        throw this.classify(err, req, "send", ownTimeout);
       }
       let data: Uint8Array;
       try {
         data = new Uint8Array(await res.body.arrayBuffer());
       } catch (err) {
-        throw this.classify(err, req, "read", ownTimeout, safe);
+        throw this.classify(err, req, "read", ownTimeout);
       }
       const declared = headerOf(res.headers, "content-length");
       if (declared !== undefined && Number(declared) !== data.length) {
-        throw tag(
-          new ConnectorError(
-            "CONNECTION_LOST",
-            "newt",
-            `${req.what}: answer cut at ${data.length} of ${declared} bytes`,
-            {
-              retryable: req.idempotent,
-            },
-          ),
-          safe,
+        throw new ConnectorError(
+          "CONNECTION_LOST",
+          "newt",
+          `${req.what}: answer cut at ${data.length} of ${declared} bytes`,
+          { retryable: req.idempotent },
         );
       }
       if (res.statusCode >= 300 && res.statusCode < 400) {
         // Never followed: a redirect would carry the session cookie (or a password form) elsewhere.
         const to = headerOf(res.headers, "location") ?? "?";
-        throw tag(
-          new ConnectorError(
-            "REMOTE_IO",
-            "newt",
-            `${req.what}: HTTP ${res.statusCode} redirect to ${to.split("?")[0]}; check the base URL (${this.base.origin}${this.base.pathname})`,
-            { details: { status: res.statusCode } },
-          ),
-          false,
+        throw new ConnectorError(
+          "REMOTE_IO",
+          "newt",
+          `${req.what}: HTTP ${res.statusCode} redirect to ${to.split("?")[0]}; check the base URL (${this.base.origin}${this.base.pathname})`,
+          { details: { status: res.statusCode } },
         );
       }
       if (TRANSIENT_STATUS.has(res.statusCode)) {
         const refused = REFUSED_STATUS.has(res.statusCode);
         const mayHaveRun = !refused && !req.idempotent;
-        throw tag(
-          new ConnectorError(
-            "UNAVAILABLE",
-            "newt",
-            `${req.what}: HTTP ${res.statusCode} from the gateway${answerText(data) ? `: ${answerText(data)}` : ""}${
-              mayHaveRun ? " (the request may have been processed; not retried)" : ""
-            }`,
-            { retryable: refused || req.idempotent, details: { status: res.statusCode } },
-          ),
-          safe,
+        throw new ConnectorError(
+          "UNAVAILABLE",
+          "newt",
+          `${req.what}: HTTP ${res.statusCode} from the gateway${answerText(data) ? `: ${answerText(data)}` : ""}${
+            mayHaveRun ? " (the request may have been processed; not retried)" : ""
+          }`,
+          { retryable: refused || req.idempotent, details: { status: res.statusCode } },
         );
       }
       return { status: res.statusCode, headers: res.headers, body: data };
@@ -246,37 +214,31 @@ export class NewtHttp {
     }
   }
 
-  private classify(err: unknown, req: NewtRequest, phase: "send" | "read", ownTimeout: boolean, safe: boolean): Error {
+  private classify(err: unknown, req: NewtRequest, phase: "send" | "read", ownTimeout: boolean): Error {
     if (err instanceof ConnectorError) return err;
     if (ownTimeout) {
-      const e = new TimeoutError(`newt: ${req.what}: no answer within ${req.timeoutMs} ms`, req.timeoutMs, {
+      // A read that got no answer in time may simply be asked again; anything else may have run.
+      return new TimeoutError(`newt: ${req.what}: no answer within ${req.timeoutMs} ms`, req.timeoutMs, {
         cause: err,
-        retryable: false,
+        retryable: req.method === "GET",
       });
-      return tag(e, safe);
     }
     const code = errnoOf(err);
     if (phase === "send" && code !== undefined && NEVER_SENT.has(code)) {
-      return tag(
-        new ConnectorError("CONNECT_FAILED", "newt", `${req.what}: cannot reach ${this.base.host} (${code})`, {
-          cause: err,
-          retryable: true,
-          details: { code },
-        }),
-        true,
-      );
+      return new ConnectorError("CONNECT_FAILED", "newt", `${req.what}: cannot reach ${this.base.host} (${code})`, {
+        cause: err,
+        retryable: true,
+        details: { code },
+      });
     }
     const how = phase === "read" ? "answer cut" : "connection lost";
-    return tag(
-      new ConnectorError(
-        "CONNECTION_LOST",
-        "newt",
-        `${req.what}: ${how} (${code ?? (err as Error)?.message ?? "error"})${
-          req.idempotent ? "" : "; the request may have been processed, so it is not repeated"
-        }`,
-        { cause: err, retryable: req.idempotent, details: { code } },
-      ),
-      safe,
+    return new ConnectorError(
+      "CONNECTION_LOST",
+      "newt",
+      `${req.what}: ${how} (${code ?? (err as Error)?.message ?? "error"})${
+        req.idempotent ? "" : "; the request may have been processed, so it is not repeated"
+      }`,
+      { cause: err, retryable: req.idempotent, details: { code } },
     );
   }
 
@@ -284,27 +246,4 @@ export class NewtHttp {
   async close(): Promise<void> {
     await this.agent.close().catch(() => this.agent.destroy());
   }
-}
-
-function tag<E extends Error>(err: E, repeatable: boolean): E {
-  (err as Tagged)[REPEATABLE] = repeatable;
-  return err;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -55,7 +55,11 @@ export interface NewtConnectorOptions {
   requestTimeoutMs?: number | undefined;
   /** Time limit of one command request, in ms (default 660000: NEWT's 600 s plus a margin). */
   commandTimeoutMs?: number | undefined;
-  /** Internal repetition of safe requests (GETs, and requests that never reached the server). */
+  /**
+   * Repetition of safe operations — reads, and any operation whose request never reached
+   * the server — by core's `withRetry`, composed around the connector by the factory.
+   * `{ attempts: 1 }` turns it off. A command that may have been received is never repeated.
+   */
   retry?: HttpRetryOptions | undefined;
   /**
    * How `deleteFile` deletes: `"command"` (default; `/bin/rm -f` through `/command`, works on

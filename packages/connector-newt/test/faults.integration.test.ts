@@ -139,6 +139,20 @@ describe("reads are repeated where that is safe", () => {
     expect(r.error).toMatchObject({ code: "UNAVAILABLE", retryable: true });
   });
 
+  it("one retry path: a lasting 503 on a download makes 3 attempts, also under withRetry (was 3 × its attempts)", async () => {
+    const c = make({ retry: { baseDelayMs: 1, maxDelayMs: 2 } });
+    const p = join(home, "lasting.txt");
+    await writeFile(p, "x");
+    await c.connect();
+    double.inject("GET /file", { kind: "status", status: 503, times: Number.POSITIVE_INFINITY });
+    let from = double.requestLog.length;
+    expect((await outcome(c.getFile(p))).error).toMatchObject({ code: "UNAVAILABLE" });
+    expect(since(double, from).filter((e) => e.route === "GET /file")).toHaveLength(3);
+    from = double.requestLog.length;
+    expect((await outcome(withRetry(c, retrying).getFile(p))).error).toMatchObject({ code: "UNAVAILABLE" });
+    expect(since(double, from).filter((e) => e.route === "GET /file")).toHaveLength(3);
+  });
+
   it("an unreachable server is CONNECT_FAILED and retryable", async () => {
     const port = await new Promise<number>((resolve) => {
       const s = createServer();

@@ -9,7 +9,13 @@ import type {
   RemoteProcess,
 } from "./connector.js";
 import { type Deadline, deadline, type OperationOptions, raceSignal } from "./deadline.js";
-import { ConnectorError, type ConnectorErrorCode, hasErrorCode, type SremoteErrorOptions, UsageError } from "./errors.js";
+import {
+  ConnectorError,
+  type ConnectorErrorCode,
+  hasErrorCode,
+  type SremoteErrorOptions,
+  UsageError,
+} from "./errors.js";
 import { deleteByCommand, execWithStdinFile, type FallbackTransport, homeDirByCommand } from "./fallbacks.js";
 import { checkArgv, checkData, checkExecOptions, checkMode, checkPath } from "./validation.js";
 
@@ -113,7 +119,9 @@ class DefinedConnector implements Connector {
       if (typeof def[m] !== "function") throw new UsageError(`defineConnector: ${def.name}: ${m}() is required`);
     }
     if (Boolean(def.capabilities?.spawn) !== (typeof def.spawn === "function")) {
-      throw new UsageError(`defineConnector: ${def.name}: capabilities.spawn must be true exactly when spawn() is given`);
+      throw new UsageError(
+        `defineConnector: ${def.name}: capabilities.spawn must be true exactly when spawn() is given`,
+      );
     }
     this.#def = def;
     this.name = def.name;

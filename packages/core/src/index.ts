@@ -47,7 +47,6 @@ export {
 } from "./layout.js";
 export { PROTOCOL_VERSION } from "./protocol-version.js";
 export { assertEnv, isEnvName, shCommand, shJoin, shQuote } from "./quoting.js";
-export { checkArgv, checkData, checkExecOptions, checkMode, checkPath } from "./validation.js";
 export { type RetryEvent, type RetryPolicy, withRetry } from "./retry.js";
 export {
   formatTarget,
@@ -58,3 +57,4 @@ export {
   type SshTarget,
   type Target,
 } from "./target.js";
+export { checkArgv, checkData, checkExecOptions, checkMode, checkPath } from "./validation.js";

@@ -37,6 +37,24 @@ export interface RetryPolicy {
 
 const DEFAULTS = { attempts: 3, baseDelayMs: 200, maxDelayMs: 5000 } as const;
 
+/**
+ * Marks an error a retry decorator already retried until it gave up, so that a decorator
+ * around it (the user's, around a connector whose factory composed one) does not multiply
+ * the attempts. `Symbol.for`: it works across copies of this package.
+ */
+const EXHAUSTED = Symbol.for("sremote.retry.exhausted");
+
+function exhausted(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { [EXHAUSTED]?: boolean })[EXHAUSTED] === true;
+}
+
+function markExhausted(error: unknown): unknown {
+  if (typeof error === "object" && error !== null && Object.isExtensible(error)) {
+    Object.defineProperty(error, EXHAUSTED, { value: true, enumerable: false, configurable: true });
+  }
+  return error;
+}
+
 function defaultShouldRetry(error: unknown): boolean {
   return isSremoteError(error) && error.retryable === true;
 }
@@ -63,6 +81,9 @@ async function sleep(ms: number, signal: AbortSignal | undefined, what: string):
  * exponential backoff and full jitter. Errors that are not retryable — a command whose
  * answer was lost, a timeout, an abort — propagate at once, so a command never runs twice
  * because of this decorator.
+ *
+ * Decorators do not multiply: an error an inner `withRetry` already retried until it gave
+ * up is not retried again by an outer one.
  *
  * `timeoutMs` and `signal` cover the whole operation, retries and waits included: each
  * attempt gets the time that is left, and a wait that would outlast it ends the retries
@@ -104,13 +125,14 @@ export function withRetry(connector: Connector, policy: RetryPolicy = {}): Conne
         // Whole milliseconds, so a timeout message reads "after 1500 ms", not "1499.98 ms".
         return await attempt(left === undefined ? opts : { ...opts, timeoutMs: Math.ceil(left) });
       } catch (error) {
-        if (n >= attempts || !shouldRetry(error, operation)) throw error;
+        if (exhausted(error) || !shouldRetry(error, operation)) throw error;
+        if (n >= attempts) throw n > 1 ? markExhausted(error) : error;
         // Full jitter: a uniformly random wait below the exponential bound spreads out
         // clients that failed together (a gateway restart) instead of synchronising them.
         const bound = Math.min(maxDelayMs, baseDelayMs * 2 ** (n - 1));
         const delayMs = Math.floor(random() * bound);
         const after = remaining();
-        if (after !== undefined && delayMs >= after) throw error;
+        if (after !== undefined && delayMs >= after) throw n > 1 ? markExhausted(error) : error;
         policy.onRetry?.({ operation, attempt: n, error, delayMs });
         await sleep(delayMs, signal, what);
       }
