@@ -9,8 +9,9 @@
 // Usage: node scripts/consumer-test.mjs [--keep]   (--keep leaves the temp folder for a look)
 import { spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { isBuiltin } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, posix, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const PUBLINT = "publint@0.3.25";
@@ -18,6 +19,8 @@ const ATTW = "@arethetypeswrong/cli@0.18.5";
 // Our packages are ESM only. Node >= 20.19 (our `engines`) loads them with require() too, so
 // "CJS resolves to ESM" is intended; attw's bundled TypeScript does not model require(esm).
 const ATTW_FLAGS = ["--profile", "node16", "--ignore-rules", "cjs-resolves-to-esm", "--no-definitely-typed"];
+
+const PACKAGE_SPEC = /^(@[a-z0-9~-][a-z0-9._~-]*\/)?[a-z0-9~-][a-z0-9._~-]*(\/[^\s]*)?$/;
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const fixtures = join(root, "scripts", "consumer");
@@ -38,6 +41,17 @@ function publicPackages() {
     if (!pkg.private) found.push({ name: pkg.name, dir, pkg });
   }
   return found;
+}
+
+/** Every file under `dir`, as POSIX paths relative to it. */
+function listFiles(dir) {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) =>
+      relative(dir, join(e.parentPath ?? e.path, e.name))
+        .split("\\")
+        .join("/"),
+    );
 }
 
 const children = new Set();
@@ -153,25 +167,76 @@ async function main() {
     return { ...p, file: join(tarDir, file) };
   });
 
+  // Unpacked copies for the static checks below.
+  const unpacked = join(temp, "unpacked");
+  for (const t of tarballs) {
+    t.root = join(unpacked, t.name.replace("/", "+"));
+    mkdirSync(t.root, { recursive: true });
+    await run("tar", ["xzf", t.file, "-C", t.root, "--strip-components=1"]);
+    t.files = listFiles(t.root);
+    t.manifest = JSON.parse(readFileSync(join(t.root, "package.json"), "utf8"));
+  }
+
   await check("tarball contents", async () => {
     const problems = [];
     for (const t of tarballs) {
-      const list = (await run("tar", ["tzf", t.file])).out.split("\n").map((l) => l.replace(/^package\//, ""));
       const need = ["package.json", "LICENSE", "README.md", "dist/index.js", "dist/index.d.ts"];
       if (t.name === "@sremote/agent")
         need.push("interpreter.sh", "sremote_agent/__main__.py", "sremote_agent/codec_pure.py");
       if (t.pkg.bin) need.push(...Object.values(t.pkg.bin).map((b) => b.replace(/^\.\//, "")));
-      for (const n of need) if (!list.includes(n)) problems.push(`${t.name}: no ${n}`);
-      for (const n of list)
+      for (const n of need) if (!t.files.includes(n)) problems.push(`${t.name}: no ${n}`);
+      for (const n of t.files)
         if (/^(test|tests|vectors)\/|\.test\.|__pycache__|\.pyc$/.test(n)) problems.push(`${t.name}: ships ${n}`);
-      const manifest = (await run("tar", ["xzf", t.file, "-O", "package/package.json"])).out;
-      if (manifest.includes("workspace:")) problems.push(`${t.name}: package.json keeps a workspace: range`);
+      if (JSON.stringify(t.manifest).includes("workspace:"))
+        problems.push(`${t.name}: a workspace: range in package.json`);
     }
-    return {
-      ok: problems.length === 0,
-      detail: problems.join("; ") || "LICENSE, README, dist, agent files; no tests",
-      out: "",
-    };
+    return { ok: problems.length === 0, detail: problems.join("; ") || "LICENSE, README, dist, agent files; no tests" };
+  });
+
+  await check("source maps point at shipped files", async () => {
+    const problems = [];
+    let maps = 0;
+    for (const t of tarballs) {
+      for (const f of t.files.filter((n) => n.endsWith(".map"))) {
+        maps++;
+        const { sources = [] } = JSON.parse(readFileSync(join(t.root, f), "utf8"));
+        for (const src of sources) {
+          const target = posix.normalize(posix.join(posix.dirname(f), src));
+          if (!t.files.includes(target)) problems.push(`${t.name}: ${f} -> ${target}`);
+        }
+      }
+    }
+    return { ok: problems.length === 0, detail: problems.slice(0, 5).join("; ") || `${maps} maps` };
+  });
+
+  // Every bare import in dist (.js and .d.ts) must be a dependency or peerDependency of the
+  // tarball's package.json: a devDependency is missing for npm users (testkit once imported
+  // @sremote/connector-newt without declaring it).
+  await check("declared dependencies only (dist imports)", async () => {
+    const problems = [];
+    for (const t of tarballs) {
+      const declared = new Set([
+        t.name,
+        ...Object.keys(t.manifest.dependencies ?? {}),
+        ...Object.keys(t.manifest.peerDependencies ?? {}),
+      ]);
+      for (const f of t.files.filter((n) => n.startsWith("dist/") && /\.(js|d\.ts)$/.test(n))) {
+        const code = readFileSync(join(t.root, f), "utf8");
+        for (const m of code.matchAll(
+          /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\(\s*|^import\s+)["']([^"'./][^"']*)["']/gm,
+        )) {
+          const spec = m[1];
+          // Not a package name (prose in a comment, e.g. `from "not a key"`) or a builtin.
+          if (!PACKAGE_SPEC.test(spec) || spec.startsWith("node:") || isBuiltin(spec)) continue;
+          const name = spec
+            .split("/")
+            .slice(0, spec.startsWith("@") ? 2 : 1)
+            .join("/");
+          if (!declared.has(name)) problems.push(`${t.name}: ${f} imports ${name}`);
+        }
+      }
+    }
+    return { ok: problems.length === 0, detail: [...new Set(problems)].join("; ") };
   });
 
   // 2. In parallel: npm installs the tarballs into the app folder; publint + attw on each tarball.
