@@ -209,6 +209,28 @@ async function main() {
     return { ok: problems.length === 0, detail: problems.slice(0, 5).join("; ") || `${maps} maps` };
   });
 
+  // Files a module reads next to itself at run time (`new URL("../scripts/x.sh", import.meta.url)`:
+  // the agent's Python files, the installer's scripts) must be in the tarball.
+  await check("files read through import.meta.url are shipped", async () => {
+    const problems = [];
+    let refs = 0;
+    for (const t of tarballs) {
+      for (const f of t.files.filter((n) => n.startsWith("dist/") && n.endsWith(".js"))) {
+        const code = readFileSync(join(t.root, f), "utf8");
+        for (const m of code.matchAll(/new URL\(\s*[`"']([^`"'$]*)[^`"']*[`"']\s*,\s*import\.meta\.url\s*\)/g)) {
+          refs++;
+          const target = posix.normalize(posix.join(posix.dirname(f), m[1]));
+          const dir = target.endsWith("/") || m[1] === ".." || m[1] === "." || m[1] === "";
+          const found = dir
+            ? target === "./" || target === "." || t.files.some((n) => n.startsWith(target.replace(/\/?$/, "/")))
+            : t.files.includes(target);
+          if (!found) problems.push(`${t.name}: ${f} reads ${target}`);
+        }
+      }
+    }
+    return { ok: problems.length === 0, detail: problems.join("; ") || `${refs} references` };
+  });
+
   // Every bare import in dist (.js and .d.ts) must be a dependency or peerDependency of the
   // tarball's package.json: a devDependency is missing for npm users (testkit once imported
   // @sremote/connector-newt without declaring it).
