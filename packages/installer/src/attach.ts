@@ -11,13 +11,16 @@ import {
   type RemoteLayout,
   UsageError,
 } from "@sremote/core";
+import { manifestMatches } from "./agent-check.js";
+import { MARKER_FILE } from "./endpoint-files.js";
+import { locateEndpoint } from "./endpoint-layout.js";
 import { InstallError, logTail } from "./errors.js";
 import { type InstallEventListener, StepRecorder, type StepReport } from "./events.js";
 import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
-import { isInside, locationDir, readCurrentLocation, remotePath } from "./paths.js";
+import { isInside, locationDir } from "./paths.js";
 import { parseAgentInfo } from "./python.js";
 import { COMMAND_ENV, commandFailure, describeExit, operationError } from "./remote.js";
-import { ATTACH_MISSING, ATTACH_SH, MARKER_FILE } from "./scripts.js";
+import { ATTACH_MISSING, remoteScript } from "./remote-scripts.js";
 
 /** Options of {@link attach}. */
 export interface AttachOptions extends OperationOptions {
@@ -67,24 +70,22 @@ export async function attach(connector: Connector, options: AttachOptions): Prom
   const op = { signal: d.signal };
   const warnings: string[] = [];
   try {
-    const homeDir = await c.homeDir(op);
-    const endpointDir = remotePath(homeDir, options.dir, "dir");
-    const layout: RemoteLayout = {
-      endpointDir,
-      tmpDir: remotePath(homeDir, options.tmpDir ?? "~/.sremote/tmp", "tmpDir"),
-      workDir: remotePath(homeDir, options.workDir ?? "~", "workDir"),
-    };
+    const { homeDir, current, layout } = await locateEndpoint(
+      c,
+      { dir: options.dir, tmpDir: options.tmpDir ?? "~/.sremote/tmp", workDir: options.workDir ?? "~" },
+      op,
+    );
+    const endpointDir = layout.endpointDir;
     if (isInside(layout.tmpDir, endpointDir)) {
       throw new UsageError(
         `the private temp folder ${layout.tmpDir} cannot be inside the shared endpoint ${endpointDir}`,
       );
     }
-    const current = await readCurrentLocation(c, homeDir, op);
     const text = formatLocationFile(locationFromLayout(layout, homeDir));
 
     const checked = await recorder.run("attach", `checking the shared endpoint ${endpointDir}`, async () => {
       const r = await c.exec(
-        ["sh", "-c", ATTACH_SH, "sh", endpointDir, layout.tmpDir, layout.workDir, locationDir(homeDir)],
+        ["sh", "-c", remoteScript("attach.sh"), "sh", endpointDir, layout.tmpDir, layout.workDir, locationDir(homeDir)],
         { ...op, timeoutMs: 120_000 },
       );
       if (r.exitCode === ATTACH_MISSING) {
@@ -119,11 +120,11 @@ export async function attach(connector: Connector, options: AttachOptions): Prom
       return { changed: changed.length > 0, message: changed.length ? changed.join("; ") : "private folders in place" };
     });
 
-    const [manifest, local] = await Promise.all([readRemoteManifest(c, endpointDir, op), agentManifest(options.agentDir)]);
-    const upToDate =
-      manifest !== null &&
-      manifest.version === local.version &&
-      Object.entries(local.files).every(([k, v]) => manifest.files[k] === v);
+    const [manifest, local] = await Promise.all([
+      readRemoteManifest(c, endpointDir, op),
+      agentManifest(options.agentDir),
+    ]);
+    const upToDate = manifestMatches(manifest, local);
     if (!upToDate) {
       warnings.push(
         `the shared endpoint's agent (${manifest?.version ?? "none"}) differs from this client's (${AGENT_VERSION}): calls will fail until its owner runs sremote install on it`,

@@ -1,8 +1,9 @@
 import { type AgentManifest, readRemoteManifest } from "@sremote/agent";
-import { type Connector, hasErrorCode, type OperationOptions, posixJoin, type RemoteLayout } from "@sremote/core";
-import { InstallError } from "./errors.js";
-import { currentLayout, readCurrentLocation, remotePath } from "./paths.js";
-import { MARKER_FILE, STATE_FILE } from "./scripts.js";
+import type { Connector, OperationOptions, RemoteLayout } from "@sremote/core";
+import { posixJoin } from "@sremote/core";
+import { MARKER_FILE, STATE_FILE } from "./endpoint-files.js";
+import { locateEndpoint } from "./endpoint-layout.js";
+import { readOptionalText } from "./paths.js";
 import { type InstallState, parseState } from "./state.js";
 
 /** Options of {@link discover}. */
@@ -27,15 +28,6 @@ export interface DiscoverResult {
   agent: AgentManifest | null;
 }
 
-async function exists(connector: Connector, path: string, options: OperationOptions): Promise<string | null> {
-  try {
-    return new TextDecoder().decode(await connector.getFile(path, options));
-  } catch (err) {
-    if (hasErrorCode(err, "FILE_NOT_FOUND")) return null;
-    throw err;
-  }
-}
-
 /**
  * Finds the user's endpoint (the seed's self-discovery through `~/.sremote/.location`) and
  * reads what the installer recorded there. Changes nothing.
@@ -45,37 +37,20 @@ async function exists(connector: Connector, path: string, options: OperationOpti
  */
 export async function discover(connector: Connector, options: DiscoverOptions = {}): Promise<DiscoverResult> {
   const op = { signal: options.signal, timeoutMs: options.timeoutMs };
-  const homeDir = await connector.homeDir(op);
-  const current = await readCurrentLocation(connector, homeDir, op);
-  let layout: RemoteLayout;
-  let source: DiscoverResult["source"];
-  if (options.layout) {
-    layout = {
-      endpointDir: remotePath(homeDir, options.layout.endpointDir, "layout.endpointDir"),
-      tmpDir: remotePath(homeDir, options.layout.tmpDir, "layout.tmpDir"),
-      workDir: remotePath(homeDir, options.layout.workDir, "layout.workDir"),
-    };
-    source = "given";
-  } else {
-    if (current.error) {
-      throw new InstallError("INVALID_ARGUMENT", current.error.message, {
-        step: "layout",
-        fix: `fix or delete ${current.path}`,
-        cause: current.error,
-      });
-    }
-    layout = currentLayout(homeDir, current);
-    source = current.location ? "location" : "default";
-  }
+  const { homeDir, current, layout, source } = await locateEndpoint(
+    connector,
+    { layout: options.layout, invalidLocation: { step: "layout", fix: (path) => `fix or delete ${path}` } },
+    op,
+  );
   const [stateText, marker, agent] = await Promise.all([
-    exists(connector, posixJoin(layout.endpointDir, STATE_FILE), op),
-    exists(connector, posixJoin(layout.endpointDir, MARKER_FILE), op),
+    readOptionalText(connector, posixJoin(layout.endpointDir, STATE_FILE), op),
+    readOptionalText(connector, posixJoin(layout.endpointDir, MARKER_FILE), op),
     readRemoteManifest(connector, layout.endpointDir, op),
   ]);
   return {
     homeDir,
     layout,
-    source,
+    source: source === "dir" ? "given" : source,
     locationPath: current.path,
     state: stateText === null ? null : parseState(stateText),
     complete: marker !== null,

@@ -8,13 +8,16 @@ import {
   posixJoin,
   type RemoteLayout,
 } from "@sremote/core";
+import { manifestMatches } from "./agent-check.js";
+import { MARKER_FILE, PREAMBLE_FILE, STATE_FILE, VENV_DIR } from "./endpoint-files.js";
+import { locateEndpoint } from "./endpoint-layout.js";
 import { logTail } from "./errors.js";
 import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
-import { currentLayout, readCurrentLocation, remotePath } from "./paths.js";
+import { readOptionalText } from "./paths.js";
 import { parseAgentInfo, parseProbe } from "./python.js";
 import { COMMAND_ENV, describeExit, operationError, wrap } from "./remote.js";
-import { DOCTOR_SH, MARKER_FILE, PREAMBLE_FILE, STATE_FILE, VENV_DIR, VENVINFO_PY } from "./scripts.js";
-import type { Distribution } from "./sources.js";
+import { remoteScript } from "./remote-scripts.js";
+import { type Distribution, distributionsPresent } from "./sources.js";
 import { type InstallState, type PackageRecord, parseState } from "./state.js";
 
 /** Options of {@link doctor}. */
@@ -120,25 +123,21 @@ export async function doctor(connector: Connector, options: DoctorOptions = {}):
   const run = (argv: string[], env: Record<string, string> = {}) =>
     c.exec(argv, { ...op, env: { ...COMMAND_ENV, ...env }, loginEnv: options.loginEnv ?? false, timeoutMs: 120_000 });
   try {
-    const homeDir = await c.homeDir(op);
-    const current = await readCurrentLocation(c, homeDir, op);
-    let layout: DoctorReport["layout"];
-    if (options.layout) {
-      layout = {
-        endpointDir: remotePath(homeDir, options.layout.endpointDir, "layout.endpointDir"),
-        tmpDir: remotePath(homeDir, options.layout.tmpDir, "layout.tmpDir"),
-        workDir: remotePath(homeDir, options.layout.workDir, "layout.workDir"),
-        source: options.agentFromPackage ? "package" : "given",
-      };
-    } else {
-      if (current.error) {
-        problems.push({
-          problem: `invalid ${current.path}: ${current.error.message}`,
-          fix: `fix or delete ${current.path}, then ${install}`,
-        });
-      }
-      layout = { ...currentLayout(homeDir, current), source: current.location ? "location" : "default" };
+    const found = await locateEndpoint(c, { layout: options.layout }, op);
+    const { homeDir, current } = found;
+    if (found.source !== "given" && current.error) {
+      problems.push({
+        problem: `invalid ${current.path}: ${current.error.message}`,
+        fix: `fix or delete ${current.path}, then ${install}`,
+      });
     }
+    const source =
+      found.source === "given" || found.source === "dir"
+        ? options.agentFromPackage
+          ? "package"
+          : "given"
+        : found.source;
+    const layout: DoctorReport["layout"] = { ...found.layout, source };
     const ep = layout.endpointDir;
     const packaged = layout.source === "package";
 
@@ -149,24 +148,14 @@ export async function doctor(connector: Connector, options: DoctorOptions = {}):
             hasErrorCode(err, "FILE_NOT_FOUND") ? null : Promise.reject(err),
           ),
       agentManifest(options.agentDir),
-      packaged
-        ? null
-        : c
-            .getFile(posixJoin(ep, STATE_FILE), op)
-            .then((b) => new TextDecoder().decode(b))
-            .catch((err) => (hasErrorCode(err, "FILE_NOT_FOUND") ? null : Promise.reject(err))),
-      run(["sh", "-c", DOCTOR_SH, "sh", ep, layout.tmpDir, layout.workDir]),
+      packaged ? null : readOptionalText(c, posixJoin(ep, STATE_FILE), op),
+      run(["sh", "-c", remoteScript("doctor.sh"), "sh", ep, layout.tmpDir, layout.workDir]),
     ]);
     const f = facts(survey.stdout);
     const state = stateText === null ? null : parseState(stateText);
     const owner = f.flags.has("owner yes") ? true : f.flags.has("owner no") ? false : null;
 
-    const upToDate =
-      packaged ||
-      (manifest !== null &&
-        manifest.version === local.version &&
-        Object.keys(local.files).length === Object.keys(manifest.files).length &&
-        Object.entries(local.files).every(([k, v]) => manifest.files[k] === v));
+    const upToDate = packaged || manifestMatches(manifest, local);
     const installedVersion = packaged ? AGENT_VERSION : (manifest?.version ?? null);
     if (!packaged && !f.has.has("endpoint")) {
       problems.push({ problem: `no endpoint at ${ep}`, fix: install });
@@ -217,7 +206,7 @@ export async function doctor(connector: Connector, options: DoctorOptions = {}):
         : null;
     if (listWith) {
       const preamble = f.has.has(PREAMBLE_FILE) ? posixJoin(ep, PREAMBLE_FILE) : "";
-      const r = await run(wrap([listWith, "-c", VENVINFO_PY], { preamble, umask: "077" }));
+      const r = await run(wrap([listWith, "-c", remoteScript("venvinfo.py")], { preamble, umask: "077" }));
       const parsed = parseProbe(r.stdout).venv;
       if (parsed) {
         packages = Object.entries(parsed.distributions)
@@ -225,12 +214,10 @@ export async function doctor(connector: Connector, options: DoctorOptions = {}):
           .sort((a, b) => a.name.localeCompare(b.name));
       }
     }
-    const norm = (s: string) => s.toLowerCase().replace(/[-_.]+/g, "-");
+    const installed = Object.fromEntries(packages.map((x) => [x.name, x.version]));
     const recorded: RecordedPackage[] = (state?.packages ?? []).map((p) => ({
       ...p,
-      present: p.distributions.every((dist) =>
-        packages.some((x) => norm(x.name) === norm(dist.name) && x.version === dist.version),
-      ),
+      present: distributionsPresent(p.distributions, installed),
     }));
     for (const p of recorded) {
       if (!p.present) {

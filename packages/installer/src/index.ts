@@ -7,11 +7,12 @@ export {
   doctor,
   type RecordedPackage,
 } from "./doctor.js";
+export { LOCK_FILE, MARKER_FILE, PREAMBLE_FILE, PYTHON_FILE, STATE_FILE, VENV_DIR } from "./endpoint-files.js";
 export { InstallError, type InstallErrorCode, type InstallErrorOptions, type InstallStep } from "./errors.js";
 export type { InstallEvent, InstallEventListener, StepOutcome, StepReport } from "./events.js";
-export { type InstallOptions, type InstallResult, install } from "./install.js";
+export { install } from "./install.js";
+export type { InstallOptions, InstallResult } from "./install-options.js";
 export { countingConnector, type OperationCounts } from "./operations.js";
-export { LOCK_FILE, MARKER_FILE, PREAMBLE_FILE, PYTHON_FILE, STATE_FILE, VENV_DIR } from "./scripts.js";
 export {
   type Distribution,
   type GitPackage,

@@ -31,6 +31,20 @@ export function isInside(inner: string, outer: string): boolean {
   return inner === outer || inner.startsWith(outer === "/" ? "/" : `${outer}/`);
 }
 
+/** A remote text file, `null` when it does not exist. */
+export async function readOptionalText(
+  connector: Connector,
+  path: string,
+  options: OperationOptions,
+): Promise<string | null> {
+  try {
+    return new TextDecoder().decode(await connector.getFile(path, options));
+  } catch (err) {
+    if (hasErrorCode(err, "FILE_NOT_FOUND")) return null;
+    throw err;
+  }
+}
+
 /** The user's current `.location`, as text and parsed. */
 export interface CurrentLocation {
   path: string;
@@ -49,13 +63,8 @@ export async function readCurrentLocation(
   options: OperationOptions,
 ): Promise<CurrentLocation> {
   const path = locationFilePath(homeDir);
-  let text: string;
-  try {
-    text = new TextDecoder().decode(await connector.getFile(path, options));
-  } catch (err) {
-    if (hasErrorCode(err, "FILE_NOT_FOUND")) return { path, text: null, location: null, error: null };
-    throw err;
-  }
+  const text = await readOptionalText(connector, path, options);
+  if (text === null) return { path, text: null, location: null, error: null };
   try {
     return { path, text, location: parseLocationFile(text, `${connector.name}:${path}`), error: null };
   } catch (err) {

@@ -8,9 +8,10 @@ import {
   type OperationOptions,
   posixJoin,
 } from "@sremote/core";
+import { LOCK_FILE } from "./endpoint-files.js";
 import { InstallError, type InstallErrorCode, type InstallStep, logTail } from "./errors.js";
 import type { StepRecorder } from "./events.js";
-import { FREE_SPACE_SH, LOCK_FILE, LOCK_PY, WRAP_SH } from "./scripts.js";
+import { remoteScript } from "./remote-scripts.js";
 
 /** Environment of every installer command: no prompts, no pip self-check, unbuffered output. */
 export const COMMAND_ENV: Readonly<Record<string, string>> = Object.freeze({
@@ -158,12 +159,12 @@ export interface WrapOptions {
 /** `sh -c WRAP …` around argv, with the lock when asked. */
 export function wrap(argv: readonly string[], options: WrapOptions): string[] {
   const inner = options.lock
-    ? [options.lock.python, "-c", LOCK_PY, posixJoin(options.lock.endpointDir, LOCK_FILE), ...argv]
+    ? [options.lock.python, "-c", remoteScript("lock.py"), posixJoin(options.lock.endpointDir, LOCK_FILE), ...argv]
     : [...argv];
   return [
     "sh",
     "-c",
-    WRAP_SH,
+    remoteScript("wrap.sh"),
     "sh",
     options.preamble,
     options.preambleText ?? "",
@@ -268,7 +269,7 @@ export const LOW_SPACE_BYTES = 64 * 1024 * 1024;
 export async function freeBytes(connector: Connector, path: string): Promise<number | null> {
   try {
     // Its own short time limit and no signal: it explains a failure the deadline may have caused.
-    const r = await connector.exec(["sh", "-c", FREE_SPACE_SH, "sh", path], { timeoutMs: 30_000 });
+    const r = await connector.exec(["sh", "-c", remoteScript("free-space.sh"), "sh", path], { timeoutMs: 30_000 });
     if (r.exitCode !== 0) return null;
     // df's last line (a shell startup file may have printed a banner before its header).
     const fields = r.stdout.trim().split("\n").pop()?.trim().split(/\s+/);

@@ -207,3 +207,14 @@ export function specName(spec: string): string | undefined {
   const m = /^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[|[<>=!~;@ ]|$)/.exec(spec.trim());
   return m ? normalizeName(m[1] as string) : undefined;
 }
+
+/**
+ * True when every recorded distribution is installed at the same version (`installed`: name as
+ * its metadata spells it → version, as the venv probe reports them).
+ */
+export function distributionsPresent(recorded: readonly Distribution[], installed: Record<string, string>): boolean {
+  const entries = Object.entries(installed);
+  return recorded.every((dist) =>
+    entries.some(([name, version]) => normalizeName(name) === normalizeName(dist.name) && version === dist.version),
+  );
+}

@@ -1,17 +1,11 @@
-import {
-  type Connector,
-  deadline,
-  type OperationOptions,
-  parseLocationFile,
-  posixJoin,
-  type RemoteLayout,
-} from "@sremote/core";
+import { type Connector, deadline, type OperationOptions, parseLocationFile, type RemoteLayout } from "@sremote/core";
+import { containsHome, locateEndpoint } from "./endpoint-layout.js";
 import { InstallError } from "./errors.js";
 import { type InstallEventListener, StepRecorder, type StepReport } from "./events.js";
 import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
-import { currentLayout, isInside, locationDir, readCurrentLocation, remotePath } from "./paths.js";
+import { currentLayout, isInside, locationDir } from "./paths.js";
 import { commandFailure, operationError } from "./remote.js";
-import { DOCTOR_SH, UNINSTALL_SH } from "./scripts.js";
+import { remoteScript, UNINSTALL_NOT_ENDPOINT } from "./remote-scripts.js";
 
 /** Options of {@link uninstall}. */
 export interface UninstallOptions extends OperationOptions {
@@ -62,34 +56,18 @@ export async function uninstall(connector: Connector, options: UninstallOptions 
   const removed: string[] = [];
   const kept: string[] = [];
   try {
-    const homeDir = await c.homeDir(op);
-    const current = await readCurrentLocation(c, homeDir, op);
-    let layout: RemoteLayout;
-    if (options.layout) {
-      layout = {
-        endpointDir: remotePath(homeDir, options.layout.endpointDir, "layout.endpointDir"),
-        tmpDir: remotePath(homeDir, options.layout.tmpDir, "layout.tmpDir"),
-        workDir: remotePath(homeDir, options.layout.workDir, "layout.workDir"),
-      };
-    } else if (options.dir !== undefined) {
-      const endpointDir = remotePath(homeDir, options.dir, "dir");
-      const fromLocation = current.location ? currentLayout(homeDir, current) : null;
-      layout = {
-        endpointDir,
-        tmpDir: fromLocation?.endpointDir === endpointDir ? fromLocation.tmpDir : posixJoin(endpointDir, "tmp"),
-        workDir: homeDir,
-      };
-    } else {
-      if (current.error) {
-        throw new InstallError("INVALID_ARGUMENT", current.error.message, {
-          step: "uninstall",
-          fix: `give the endpoint with --dir, or fix ${current.path}`,
-        });
-      }
-      layout = currentLayout(homeDir, current);
-    }
+    const { homeDir, current, layout } = await locateEndpoint(
+      c,
+      {
+        layout: options.layout,
+        dir: options.dir,
+        recordedTmpDir: true,
+        invalidLocation: { step: "uninstall", fix: (path) => `give the endpoint with --dir, or fix ${path}` },
+      },
+      op,
+    );
     const ep = layout.endpointDir;
-    if (ep === "/" || isInside(homeDir, ep)) {
+    if (containsHome(ep, homeDir)) {
       throw new InstallError("INVALID_ARGUMENT", `refusing to remove ${ep}: it contains the home folder`, {
         step: "uninstall",
       });
@@ -97,7 +75,7 @@ export async function uninstall(connector: Connector, options: UninstallOptions 
 
     let detached = false;
     await recorder.run("uninstall", `removing ${ep}`, async () => {
-      const look = await exec(["sh", "-c", DOCTOR_SH, "sh", ep, layout.tmpDir, layout.workDir]);
+      const look = await exec(["sh", "-c", remoteScript("doctor.sh"), "sh", ep, layout.tmpDir, layout.workDir]);
       const lines = new Set(look.stdout.split("\n"));
       if (!lines.has("has endpoint")) {
         return { changed: false, skipped: true, message: `no endpoint at ${ep}` };
@@ -107,8 +85,8 @@ export async function uninstall(connector: Connector, options: UninstallOptions 
         kept.push(ep);
         return { changed: false, skipped: true, message: `${ep} belongs to another account: only detaching from it` };
       }
-      const r = await exec(["sh", "-c", UNINSTALL_SH, "sh", ep, options.keepPackages ? "1" : "0"]);
-      if (r.exitCode === 11) {
+      const r = await exec(["sh", "-c", remoteScript("uninstall.sh"), "sh", ep, options.keepPackages ? "1" : "0"]);
+      if (r.exitCode === UNINSTALL_NOT_ENDPOINT) {
         throw new InstallError("INVALID_ARGUMENT", r.stderr.replace(/^sremote-install: /, "").trim(), {
           step: "uninstall",
           fix: "name the endpoint folder with --dir",

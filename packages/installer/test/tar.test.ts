@@ -3,7 +3,7 @@ import { chmod, mkdir, readFile, stat, symlink, writeFile } from "node:fs/promis
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { EXTRACT_PY } from "../src/scripts.js";
+import { remoteScript } from "../src/remote-scripts.js";
 import { packFolder } from "../src/tar.js";
 import { SYSTEM_PYTHON, tempDir, writeTree } from "./helpers.js";
 
@@ -43,7 +43,7 @@ describe("packFolder", () => {
     await writeFile(archive, packed.data);
     const out = join(dir, "out");
     // The very script the installer runs remotely (tarfile's data filter where available).
-    await run(SYSTEM_PYTHON, ["-c", EXTRACT_PY, archive, out]);
+    await run(SYSTEM_PYTHON, ["-c", remoteScript("extract.py"), archive, out]);
     for (const rel of ["pyproject.toml", "pkg/__init__.py", "pkg/data.bin", longName, "ünïcode/名前.txt", "run.sh"]) {
       expect(await readFile(join(out, rel)), rel).toEqual(await readFile(join(src, rel)));
     }
