@@ -1,22 +1,13 @@
-import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, realpath, rm, stat, unlink, writeFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { mkdir, mkdtemp, realpath, rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CommandOutcome, ProcessRunner } from "./commands.js";
-import {
-  type ArmedFault,
-  armFault,
-  faultLabel,
-  faultMatches,
-  type NewtFault,
-  type NewtFaultRequest,
-  type NewtRoute,
-} from "./faults.js";
-import { assertRealInside, listPath, mapUrlPath, PathRejected } from "./files.js";
-import { multipartBoundary, parseMultipart } from "./multipart.js";
-import { ShellWordsError, splitShellWords } from "./shell-words.js";
+import { newSession } from "./auth.js";
+import { ProcessRunner } from "./commands.js";
+import { armFault, type NewtFault, type NewtRoute } from "./faults.js";
+import { handle } from "./http.js";
+import type { DoubleState } from "./state.js";
 
 /** An account of the double. */
 export interface NewtDoubleUser {
@@ -168,87 +159,8 @@ export const DEFAULT_NEWT_USER: Readonly<NewtDoubleUser> = Object.freeze({
   password: "newt-double-password",
 });
 
-interface Reply {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
-}
-
-interface Session {
-  username: string;
-  expiresAt: number;
-}
-
-interface Job {
-  id: string;
-  user: string;
-  machine: string;
-  name: string;
-  submitted: Date;
-  state: "R" | "C";
-  exitCode: number | null;
-  kill(): void;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 const MACHINE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 const USER_NAME = /^[a-z_][a-z0-9_-]*$/;
-const COOKIE = "newt_sessionid";
-
-function json(status: number, value: unknown, headers: Record<string, string> = {}): Reply {
-  return {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-    body: Buffer.from(JSON.stringify(value)),
-  };
-}
-
-function errorReply(status: number, message: string): Reply {
-  return json(status, { status: "ERROR", status_code: status, error: message, output: "" });
-}
-
-function readCookie(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === COOKIE) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new HttpError(413, `request body larger than ${limit} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function errnoCode(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
-}
 
 /**
  * Starts a NEWT double: a real HTTP server on 127.0.0.1 that implements the production
@@ -271,13 +183,6 @@ export async function startNewtDouble(options: NewtDoubleOptions = {}): Promise<
   }
   const prefix = (options.prefix ?? "/newt").replace(/\/+$/, "");
   if (prefix !== "" && !prefix.startsWith("/")) throw new TypeError("newt-double: prefix must start with /");
-  const lifetimeMs = (options.sessionLifetimeSeconds ?? 43199) * 1000;
-  const unauthenticatedStatus = options.unauthenticatedStatus ?? 403;
-  const missingFileStatus = options.missingFileStatus ?? 404;
-  const deleteSupport = options.deleteSupport ?? "supported";
-  const commandTimeoutMs = options.commandTimeoutMs ?? 600_000;
-  const commandPath = options.commandPath ?? "/usr/local/bin:/usr/bin:/bin";
-  const maxBodyBytes = options.maxBodyBytes ?? 256 * 1024 * 1024;
 
   const ownsBase = options.baseDir === undefined;
   const base = await realpath(options.baseDir ?? (await mkdtemp(join(tmpdir(), "sremote-newt-double-"))));
@@ -302,488 +207,33 @@ export async function startNewtDouble(options: NewtDoubleOptions = {}): Promise<
     },
   };
 
-  const sessions = new Map<string, Session>();
-  const requestLog: NewtRequestLogEntry[] = [];
-  let faults: ArmedFault[] = [];
-  const runner = new ProcessRunner();
-  const jobs = new Map<string, Job>();
-  let nextJob = 1000;
-  let seq = 0;
-
-  function liveSession(id: string | undefined): Session | undefined {
-    if (id === undefined) return undefined;
-    const s = sessions.get(id);
-    if (s && s.expiresAt <= clock.now()) {
-      sessions.delete(id);
-      return undefined;
-    }
-    return s;
-  }
-
-  function newSession(username: string): string {
-    const id = randomBytes(16).toString("hex");
-    sessions.set(id, { username, expiresAt: clock.now() + lifetimeMs });
-    return id;
-  }
-
-  function authStatus(id: string | undefined): Reply {
-    const s = liveSession(id);
-    if (!s || id === undefined) {
-      return json(200, { auth: false, username: null, session_lifetime: 0, newt_sessionid: null });
-    }
-    return json(200, {
-      auth: true,
-      username: s.username,
-      session_lifetime: Math.max(0, Math.floor((s.expiresAt - clock.now()) / 1000)),
-      newt_sessionid: id,
-    });
-  }
-
-  function login(form: Record<string, string>): Reply {
-    const user = users.find((u) => u.username === form.username);
-    const otp = user?.otp === undefined ? "" : typeof user.otp === "function" ? user.otp() : user.otp;
-    if (!user || typeof form.password !== "string" || form.password !== user.password + otp) {
-      // Production answered 200 with auth:false for bad credentials, never 401.
-      return authStatus(undefined);
-    }
-    const id = newSession(user.username);
-    const reply = authStatus(id);
-    reply.headers["set-cookie"] = `${COOKIE}=${id}; Path=/; HttpOnly`;
-    return reply;
-  }
-
-  function commandEnv(username: string, machine: string): NodeJS.ProcessEnv {
-    return {
-      HOME: home(username, machine),
-      USER: username,
-      LOGNAME: username,
-      SHELL: "/bin/sh",
-      PATH: commandPath,
-      LANG: "C.UTF-8",
-      ...options.commandEnv,
-    };
-  }
-
-  function knownMachine(machine: string | undefined): string {
-    if (machine === undefined || machine === "" || !roots.has(machine)) {
-      throw new HttpError(404, `Unrecognized system: ${machine ?? ""}`);
-    }
-    return machine;
-  }
-
-  async function command(
-    entry: NewtRequestLogEntry,
-    method: string,
-    machineSeg: string | undefined,
-    form: Record<string, string>,
-    username: string,
-  ): Promise<Reply> {
-    const machine = knownMachine(machineSeg);
-    if (method !== "POST") return errorReply(501, "Not Implemented");
-    const executable = form.executable;
-    if (executable === undefined || executable === "") return errorReply(400, "Missing executable");
-    const loginEnv = form.loginenv === "true";
-    let argv: string[];
-    if (loginEnv) {
-      argv = ["/bin/sh", "-lc", executable];
-    } else {
-      try {
-        argv = splitShellWords(executable);
-      } catch (err) {
-        if (err instanceof ShellWordsError)
-          return json(200, { output: "", error: `cannot parse command: ${err.message}` });
-        throw err;
-      }
-      const first = argv[0];
-      if (first === undefined || !first.startsWith("/")) {
-        return json(200, {
-          output: "",
-          error: `NEWT requires all commands are issued using a full executable path: ${first ?? ""}`,
-        });
-      }
-    }
-    const run = runner.run(argv, {
-      cwd: home(username, machine),
-      env: commandEnv(username, machine),
-      timeoutMs: commandTimeoutMs,
-    });
-    const outcome: CommandOutcome = await run.done;
-    if (run.started) {
-      entry.command = { argv, exitCode: outcome.exitCode, signal: outcome.signal, timedOut: outcome.timedOut };
-    }
-    if (outcome.spawnError !== undefined) return json(200, { output: "", error: outcome.spawnError });
-    const error = outcome.timedOut
-      ? `${outcome.stderr}newt-double: command killed after ${commandTimeoutMs} ms\n`
-      : outcome.stderr;
-    return json(200, { output: outcome.stdout, error });
-  }
-
-  async function file(
-    method: string,
-    machineSeg: string | undefined,
-    rawPath: string,
-    query: Record<string, string>,
-    body: Buffer,
-    contentType: string | undefined,
-  ): Promise<Reply> {
-    if (machineSeg === undefined || machineSeg === "") {
-      if (method === "GET") return json(200, machines);
-      return errorReply(501, "Not Implemented");
-    }
-    const machine = knownMachine(machineSeg);
-    const root = roots.get(machine) as string;
-    const path = mapUrlPath(root, rawPath);
-    await assertRealInside(root, path);
-    if (method === "GET") {
-      if (query.view === "read") {
-        let st: Awaited<ReturnType<typeof stat>>;
-        try {
-          st = await stat(path);
-        } catch (err) {
-          if (errnoCode(err) === "EACCES") return errorReply(403, `Permission denied: ${path}`);
-          return errorReply(missingFileStatus, `No such file: ${path}`);
-        }
-        if (st.isDirectory()) return errorReply(missingFileStatus, `Is a directory: ${path}`);
-        try {
-          const data = await readFile(path);
-          return { status: 200, headers: { "content-type": "application/octet-stream" }, body: data };
-        } catch (err) {
-          if (errnoCode(err) === "EACCES") return errorReply(403, `Permission denied: ${path}`);
-          return errorReply(500, `Cannot read ${path}: ${errnoCode(err) ?? "error"}`);
-        }
-      }
-      try {
-        return json(200, await listPath(path, clock.now()));
-      } catch (err) {
-        if (errnoCode(err) === "ENOENT") return errorReply(404, `No such file or directory: ${path}`);
-        if (errnoCode(err) === "EACCES") return errorReply(403, `Permission denied: ${path}`);
-        throw err;
-      }
-    }
-    if (method === "PUT") return writeAt(path, body);
-    if (method === "POST") {
-      const boundary = multipartBoundary(contentType);
-      if (!boundary) return errorReply(400, "POST /file needs a multipart/form-data body");
-      let parts: ReturnType<typeof parseMultipart>;
-      try {
-        parts = parseMultipart(body, boundary);
-      } catch (err) {
-        return errorReply(400, `bad multipart body: ${(err as Error).message}`);
-      }
-      const files = parts.filter((p) => p.filename !== undefined);
-      if (files.length === 0) return errorReply(400, "no file part in the upload");
-      let last: Reply = errorReply(400, "no file part");
-      for (const part of files) {
-        const name = part.filename as string;
-        if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
-          return errorReply(400, `bad file name ${JSON.stringify(name)}`);
-        }
-        last = await writeAt(join(path, name), part.data);
-        if (last.status !== 200) return last;
-      }
-      return last;
-    }
-    if (method === "DELETE") {
-      if (deleteSupport === "unsupported") return errorReply(501, "Not Implemented");
-      try {
-        await unlink(path);
-        return json(200, { status: "OK", output: "", error: "" });
-      } catch (err) {
-        if (errnoCode(err) === "ENOENT") return errorReply(404, `No such file: ${path}`);
-        if (errnoCode(err) === "EACCES") return errorReply(403, `Permission denied: ${path}`);
-        return errorReply(500, `Cannot delete ${path}: ${errnoCode(err) ?? "error"}`);
-      }
-    }
-    return errorReply(501, "Not Implemented");
-  }
-
-  async function writeAt(path: string, data: Buffer): Promise<Reply> {
-    try {
-      await writeFile(path, data);
-      return json(200, { status: "OK", location: path });
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === "EACCES") return errorReply(403, `Permission denied: ${path}`);
-      if (code === "ENOENT") return errorReply(500, `No such file or directory: ${path}`);
-      return errorReply(500, `Cannot write ${path}: ${code ?? "error"}`);
-    }
-  }
-
-  function jobView(job: Job): Record<string, string> {
-    return {
-      jobid: job.id,
-      status: job.state,
-      name: job.name,
-      user: job.user,
-      queue: "debug",
-      timeuse: "0:00",
-      nodes: "1",
-      procs: "1",
-      memory: "",
-      submittime: job.submitted.toISOString(),
-      exitcode: job.exitCode === null ? "" : String(job.exitCode),
-    };
-  }
-
-  async function queue(
-    method: string,
-    segs: string[],
-    form: Record<string, string>,
-    query: Record<string, string>,
-    username: string,
-  ): Promise<Reply> {
-    if (segs[0] === "completedjobs" && method === "GET") {
-      const limit = Number(query.limit ?? "100");
-      const done = [...jobs.values()].filter((j) => j.state === "C" && (!query.username || j.user === query.username));
-      return json(200, done.slice(-limit).map(jobView));
-    }
-    const machine = knownMachine(segs[0]);
-    const jobId = segs[1];
-    if (method === "POST" && jobId === undefined) {
-      const argv = form.jobfile
-        ? ["/bin/sh", form.jobfile]
-        : form.jobscript
-          ? ["/bin/sh", "-c", form.jobscript]
-          : undefined;
-      if (!argv) return errorReply(400, "jobfile or jobscript is required");
-      const id = String(nextJob++);
-      const run = runner.run(argv, {
-        cwd: home(username, machine),
-        env: { ...commandEnv(username, machine), SLURM_JOB_ID: id },
-        timeoutMs: commandTimeoutMs,
-      });
-      if (!run.started) return json(200, { status: "ERROR", error: "cannot start the job", jobid: "" });
-      const job: Job = {
-        id,
-        user: username,
-        machine,
-        name: form.jobfile ? (form.jobfile.split("/").pop() ?? "job") : "script",
-        submitted: new Date(clock.now()),
-        state: "R",
-        exitCode: null,
-        kill: run.kill,
-      };
-      jobs.set(id, job);
-      void run.done.then((o) => {
-        job.state = "C";
-        job.exitCode = o.exitCode;
-      });
-      return json(200, { status: "OK", error: "", jobid: id });
-    }
-    if (method === "GET" && jobId === undefined) {
-      const mine = [...jobs.values()].filter((j) => j.machine === machine && (!query.user || j.user === query.user));
-      return json(200, mine.map(jobView));
-    }
-    const job = jobId === undefined ? undefined : jobs.get(jobId);
-    if (!job || job.machine !== machine)
-      return json(404, { status: "ERROR", output: "", error: `Unknown job: ${jobId}` });
-    if (method === "GET") return json(200, jobView(job));
-    if (method === "DELETE") {
-      if (job.state === "C") return json(200, { status: "ERROR", output: "", error: "job already completed" });
-      job.kill();
-      return json(200, { status: "OK", output: "", error: "" });
-    }
-    return errorReply(501, "Not Implemented");
-  }
-
-  async function dispatch(
-    entry: NewtRequestLogEntry,
-    method: string,
-    rest: string,
-    query: Record<string, string>,
-    form: Record<string, string>,
-    body: Buffer,
-    req: IncomingMessage,
-    sessionId: string | undefined,
-  ): Promise<Reply> {
-    const segments = rest.split("/").slice(1);
-    const resource = segments[0] ?? "";
-    const tail = segments.slice(1).filter((s) => s !== "");
-    switch (resource) {
-      case "auth":
-      case "login":
-        if (method === "POST") return login(form);
-        if (method === "GET") return authStatus(sessionId);
-        if (method === "DELETE" && resource === "auth") {
-          if (sessionId !== undefined) sessions.delete(sessionId);
-          return authStatus(undefined);
-        }
-        return errorReply(501, "Not Implemented");
-      case "logout":
-        if (method !== "GET" && method !== "POST") return errorReply(501, "Not Implemented");
-        if (sessionId !== undefined) sessions.delete(sessionId);
-        return authStatus(undefined);
-      case "status": {
-        if (method !== "GET") return errorReply(501, "Not Implemented");
-        const sys = tail[0];
-        if (sys === undefined)
-          return json(
-            200,
-            machines.map((m) => ({ system: m, status: machineStatus.get(m) })),
-          );
-        if (sys === "motd") return json(200, { motd: "NEWT double: no scheduled maintenance." });
-        return json(200, { system: knownMachine(sys), status: machineStatus.get(sys) });
-      }
-      case "file":
-      case "command":
-      case "queue": {
-        const session = liveSession(sessionId);
-        if (!session) {
-          return json(unauthenticatedStatus, {
-            status: "ERROR",
-            status_code: unauthenticatedStatus,
-            error: "You must be logged in to access this.",
-            output: JSON.stringify({ login_url: `${prefix}/auth/` }),
-          });
-        }
-        if (resource === "command") return command(entry, method, tail[0], form, session.username);
-        if (resource === "queue") return queue(method, tail, form, query, session.username);
-        const machineSeg = segments[1];
-        const rawPath = segments.slice(2).join("/");
-        return file(method, machineSeg, rawPath, query, body, req.headers["content-type"]);
-      }
-      default:
-        return errorReply(404, `Unknown resource: ${resource}`);
-    }
-  }
-
-  function redact(form: Record<string, string>): Record<string, string> {
-    const out = { ...form };
-    if ("password" in out) out.password = "<redacted>";
-    return out;
-  }
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let gone = false;
-    res.once("close", () => {
-      if (!res.writableEnded) gone = true;
-    });
-    const method = (req.method ?? "GET").toUpperCase();
-    const url = req.url ?? "/";
-    const q = url.indexOf("?");
-    // The raw path is used on purpose: WHATWG URL parsing would resolve `..` before the
-    // double could refuse it.
-    const rawPath = q < 0 ? url : url.slice(0, q);
-    const query = Object.fromEntries(new URLSearchParams(q < 0 ? "" : url.slice(q + 1)));
-    const rest = rawPath === prefix ? "" : rawPath.startsWith(`${prefix}/`) ? rawPath.slice(prefix.length) : undefined;
-    const resource = rest === undefined ? "" : (rest.split("/")[1] ?? "");
-    let decodedPath = rest ?? rawPath;
-    try {
-      decodedPath = decodeURIComponent(decodedPath);
-    } catch {
-      // keep the raw form in the log
-    }
-    const sessionId = readCookie(req.headers.cookie);
-    const session = liveSession(sessionId);
-    const entry: NewtRequestLogEntry = {
-      seq: ++seq,
-      at: clock.now(),
-      method,
-      route: `${method} /${resource}`,
-      path: decodedPath,
-      query,
-      form: {},
-      bodyBytes: 0,
-      hasCookie: sessionId !== undefined,
-      session: sessionId === undefined ? "none" : session ? "valid" : "invalid",
-      username: session?.username,
-    };
-    requestLog.push(entry);
-
-    const send = (reply: Reply) => {
-      entry.status = reply.status;
-      if (gone) {
-        entry.outcome = "client-gone";
-        return;
-      }
-      res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
-      res.end(reply.body);
-      entry.outcome = "answered";
-    };
-    const reset = () => {
-      entry.outcome = "reset";
-      const socket = req.socket as Socket & { resetAndDestroy?: () => void };
-      if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy();
-      else socket.destroy();
-    };
-
-    let body: Buffer;
-    try {
-      body = await readBody(req, maxBodyBytes);
-    } catch (err) {
-      if (err instanceof HttpError) send(errorReply(err.status, err.message));
-      else entry.outcome = "client-gone";
-      return;
-    }
-    entry.bodyBytes = body.length;
-    const contentType = req.headers["content-type"] ?? "";
-    const form = /application\/x-www-form-urlencoded/i.test(contentType)
-      ? Object.fromEntries(new URLSearchParams(body.toString("utf8")))
-      : {};
-    entry.form = redact(form);
-
-    if (rest === undefined) {
-      send(errorReply(404, `Not under ${prefix}`));
-      return;
-    }
-
-    const info: NewtFaultRequest = { method, route: entry.route, path: decodedPath, query, form: entry.form };
-    const armed = faults.find((f) => faultMatches(f, info));
-    const fault = armed?.fault;
-    if (armed) {
-      armed.remaining--;
-      entry.fault = faultLabel(armed.fault);
-    }
-    if (fault?.kind === "status") {
-      send({
-        status: fault.status,
-        headers: { "content-type": "application/json" },
-        body: Buffer.from(
-          fault.body ??
-            JSON.stringify({ status: "ERROR", status_code: fault.status, error: "injected fault", output: "" }),
-        ),
-      });
-      return;
-    }
-    if (fault?.kind === "reset" && (fault.when ?? "before") === "before") {
-      reset();
-      return;
-    }
-    if (fault?.kind === "delay" && (fault.when ?? "before") === "before") {
-      await sleep(fault.ms);
-      if (gone) {
-        entry.outcome = "client-gone";
-        return;
-      }
-    }
-
-    let reply: Reply;
-    try {
-      reply = await dispatch(entry, method, rest, query, form, body, req, sessionId);
-    } catch (err) {
-      if (err instanceof HttpError) reply = errorReply(err.status, err.message);
-      else if (err instanceof PathRejected) reply = errorReply(err.status, err.message);
-      else reply = errorReply(500, `newt-double internal error: ${(err as Error).message}`);
-    }
-
-    if (fault?.kind === "reset") {
-      reset();
-      return;
-    }
-    if (fault?.kind === "delay") await sleep(fault.ms);
-    if (fault?.kind === "truncate" && !gone) {
-      const keep = Math.max(0, Math.min(reply.body.length - 1, fault.bytes ?? Math.floor(reply.body.length / 2)));
-      entry.status = reply.status;
-      entry.outcome = "truncated";
-      res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
-      res.write(reply.body.subarray(0, keep), () => req.socket.destroy());
-      return;
-    }
-    send(reply);
-  }
+  const st: DoubleState = {
+    machines,
+    users,
+    roots,
+    machineStatus,
+    clock,
+    sessions: new Map(),
+    requestLog: [],
+    faults: [],
+    runner: new ProcessRunner(),
+    jobs: new Map(),
+    nextJob: 1000,
+    seq: 0,
+    prefix,
+    lifetimeMs: (options.sessionLifetimeSeconds ?? 43199) * 1000,
+    unauthenticatedStatus: options.unauthenticatedStatus ?? 403,
+    missingFileStatus: options.missingFileStatus ?? 404,
+    deleteSupport: options.deleteSupport ?? "supported",
+    commandTimeoutMs: options.commandTimeoutMs ?? 600_000,
+    commandPath: options.commandPath ?? "/usr/local/bin:/usr/bin:/bin",
+    maxBodyBytes: options.maxBodyBytes ?? 256 * 1024 * 1024,
+    commandEnv: options.commandEnv,
+    home,
+  };
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
+    handle(st, req, res).catch((err: unknown) => {
       if (!res.headersSent) {
         res.writeHead(500, { "content-type": "application/json" });
         res.end(JSON.stringify({ error: `newt-double internal error: ${(err as Error).message}` }));
@@ -803,7 +253,7 @@ export async function startNewtDouble(options: NewtDoubleOptions = {}): Promise<
   const close = () => {
     closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      await runner.close();
+      await st.runner.close();
       server.closeAllConnections();
       await stopped;
       if (ownsBase) await rm(base, { recursive: true, force: true });
@@ -827,21 +277,21 @@ export async function startNewtDouble(options: NewtDoubleOptions = {}): Promise<
       }
       return home(username, machine);
     },
-    requestLog,
+    requestLog: st.requestLog,
     inject(route, fault) {
-      faults.push(armFault(route, fault));
+      st.faults.push(armFault(route, fault));
     },
     clearFaults() {
-      faults = [];
+      st.faults = [];
     },
     expireSessions() {
-      sessions.clear();
+      st.sessions.clear();
     },
     issueSession(username) {
       if (!users.some((u) => u.username === username)) {
         throw new TypeError(`newt-double: unknown user ${JSON.stringify(username)}`);
       }
-      return newSession(username);
+      return newSession(st, username);
     },
     setMachineStatus(machine, status) {
       if (!roots.has(machine)) throw new TypeError(`newt-double: unknown machine ${JSON.stringify(machine)}`);
@@ -849,7 +299,7 @@ export async function startNewtDouble(options: NewtDoubleOptions = {}): Promise<
     },
     clock,
     get runningCommands() {
-      return runner.size;
+      return st.runner.size;
     },
     close,
     [Symbol.asyncDispose]: close,
