@@ -6,6 +6,8 @@ export {
   type ConformanceOptions,
   type ConformanceSkip,
   checkSkips,
+  conformanceGroups,
+  type DescribeConformanceGroup,
   describeConnectorConformance,
   GROUP_CAPABILITY,
 } from "./conformance/suite.js";

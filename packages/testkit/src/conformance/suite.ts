@@ -137,6 +137,7 @@ async function dispose(fixture: ConformanceFixture): Promise<void> {
  * closes its connector). Everything remote goes through the connector, with portable tools
  * only (`sh`, `printf`, `cat`, `od`, `stat`, `wc`, `mkdir`, `rm`, `sleep`; `python3` when
  * present). The suite works in a folder of its own inside `scratchDir` and removes it.
+ * One group alone: {@link conformanceGroups}.
  *
  * @throws UsageError at declaration for a bad `skip` list.
  */
@@ -144,6 +145,38 @@ export function describeConnectorConformance(
   name: string,
   setup: ConformanceSetup,
   options: ConformanceOptions = {},
+): void {
+  declareSuite(name, setup, options, CONFORMANCE_GROUPS);
+}
+
+/** Declares one conformance group alone; see {@link conformanceGroups}. */
+export type DescribeConformanceGroup = (name: string, setup: ConformanceSetup, options?: ConformanceOptions) => void;
+
+/**
+ * Each conformance group on its own (keyv's test-suite style), with the same `setup` and
+ * options as {@link describeConnectorConformance}: for a connector under development, or
+ * to give one group its own file, timeout or fixture.
+ *
+ * ```ts
+ * conformanceGroups.files("mine", setup);
+ * conformanceGroups.cancellation("mine", setup, { timeoutMs: 120_000 });
+ * ```
+ */
+export const conformanceGroups: Readonly<Record<ConformanceGroup, DescribeConformanceGroup>> = Object.freeze(
+  Object.fromEntries(
+    CONFORMANCE_GROUPS.map((group) => [
+      group,
+      (name: string, setup: ConformanceSetup, options: ConformanceOptions = {}) =>
+        declareSuite(`${name} (${group})`, setup, options, [group]),
+    ]),
+  ) as Record<ConformanceGroup, DescribeConformanceGroup>,
+);
+
+function declareSuite(
+  name: string,
+  setup: ConformanceSetup,
+  options: ConformanceOptions,
+  groups: readonly ConformanceGroup[],
 ): void {
   const timeoutMs = options.timeoutMs ?? 60_000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
@@ -215,7 +248,7 @@ export function describeConnectorConformance(
       },
     };
 
-    for (const group of CONFORMANCE_GROUPS) {
+    for (const group of groups) {
       const reason = skips.get(group);
       const body = () => GROUP_BODIES[group](ctx, [...skips.keys()]);
       if (reason === undefined) describe(group, body);
