@@ -1,6 +1,5 @@
 // ssh2 ships no types: this package's own declarations, referenced so that programs
 // compiling these sources from another package (the @sremote/source condition) see them.
-/// <reference path="../src/ssh2.d.ts" />
 /**
  * Measures what the README reports: connect time, exec latency, and the request/response
  * latency of one long-lived exec channel running a minimal Python echo loop — through the

@@ -1,9 +1,8 @@
 // ssh2 ships no types: this package's own declarations, referenced so that programs
 // compiling these sources from another package (the @sremote/source condition) see them.
-/// <reference path="./ssh2.d.ts" />
 import { readFile } from "node:fs/promises";
 import { ConnectorError, UsageError } from "@sremote/core";
-import ssh2, { type AuthHandler, type AuthMethodAttempt } from "ssh2";
+import ssh2, { type AuthHandlerMiddleware as AuthHandler, type AnyAuthMethod as AuthMethodAttempt } from "ssh2";
 import type { ResolvedHost } from "./config.js";
 import type { KeyboardInteractivePrompt, SshConnectorOptions, SshLogger } from "./options.js";
 
@@ -188,7 +187,8 @@ export async function buildAuthPlan(
       next(step.attempt);
       return;
     }
-    next(false);
+    // ssh2 takes `false` for "no method left"; @types/ssh2 does not list it.
+    (next as unknown as (method: false) => void)(false);
   };
   return { steps, handler, tried, serverMethods: () => serverMethods, stepError: () => stepError };
 }

@@ -1,10 +1,14 @@
 // ssh2 ships no types: this package's own declarations, referenced so that programs
 // compiling these sources from another package (the @sremote/source condition) see them.
-/// <reference path="./ssh2.d.ts" />
 import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { ConnectorError } from "@sremote/core";
-import ssh2, { type ClientChannel, type SFTPWrapper, type Client as Ssh2Client } from "ssh2";
+import ssh2, {
+  type ClientChannel,
+  type ServerHostKeyAlgorithm,
+  type SFTPWrapper,
+  type Client as Ssh2Client,
+} from "ssh2";
 import { type AuthPlan, buildAuthPlan } from "./auth.js";
 import type { ResolvedHost, ResolvedSettings } from "./config.js";
 import { decideHostKey } from "./host-key.js";
@@ -34,7 +38,7 @@ function observeChannel(channel: ClientChannel): ObservedChannel {
       serverClosed = resolve;
     }),
   };
-  channel.on("exit", (code, signal) => {
+  channel.on("exit", (code: number | null, signal?: string) => {
     if (typeof code === "number") observed.exit.code = code;
     else if (signal) observed.exit.signal = signal;
   });
@@ -305,8 +309,10 @@ function handshake(
         keepaliveInterval: settings.keepaliveIntervalMs,
         keepaliveCountMax: settings.keepaliveCountMax,
         readyTimeout: 0,
-        algorithms: { serverHostKey: preferredHostKeyAlgorithms(knownKeyTypes(knownHosts, knownName)) },
-        hostVerifier: (key, verify) => {
+        algorithms: {
+          serverHostKey: preferredHostKeyAlgorithms(knownKeyTypes(knownHosts, knownName)) as ServerHostKeyAlgorithm[],
+        },
+        hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
           decideHostKey(
             {
               hostKeyName: host.hostKeyName,

@@ -1,10 +1,13 @@
 // ssh2 ships no types: this package's own declarations, referenced so that programs
 // compiling these sources from another package (the @sremote/source condition) see them.
-/// <reference path="./ssh2.d.ts" />
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConnectorError, isSremoteError, raceSignal } from "@sremote/core";
-import type { ClientChannel, SFTPWrapper, SftpError } from "ssh2";
+import type { ClientChannel, OpenMode, SFTPWrapper } from "ssh2";
+
+/** What ssh2 passes to SFTP callbacks: an Error with the SFTP status code. */
+type SftpError = Error & { code?: number };
+
 import type { ResolvedSettings } from "./config.js";
 import { type ConnectPlan, type ObservedChannel, openConnection, type Ssh2Connection } from "./connection.js";
 import { readKnownHosts } from "./known-hosts.js";
@@ -101,7 +104,7 @@ async function fillHandle(
   await Promise.all(writes);
 }
 
-async function openForWrite(conn: Ssh2Connection, sftp: SFTPWrapper, path: string, flags: string, mode: number) {
+async function openForWrite(conn: Ssh2Connection, sftp: SFTPWrapper, path: string, flags: OpenMode, mode: number) {
   try {
     return await call<Buffer>(conn, "write", path, (cb) => sftp.open(path, flags, { mode }, cb));
   } catch (err) {
