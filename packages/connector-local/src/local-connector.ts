@@ -351,7 +351,6 @@ class LocalTransport implements ConnectorDefinition {
       entry.stop(new ConnectorError("CLOSED", NAME, "connector closed while the command ran"));
     await Promise.all(running.map((entry) => entry.group.leaderExited));
   }
-
 }
 
 /**
