@@ -6,9 +6,6 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { agentDir } from "@sremote/agent";
 import type { RemoteClientOptions } from "@sremote/client";
-import { localConnector } from "@sremote/connector-local";
-import { newtConnector } from "@sremote/connector-newt";
-import { sshConnector } from "@sremote/connector-ssh";
 import { type Connector, parseTarget, type Target, UsageError } from "@sremote/core";
 
 /** Connection flags shared by every command that takes a target. */
@@ -58,11 +55,16 @@ function hasInstalledPython(endpointDir: string): boolean {
   return existsSync(join(endpointDir, "env", "bin", "python")) || existsSync(join(endpointDir, "python"));
 }
 
-/** Builds the connector and client options for a target string. */
+/**
+ * Builds the connector and client options for a target string. Each connector package is
+ * loaded only for its own kind of target: a `local:` call never loads ssh2 or undici, which
+ * were most of the CLI's start-up time.
+ */
 export async function openTarget(text: string, flags: ConnectionFlags = {}): Promise<OpenedTarget> {
   const target = parseTarget(text);
   switch (target.kind) {
     case "local": {
+      const { localConnector } = await import("@sremote/connector-local");
       const connector = localConnector();
       if (target.endpointDir) {
         // An installed endpoint picks its own Python (its venv, else the one install
@@ -101,6 +103,7 @@ export async function openTarget(text: string, flags: ConnectionFlags = {}): Pro
           throw new UsageError(`--password-env ${flags.passwordEnv}: that environment variable is not set`);
         }
       }
+      const { sshConnector } = await import("@sremote/connector-ssh");
       const connector = sshConnector({
         host: target.host,
         port: target.port,
@@ -120,6 +123,7 @@ export async function openTarget(text: string, flags: ConnectionFlags = {}): Pro
     case "newt": {
       // Credentials come from SREMOTE_NEWT_USER / SREMOTE_NEWT_PASSWORD (/ _OTP) or
       // SREMOTE_NEWT_SESSION_ID — never from the command line.
+      const { newtConnector } = await import("@sremote/connector-newt");
       const connector = newtConnector({ machine: target.machine, baseUrl: flags.newtUrl });
       return {
         target,
