@@ -324,6 +324,8 @@ async function main() {
       const r = await run("node", ["app.cjs"], { cwd: app, env: home("cjs"), timeoutMs: 60_000 });
       return { ok: r.code === 0 && /= 1\.414/.test(r.out), detail: r.out.trim().split("\n")[0], out: r.out };
     });
+    // skipLibCheck is off in these configs: a public .d.ts that imports types the consumer does
+    // not get (say from an @types/* package that is only a devDependency) fails with TS7016.
     const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
     for (const [config, what] of [
       ["node16", "moduleResolution node16, ESM app.ts"],
