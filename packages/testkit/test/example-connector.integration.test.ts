@@ -1,4 +1,5 @@
-import { vi } from "vitest";
+import { readFileSync } from "node:fs";
+import { expect, it, vi } from "vitest";
 import { describeConnectorConformance, describeUnless } from "../src/index.js";
 import { type AccountLease, isRoot, leaseAccount } from "../src/sshd/users.js";
 import { runAsConnector } from "./example-connector/run-as-connector.js";
@@ -22,3 +23,10 @@ describeUnless(isRoot() ? null : "runs commands as another account through runus
     });
   },
 );
+
+it("docs/writing-a-connector.md shows this connector verbatim", () => {
+  const doc = readFileSync(new URL("../../../docs/writing-a-connector.md", import.meta.url), "utf8");
+  const source = readFileSync(new URL("./example-connector/run-as-connector.ts", import.meta.url), "utf8");
+  expect(doc).toContain(`\`\`\`ts\n${source}\`\`\``);
+  expect(source.split("\n").length).toBeLessThan(150);
+});
