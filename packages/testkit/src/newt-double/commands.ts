@@ -34,6 +34,8 @@ export class ProcessRunner {
   ): {
     /** A process was started (false when the program could not be run at all). */
     started: boolean;
+    /** The process id, which also names its process group (undefined when not started). */
+    pid: number | undefined;
     /** Settles when the command has ended and both pipes are closed; never rejects. */
     done: Promise<CommandOutcome>;
     /** Kills the command's process group. */
@@ -43,6 +45,7 @@ export class ProcessRunner {
     if (this.closed || file === undefined) {
       return {
         started: false,
+        pid: undefined,
         kill: () => undefined,
         done: Promise.resolve({
           stdout: "",
@@ -91,7 +94,7 @@ export class ProcessRunner {
     });
     this.settled.add(done);
     void done.then(() => this.settled.delete(done));
-    return { started, done, kill: () => killGroup(child) };
+    return { started, pid: child.pid, done, kill: () => killGroup(child) };
   }
 
   /** Kills every running command's process group and waits until all have ended. */
