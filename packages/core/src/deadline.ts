@@ -1,4 +1,4 @@
-import { AbortError, TimeoutError } from "./errors.js";
+import { AbortError, TimeoutError, UsageError } from "./errors.js";
 
 /** Options every asynchronous operation takes. */
 export interface OperationOptions {
@@ -32,7 +32,7 @@ export function deadline(options: OperationOptions = {}, closeSignal?: AbortSign
   let timer: ReturnType<typeof setTimeout> | undefined;
   const { signal: outer, timeoutMs } = options;
   if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
-    throw new RangeError(`timeoutMs must be a non-negative finite number, got ${timeoutMs}`);
+    throw new UsageError(`timeoutMs must be a non-negative finite number, got ${timeoutMs}`);
   }
   const onAbort = () => controller.abort(outer?.reason);
   if (outer) {

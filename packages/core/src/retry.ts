@@ -110,7 +110,7 @@ export function withRetry(connector: Connector, policy: RetryPolicy = {}): Conne
     const opts = (options ?? {}) as O;
     const { signal, timeoutMs } = opts;
     if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
-      throw new RangeError(`timeoutMs must be a non-negative finite number, got ${timeoutMs}`);
+      throw new UsageError(`timeoutMs must be a non-negative finite number, got ${timeoutMs}`);
     }
     const what = `${connector.name}: ${operation}`;
     const started = performance.now();

@@ -68,6 +68,7 @@ describe("defineConnector", () => {
     await expect(connector.exec(["x"], { env: { "A B": "1" } })).rejects.toThrow(/mem: env/);
     await expect(connector.putFile("/a", new Uint8Array(), { mode: 0o10000 })).rejects.toThrow(/mode/);
     await expect(connector.getFile("")).rejects.toThrow(/mem: path must be a non-empty string/);
+    await expect(connector.getFile("/a", { timeoutMs: -1 })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     expect(commands).toHaveLength(0);
   });
 
