@@ -1,0 +1,126 @@
+/**
+ * Faults of the SFAPI double: the NEWT double's model (status without processing, reset
+ * before/after, delay, truncate) plus 429 with `Retry-After` and slow tasks. Route keys
+ * are checked against the routes the double serves, so a typo cannot arm a fault that
+ * never fires.
+ */
+
+/** Route paths of the double (`/token` is the token endpoint; the rest live under the API base). */
+export const SFAPI_ROUTES = [
+  "/token",
+  "/utilities/command",
+  "/utilities/upload",
+  "/utilities/download",
+  "/utilities/ls",
+  "/tasks",
+  "/status",
+  "/account",
+  "/meta",
+] as const;
+
+type Method = "GET" | "PUT" | "POST" | "DELETE";
+
+/**
+ * A route: `"METHOD /path"` (`"POST /utilities/command"`, `"GET /tasks"`, `"POST /token"`),
+ * `"/path"` for every method, or `"*"` for every request.
+ */
+export type SfapiRoute = "*" | (typeof SFAPI_ROUTES)[number] | `${Method} ${(typeof SFAPI_ROUTES)[number]}`;
+
+/** Facts a fault's `match` predicate can look at. */
+export interface SfapiFaultRequest {
+  method: string;
+  /** Route key, e.g. `"GET /tasks"`. */
+  route: string;
+  /** Percent-decoded URL path. */
+  path: string;
+  query: Readonly<Record<string, string>>;
+  /** Form fields (secrets redacted). */
+  form: Readonly<Record<string, string>>;
+}
+
+interface FaultCommon {
+  /** How many matching requests this fault hits (default 1; `Infinity` allowed). */
+  times?: number | undefined;
+  /** Narrows the fault to some requests of the route. */
+  match?: ((request: SfapiFaultRequest) => boolean) | undefined;
+}
+
+/**
+ * What the double does to a request instead of (or on top of) answering it.
+ *
+ * - `status`: answer `status` (429, 502, 503, 504…) **without processing** — nothing runs,
+ *   nothing is written, no token is issued. `retryAfterSeconds` adds `Retry-After`.
+ * - `reset` `before`: read the request, then reset the connection, nothing processed;
+ *   `after`: process it (the command task is created and runs), then reset — the lost answer.
+ * - `delay` `before`: wait, then process unless the client has gone; `after`: process, then wait.
+ * - `truncate`: process, send the full `Content-Length` but only `bytes` (default half), close.
+ * - `slow-task` (only `POST /utilities/command`): the task created stays `new` `ms` longer
+ *   before its process starts.
+ */
+export type SfapiFault =
+  | (FaultCommon & { kind: "status"; status: number; retryAfterSeconds?: number | undefined })
+  | (FaultCommon & { kind: "reset"; when?: "before" | "after" | undefined })
+  | (FaultCommon & { kind: "delay"; ms: number; when?: "before" | "after" | undefined })
+  | (FaultCommon & { kind: "truncate"; bytes?: number | undefined })
+  | (FaultCommon & { kind: "slow-task"; ms: number });
+
+/** A fault as stored, with its remaining uses. */
+export interface ArmedFault {
+  route: string;
+  fault: SfapiFault;
+  remaining: number;
+}
+
+const KINDS = ["status", "reset", "delay", "truncate", "slow-task"];
+
+/** Checks a route key and a fault; throws a TypeError saying what is wrong. */
+export function armFault(route: string, fault: SfapiFault): ArmedFault {
+  const m = /^(?:(GET|PUT|POST|DELETE) )?(\/[a-z/]+)$/.exec(route);
+  if (route !== "*" && !(m && (SFAPI_ROUTES as readonly string[]).includes(m[2] as string))) {
+    throw new TypeError(
+      `sfapi-double: bad route ${JSON.stringify(route)}; expected "*", a path of ${SFAPI_ROUTES.join(", ")}, or "METHOD path"`,
+    );
+  }
+  if (!KINDS.includes(fault.kind)) {
+    throw new TypeError(`sfapi-double: unknown fault kind ${JSON.stringify((fault as { kind: unknown }).kind)}`);
+  }
+  const times = fault.times ?? 1;
+  if (!(times >= 1)) throw new TypeError(`sfapi-double: fault.times must be >= 1, got ${times}`);
+  if (fault.kind === "status" && !(Number.isInteger(fault.status) && fault.status >= 100 && fault.status <= 599)) {
+    throw new TypeError(`sfapi-double: fault.status must be an HTTP status, got ${fault.status}`);
+  }
+  if ((fault.kind === "delay" || fault.kind === "slow-task") && !(Number.isFinite(fault.ms) && fault.ms >= 0)) {
+    throw new TypeError(`sfapi-double: fault.ms must be a non-negative number, got ${fault.ms}`);
+  }
+  if (fault.kind === "slow-task" && route !== "POST /utilities/command" && route !== "/utilities/command") {
+    throw new TypeError("sfapi-double: a slow-task fault belongs on POST /utilities/command");
+  }
+  return { route, fault, remaining: times };
+}
+
+/** True when an armed fault applies to the request. */
+export function faultMatches(armed: ArmedFault, request: SfapiFaultRequest): boolean {
+  if (armed.remaining <= 0) return false;
+  const { route } = armed;
+  const routeOk =
+    route === "*" ||
+    route === request.route ||
+    (route.startsWith("/") && request.route.slice(request.route.indexOf(" ") + 1) === route);
+  return routeOk && (armed.fault.match?.(request) ?? true);
+}
+
+/** A short label for the request log (`"status 503"`, `"reset after"`, `"slow-task 500ms"`). */
+export function faultLabel(fault: SfapiFault): string {
+  switch (fault.kind) {
+    case "status":
+      return `status ${fault.status}`;
+    case "reset":
+      return `reset ${fault.when ?? "before"}`;
+    case "delay":
+      return `delay ${fault.when ?? "before"} ${fault.ms}ms`;
+    case "truncate":
+      return `truncate${fault.bytes === undefined ? "" : ` ${fault.bytes}`}`;
+    case "slow-task":
+      return `slow-task ${fault.ms}ms`;
+  }
+}

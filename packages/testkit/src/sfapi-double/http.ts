@@ -1,0 +1,240 @@
+/** Request handling of the SFAPI double: routing, bearer checks, the request log, injected faults. */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { PathRejected } from "../newt-double/files.js";
+import { download, ls, upload } from "./api-files.js";
+import { postCommand, tasksRoute } from "./api-tasks.js";
+import { faultLabel, faultMatches, type SfapiFault, type SfapiFaultRequest } from "./faults.js";
+import { ApiError, detail, json, type Reply, readBody, type SfapiState } from "./state.js";
+import { checkBearer, tokenEndpoint } from "./token.js";
+import type { SfapiRequestLogEntry } from "./types.js";
+
+const SECRET_FIELD = /assertion|secret|token|password|private/i;
+
+/** Form fields as logged: anything that could hold a credential is replaced by `"<redacted>"`. */
+export function redactForm(form: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(form)) out[k] = SECRET_FIELD.test(k) ? "<redacted>" : v;
+  return out;
+}
+
+/** The route key of an API path below the base (`/utilities/command/…` → `/utilities/command`). */
+export function apiRoute(rest: string): string {
+  const segments = rest.split("/").slice(1);
+  const first = segments[0] ?? "";
+  if ((first === "utilities" || first === "compute") && segments[1]) return `/${first}/${segments[1]}`;
+  return `/${first}`;
+}
+
+function statusView(st: SfapiState, name: string): Record<string, unknown> {
+  return {
+    name,
+    full_name: name.charAt(0).toUpperCase() + name.slice(1),
+    description: `SFAPI double machine ${name}`,
+    system_type: "compute",
+    notes: [],
+    status: st.machineStatus.get(name),
+    updated_at: new Date(st.clock.now()).toISOString(),
+  };
+}
+
+async function dispatch(
+  st: SfapiState,
+  entry: SfapiRequestLogEntry,
+  req: IncomingMessage,
+  rest: string,
+  query: Record<string, string>,
+  form: Record<string, string>,
+  body: Buffer,
+  fault: SfapiFault | undefined,
+): Promise<Reply> {
+  const method = entry.method;
+  const segments = rest.split("/").slice(1);
+  const resource = segments[0] ?? "";
+  const tail = segments.slice(1).filter((s) => s !== "");
+  if (resource === "status") {
+    if (method !== "GET") return detail(405, "Method Not Allowed");
+    const name = tail[0];
+    if (name === undefined)
+      return json(
+        200,
+        st.machines.map((m) => statusView(st, m)),
+      );
+    if (name === "outages" || name === "notes") return json(200, []);
+    if (!st.machineStatus.has(name)) return detail(404, "Not Found");
+    return json(200, statusView(st, name));
+  }
+  if (resource === "meta") {
+    if (tail[0] === "changelog") return json(200, []);
+    if (tail[0] === "config") return json(200, { name: "sfapi-double", version: "1.2" });
+    return detail(404, "Not Found");
+  }
+  if (!["utilities", "tasks", "account"].includes(resource)) return detail(404, "Not Found");
+
+  const bearer = checkBearer(st, req.headers);
+  if (bearer.kind !== "valid") return detail(401, bearer.reason, { "www-authenticate": "Bearer" });
+  const { caller } = bearer;
+  if (resource === "account") {
+    if (method !== "GET") return detail(405, "Method Not Allowed");
+    if (tail.length > 0) return json(200, []);
+    const [first = "", last = ""] = caller.username.match(/^(.)(.*)$/)?.slice(1) ?? [];
+    return json(200, {
+      uid: 70_000 + [...st.clients.keys()].indexOf(caller.client.view.clientId),
+      name: caller.username,
+      firstname: first.toUpperCase(),
+      lastname: last,
+      middlename: "",
+      workphone: "",
+      otherPhones: [],
+      email: `${caller.username}@example.org`,
+    });
+  }
+  if (resource === "tasks") return tasksRoute(st, method, caller, tail);
+
+  const kind = segments[1];
+  const machineSeg = segments[2];
+  const rawPath = `/${segments.slice(3).join("/")}`;
+  if (kind === "command" && method === "POST") {
+    if (caller.client.view.color !== "red") {
+      return detail(
+        403,
+        `Client ${caller.client.view.clientId} has security level ${caller.client.view.color}; this endpoint needs a red client`,
+      );
+    }
+    return postCommand(st, entry, caller, machineSeg, form, fault);
+  }
+  if (kind === "download" && method === "GET") return download(st, machineSeg, rawPath, query);
+  if (kind === "upload" && method === "PUT") return upload(st, machineSeg, rawPath, body, req.headers["content-type"]);
+  if (kind === "ls" && method === "GET") return ls(st, machineSeg, rawPath);
+  return detail(
+    kind === "command" || kind === "download" || kind === "upload" || kind === "ls" ? 405 : 404,
+    "Not Found",
+  );
+}
+
+function faultReply(fault: SfapiFault & { kind: "status" }, isToken: boolean): Reply {
+  const headers: Record<string, string> = {};
+  if (fault.retryAfterSeconds !== undefined) headers["retry-after"] = String(fault.retryAfterSeconds);
+  if (isToken) {
+    return json(
+      fault.status,
+      { error: "temporarily_unavailable", error_description: "sfapi-double: injected fault" },
+      headers,
+    );
+  }
+  return detail(fault.status, "sfapi-double: injected fault", headers);
+}
+
+export async function handle(st: SfapiState, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let gone = false;
+  res.once("close", () => {
+    if (!res.writableEnded) gone = true;
+  });
+  const method = (req.method ?? "GET").toUpperCase();
+  const url = req.url ?? "/";
+  const q = url.indexOf("?");
+  // The raw path is used on purpose: URL parsing would resolve `..` before the double could refuse it.
+  const rawPath = q < 0 ? url : url.slice(0, q);
+  const query = Object.fromEntries(new URLSearchParams(q < 0 ? "" : url.slice(q + 1)));
+  const isToken = rawPath === st.tokenPath;
+  const rest = rawPath.startsWith(`${st.apiPrefix}/`) ? rawPath.slice(st.apiPrefix.length) : undefined;
+  const routePath = isToken ? "/token" : rest === undefined ? rawPath : apiRoute(rest);
+  let decodedPath = rawPath;
+  try {
+    decodedPath = decodeURIComponent(rawPath);
+  } catch {
+    // keep the raw form in the log
+  }
+  const bearer = checkBearer(st, req.headers);
+  const entry: SfapiRequestLogEntry = {
+    seq: ++st.seq,
+    at: st.clock.now(),
+    method,
+    route: `${method} ${routePath}`,
+    path: decodedPath,
+    query,
+    form: {},
+    bodyBytes: 0,
+    hasAuthorization: req.headers.authorization !== undefined,
+    auth: bearer.kind,
+    clientId: bearer.kind === "valid" ? bearer.caller.client.view.clientId : bearer.clientId,
+    username: bearer.kind === "valid" ? bearer.caller.username : undefined,
+  };
+  st.requestLog.push(entry);
+
+  const send = (reply: Reply) => {
+    entry.status = reply.status;
+    if (gone) {
+      entry.outcome = "client-gone";
+      return;
+    }
+    res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
+    res.end(reply.body);
+    entry.outcome = "answered";
+  };
+  const reset = () => {
+    entry.outcome = "reset";
+    const socket = req.socket as Socket & { resetAndDestroy?: () => void };
+    if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy();
+    else socket.destroy();
+  };
+
+  let body: Buffer;
+  try {
+    body = await readBody(req, st.maxBodyBytes);
+  } catch (err) {
+    if (err instanceof ApiError) send(detail(err.status, err.message));
+    else entry.outcome = "client-gone";
+    return;
+  }
+  entry.bodyBytes = body.length;
+  const contentType = req.headers["content-type"] ?? "";
+  const form = /^application\/x-www-form-urlencoded\b/i.test(contentType)
+    ? Object.fromEntries(new URLSearchParams(body.toString("utf8")))
+    : {};
+  entry.form = redactForm(form);
+  if (!isToken && rest === undefined) {
+    send(detail(404, "Not Found"));
+    return;
+  }
+
+  const info: SfapiFaultRequest = { method, route: entry.route, path: decodedPath, query, form: entry.form };
+  const armed = st.faults.find((f) => faultMatches(f, info));
+  const fault = armed?.fault;
+  if (armed) {
+    armed.remaining--;
+    entry.fault = faultLabel(armed.fault);
+  }
+  if (fault?.kind === "status") return send(faultReply(fault, isToken));
+  if (fault?.kind === "reset" && (fault.when ?? "before") === "before") return reset();
+  if (fault?.kind === "delay" && (fault.when ?? "before") === "before") {
+    await sleep(fault.ms);
+    if (gone) {
+      entry.outcome = "client-gone";
+      return;
+    }
+  }
+
+  let reply: Reply;
+  try {
+    reply = isToken
+      ? tokenEndpoint(st, entry, method, contentType, form)
+      : await dispatch(st, entry, req, rest as string, query, form, body, fault);
+  } catch (err) {
+    if (err instanceof ApiError || err instanceof PathRejected) reply = detail(err.status, err.message);
+    else reply = detail(500, `sfapi-double internal error: ${(err as Error).message}`);
+  }
+
+  if (fault?.kind === "reset") return reset();
+  if (fault?.kind === "delay") await sleep(fault.ms);
+  if (fault?.kind === "truncate" && !gone) {
+    const keep = Math.max(0, Math.min(reply.body.length - 1, fault.bytes ?? Math.floor(reply.body.length / 2)));
+    entry.status = reply.status;
+    entry.outcome = "truncated";
+    res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
+    res.write(reply.body.subarray(0, keep), () => req.socket.destroy());
+    return;
+  }
+  send(reply);
+}
