@@ -23,6 +23,9 @@ const steps = [
   ["python agent tests", "node", ["scripts/test-python.mjs"], 20 * MIN],
   // Twice: the second build must be a full cache hit; no nested pnpm deeper than 3.
   ["build (turbo)", "node", ["scripts/check-turbo.mjs", "build"], 10 * MIN],
+  // Every public package packed with pnpm, installed by npm outside the workspace, used from
+  // ESM, CommonJS, strict TypeScript and the packed CLI; publint and attw on each tarball.
+  ["consumer test (packed tarballs, npm)", "node", ["scripts/consumer-test.mjs"], 15 * MIN],
 ];
 
 const results = [];
