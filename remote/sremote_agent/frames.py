@@ -13,9 +13,6 @@ import threading
 
 from .fdio import readiness_check, write_all
 
-DEFAULT_MAX_FRAME = 256 * 1024 * 1024
-"""The largest frame body read or written unless `--max-frame` says otherwise."""
-
 _header = struct.Struct(">I")
 # Most result bytes / frames held for one write (see FrameChannel.hold). Not more frames:
 # the client works on the results of one write while the agent runs the next calls, and

@@ -5,7 +5,10 @@ import os
 import sys
 
 from . import PROTOCOL_VERSION, __version__, codec
-from .frames import DEFAULT_MAX_FRAME
+
+DEFAULT_MAX_FRAME = 256 * 1024 * 1024
+"""The session's frame size limit unless `--max-frame` says otherwise (`maxFrameBytes`).
+Here rather than in frames.py, which the file carrier does not load."""
 
 
 def _numpy_version():

@@ -10,8 +10,7 @@ Exit statuses: 0 done; 1 the agent failed (e.g. could not write the response);
 
 import sys
 
-from .frames import DEFAULT_MAX_FRAME
-from .info import agent_info
+from .info import DEFAULT_MAX_FRAME, agent_info
 
 USAGE = (
     "usage: sh interpreter.sh <request> <response> [<sremote_dir> [<tmp> [<pwd>]]]\n"
