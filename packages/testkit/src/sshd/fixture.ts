@@ -30,6 +30,19 @@ export interface StartSshdOptions {
    * that works in the container (Debian's does here).
    */
   keyboardInteractive?: boolean;
+  /**
+   * A user certificate authority, as NERSC's sshproxy: the fixture makes a CA key, has sshd
+   * trust it (`TrustedUserCAKeys`), and signs the client key for the account — an OpenSSH
+   * user certificate `<privateKeyPath>-cert.pub`, principal = the account, valid for an hour
+   * ({@link SshdFacts.certificatePath}). ssh2 cannot log in with it; the system `ssh` can.
+   */
+  userCertificate?: boolean;
+  /**
+   * Keep the client's public key in an authorized_keys file (default true). `false`: the
+   * account has no authorized keys at all (`AuthorizedKeysFile none`), so only a certificate
+   * (with {@link StartSshdOptions.userCertificate}) or a password logs in.
+   */
+  authorizedKeys?: boolean;
   /** sshd's `MaxSessions`: channels per connection (default 10, OpenSSH's default). */
   maxSessions?: number;
   /** sshd's `MaxStartups` (default `"10:30:100"`, OpenSSH's default). */
@@ -63,6 +76,10 @@ export interface SshdFacts {
   knownHostsPath: string;
   /** The account's password (password variant only). */
   password?: string | undefined;
+  /** The OpenSSH user certificate of the client key (`<privateKeyPath>-cert.pub`; with `userCertificate`). */
+  certificatePath?: string | undefined;
+  /** The user CA's public key line sshd trusts (with `userCertificate`). */
+  userCaPublicKey?: string | undefined;
   /** The host key's fingerprint as OpenSSH prints it (`SHA256:…`). */
   hostKeyFingerprint: string;
   /** The host public key line (`ssh-ed25519 AAAA…`). */
@@ -249,6 +266,8 @@ function sshdConfig(o: {
   maxSessions: number;
   maxStartups: string;
   strictModes: boolean;
+  authorizedKeys: boolean;
+  userCa: boolean;
   extra: readonly string[];
 }): string {
   return [
@@ -259,7 +278,8 @@ function sshdConfig(o: {
     "AddressFamily inet",
     `HostKey ${o.dir}/ssh_host_ed25519_key`,
     `PidFile ${o.dir}/sshd.pid`,
-    `AuthorizedKeysFile ${o.dir}/authorized_keys`,
+    `AuthorizedKeysFile ${o.authorizedKeys ? `${o.dir}/authorized_keys` : "none"}`,
+    ...(o.userCa ? [`TrustedUserCAKeys ${o.dir}/user_ca.pub`] : []),
     `AllowUsers ${o.user}`,
     `StrictModes ${o.strictModes ? "yes" : "no"}`,
     // PAM's session modules (pam_loginuid, pam_systemd) may fail in containers: only when asked.
@@ -365,8 +385,31 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<SshdFix
     const hostPublicKey = await keygen(join(dir, "ssh_host_ed25519_key"), "sremote-test-host");
     const privateKeyPath = join(dir, "client_ed25519");
     const publicKey = await keygen(privateKeyPath, `sremote-test-client@${process.pid}`);
-    await writeFile(join(dir, "authorized_keys"), `${publicKey}\n`, { mode: 0o644 });
-    await chmod(join(dir, "authorized_keys"), 0o644);
+    const authorizedKeys = options.authorizedKeys ?? true;
+    if (authorizedKeys) {
+      await writeFile(join(dir, "authorized_keys"), `${publicKey}\n`, { mode: 0o644 });
+      await chmod(join(dir, "authorized_keys"), 0o644);
+    }
+    let certificatePath: string | undefined;
+    let userCaPublicKey: string | undefined;
+    if (options.userCertificate) {
+      userCaPublicKey = await keygen(join(dir, "user_ca"), `sremote-test-user-ca@${process.pid}`);
+      await chmod(join(dir, "user_ca.pub"), 0o644);
+      // -V from five minutes ago: a clock a little behind still accepts it.
+      await run("ssh-keygen", [
+        "-q",
+        "-s",
+        join(dir, "user_ca"),
+        "-I",
+        `sremote-test-${process.pid}`,
+        "-n",
+        user,
+        "-V",
+        "-5m:+1h",
+        `${privateKeyPath}.pub`,
+      ]);
+      certificatePath = `${privateKeyPath}-cert.pub`;
+    }
     const knownHostsPath = join(dir, "known_hosts");
     const logPath = join(dir, "sshd.log");
     const configPath = join(dir, "sshd_config");
@@ -388,6 +431,8 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<SshdFix
           maxSessions,
           maxStartups,
           strictModes: root,
+          authorizedKeys,
+          userCa: options.userCertificate === true,
           extra: options.extraConfig ?? [],
         }),
       );
@@ -416,6 +461,8 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<SshdFix
       publicKey,
       knownHostsPath,
       password: lease.password,
+      certificatePath,
+      userCaPublicKey,
       hostKeyFingerprint: publicKeyFingerprint(hostPublicKey),
       hostPublicKey: hostKeyBody,
       pid,
