@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { UsageError } from "@sremote/core";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  AGENT_MANIFEST_NAME,
   AGENT_PROTOCOL_VERSION,
   AGENT_VERSION,
   agentDir,
@@ -20,8 +19,6 @@ describe("the packaged agent", () => {
     expect(AGENT_VERSION).toBe(pkg.version);
     const init = readFileSync(join(agentDir(), "sremote_agent", "__init__.py"), "utf8");
     expect(init).toContain(`__version__ = "${AGENT_VERSION}"`);
-    expect(init).toContain(`PROTOCOL_VERSION = ${AGENT_PROTOCOL_VERSION}`);
-    expect(AGENT_MANIFEST_NAME).toBe("agent-manifest.json");
   });
 
   it("lives in agentDir(): interpreter.sh and the sremote_agent package", () => {

@@ -140,7 +140,9 @@ export class RemoteClient {
         if (result.stderr) options.onOutput("stderr", result.stderr);
       }
     }
-    if (result.agent) this.#agentInfo = result.agent;
+    // A file-carrier call's facts leave out numpy (only a probe looks it up): merge, so a
+    // version an earlier probe reported stays known.
+    if (result.agent) this.#agentInfo = { ...this.#agentInfo, ...result.agent };
     return this.#toCallResult<T>(module, fn, result, carrier, started);
   }
 
