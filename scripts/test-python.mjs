@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the Python agent's unittest suite (remote/tests) twice:
+// Runs the Python agent's unittest suite (remote/python-tests) twice:
 //   1. with the first `python3` on PATH — expected without msgpack, so the pure-Python
 //      codec is the one tested (if that Python has msgpack, SREMOTE_CODEC=pure forces the
 //      pure codec so that it is still covered);
@@ -7,7 +7,7 @@
 //      so the msgpack C codec and numpy are tested. Without them this run is skipped, with
 //      the reason in the summary (an error under SREMOTE_TEST_STRICT=1, as in CI); the first
 //      run needs nothing but a python3 and always runs.
-// Each run asserts (through SREMOTE_EXPECT_CODEC, checked by tests/test_codec.py) which
+// Each run asserts (through SREMOTE_EXPECT_CODEC, checked by python-tests/test_codec.py) which
 // codec it used. Exits non-zero on any failure.
 import { spawnSync } from "node:child_process";
 import { existsSync, realpathSync } from "node:fs";
@@ -67,7 +67,7 @@ for (const run of runs) {
   const version = probe(run.python, "import sys; print('%d.%d.%d' % sys.version_info[:3])");
   console.error(`\n=== ${run.label}: ${run.python} (Python ${version}, codec ${used}) ===`);
   const t0 = Date.now();
-  const r = spawnSync(run.python, ["-m", "unittest", "discover", "-s", "tests"], {
+  const r = spawnSync(run.python, ["-m", "unittest", "discover", "-s", "python-tests"], {
     cwd: remoteDir,
     env,
     stdio: "inherit",
