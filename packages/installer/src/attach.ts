@@ -1,7 +1,6 @@
 import { AGENT_VERSION, agentManifest, readRemoteManifest } from "@sremote/agent";
 import {
   type Connector,
-  deadline,
   formatLocationFile,
   hasErrorCode,
   interpreterPath,
@@ -12,14 +11,16 @@ import {
   UsageError,
 } from "@sremote/core";
 import { manifestMatches } from "./agent-check.js";
+import { commandFailure, describeExit } from "./command-failures.js";
 import { MARKER_FILE } from "./endpoint-files.js";
 import { locateEndpoint } from "./endpoint-layout.js";
 import { InstallError, logTail } from "./errors.js";
 import { type InstallEventListener, StepRecorder, type StepReport } from "./events.js";
-import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
+import { runOperation } from "./operation.js";
+import type { OperationCounts } from "./operation-counts.js";
 import { isInside, locationDir } from "./paths.js";
-import { parseAgentInfo } from "./python.js";
-import { COMMAND_ENV, commandFailure, describeExit, operationError } from "./remote.js";
+import { parseAgentInfo } from "./python-probe.js";
+import { COMMAND_ENV } from "./remote-commands.js";
 import { ATTACH_MISSING, remoteScript } from "./remote-scripts.js";
 
 /** Options of {@link attach}. */
@@ -63,13 +64,10 @@ export interface AttachResult {
 export async function attach(connector: Connector, options: AttachOptions): Promise<AttachResult> {
   if (!options || typeof options.dir !== "string")
     throw new UsageError("attach needs the shared endpoint's folder (dir)");
-  const d = deadline(options);
-  const counts = zeroCounts();
-  const c = countingConnector(connector, counts);
-  const recorder = new StepRecorder(options.onProgress);
-  const op = { signal: d.signal };
-  const warnings: string[] = [];
-  try {
+  return runOperation("attach", connector, options, async ({ connector: c, counts, signal }) => {
+    const recorder = new StepRecorder(options.onProgress);
+    const op = { signal };
+    const warnings: string[] = [];
     const { homeDir, current, layout } = await locateEndpoint(
       c,
       { dir: options.dir, tmpDir: options.tmpDir ?? "~/.sremote/tmp", workDir: options.workDir ?? "~" },
@@ -177,9 +175,5 @@ export async function attach(connector: Connector, options: AttachOptions): Prom
       steps: recorder.steps,
       operations: { ...counts },
     };
-  } catch (err) {
-    throw operationError(d, d.signal.aborted, "attach", err);
-  } finally {
-    d.dispose();
-  }
+  });
 }

@@ -1,7 +1,6 @@
 import { AGENT_VERSION, agentManifest, readRemoteManifest } from "@sremote/agent";
 import {
   type Connector,
-  deadline,
   hasErrorCode,
   interpreterPath,
   type OperationOptions,
@@ -9,13 +8,15 @@ import {
   type RemoteLayout,
 } from "@sremote/core";
 import { manifestMatches } from "./agent-check.js";
+import { describeExit } from "./command-failures.js";
 import { MARKER_FILE, PREAMBLE_FILE, STATE_FILE, VENV_DIR } from "./endpoint-files.js";
 import { locateEndpoint } from "./endpoint-layout.js";
 import { logTail } from "./errors.js";
-import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
+import { runOperation } from "./operation.js";
+import type { OperationCounts } from "./operation-counts.js";
 import { readOptionalText } from "./paths.js";
-import { parseAgentInfo, parseProbe } from "./python.js";
-import { COMMAND_ENV, describeExit, operationError, wrap } from "./remote.js";
+import { parseAgentInfo, parseProbe } from "./python-probe.js";
+import { COMMAND_ENV, wrap } from "./remote-commands.js";
 import { remoteScript } from "./remote-scripts.js";
 import { type Distribution, distributionsPresent } from "./sources.js";
 import { type InstallState, type PackageRecord, parseState } from "./state.js";
@@ -113,16 +114,13 @@ function sourceFlag(p: PackageRecord): string {
  * @throws ConnectorError for transport failures only; everything found remotely is reported.
  */
 export async function doctor(connector: Connector, options: DoctorOptions = {}): Promise<DoctorReport> {
-  const d = deadline(options);
-  const counts = zeroCounts();
-  const c = countingConnector(connector, counts);
-  const op = { signal: d.signal };
-  const target = options.target ?? "<target>";
-  const install = `sremote install ${target}`;
-  const problems: DoctorProblem[] = [];
-  const run = (argv: string[], env: Record<string, string> = {}) =>
-    c.exec(argv, { ...op, env: { ...COMMAND_ENV, ...env }, loginEnv: options.loginEnv ?? false, timeoutMs: 120_000 });
-  try {
+  return runOperation("doctor", connector, options, async ({ connector: c, counts, signal }) => {
+    const op = { signal };
+    const target = options.target ?? "<target>";
+    const install = `sremote install ${target}`;
+    const problems: DoctorProblem[] = [];
+    const run = (argv: string[], env: Record<string, string> = {}) =>
+      c.exec(argv, { ...op, env: { ...COMMAND_ENV, ...env }, loginEnv: options.loginEnv ?? false, timeoutMs: 120_000 });
     const found = await locateEndpoint(c, { layout: options.layout }, op);
     const { homeDir, current } = found;
     if (found.source !== "given" && current.error) {
@@ -274,9 +272,5 @@ export async function doctor(connector: Connector, options: DoctorOptions = {}):
       problems,
       operations: { ...counts },
     };
-  } catch (err) {
-    throw operationError(d, d.signal.aborted, "doctor", err);
-  } finally {
-    d.dispose();
-  }
+  });
 }

@@ -12,7 +12,7 @@ export { InstallError, type InstallErrorCode, type InstallErrorOptions, type Ins
 export type { InstallEvent, InstallEventListener, StepOutcome, StepReport } from "./events.js";
 export { install } from "./install.js";
 export type { InstallOptions, InstallResult } from "./install-options.js";
-export { countingConnector, type OperationCounts } from "./operations.js";
+export { countingConnector, type OperationCounts } from "./operation-counts.js";
 export {
   type Distribution,
   type GitPackage,

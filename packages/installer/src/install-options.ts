@@ -1,6 +1,6 @@
 import type { OperationOptions, RemoteLayout } from "@sremote/core";
 import type { InstallEventListener, StepReport } from "./events.js";
-import type { OperationCounts } from "./operations.js";
+import type { OperationCounts } from "./operation-counts.js";
 import type { PackageInput } from "./sources.js";
 import type { PackageRecord, PythonRecord, VenvRecord } from "./state.js";
 

@@ -1,14 +1,14 @@
 import { AGENT_VERSION } from "@sremote/agent";
-import { type Connector, deadline } from "@sremote/core";
+import type { Connector } from "@sremote/core";
 import { StepRecorder } from "./events.js";
 import type { InstallOptions, InstallResult } from "./install-options.js";
-import { countingConnector, zeroCounts } from "./operations.js";
-import { operationError, RemoteRunner } from "./remote.js";
+import { runOperation } from "./operation.js";
+import { RemoteRunner } from "./remote-commands.js";
 import type { PythonRecord } from "./state.js";
 import { ensureAgent } from "./steps/agent.js";
 import { finish } from "./steps/complete.js";
 import { writeConfig } from "./steps/config.js";
-import type { InstallRun, LocatedRun, ProbedRun, ResolvedRun, SurveyedRun } from "./steps/context.js";
+import type { InstallRun, LocatedRun, ProbedRun, ResolvedRun, RunProgress, SurveyedRun } from "./steps/context.js";
 import { cleanUpAfterFailure, explainFailure } from "./steps/failures.js";
 import { prepareFolders } from "./steps/folders.js";
 import { checkInputs } from "./steps/inputs.js";
@@ -42,30 +42,30 @@ const DEFAULT_COMMAND_TIMEOUT = 30 * 60_000;
 export async function install(connector: Connector, options: InstallOptions = {}): Promise<InstallResult> {
   const t0 = performance.now();
   const inputs = await checkInputs(options);
-  const d = deadline(options);
-  const counts = zeroCounts();
-  const c = countingConnector(connector, counts);
-  const recorder = new StepRecorder(options.onProgress);
-  const run: InstallRun = {
-    connector: c,
-    remote: new RemoteRunner(c, recorder, d.signal, options.loginEnv ?? false),
-    recorder,
+  let progress: RunProgress | undefined;
+  const result = await runOperation(
+    "install",
+    connector,
     options,
-    inputs,
-    op: { signal: d.signal },
-    longTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT,
-    progress: { dirty: false, pendingBuild: undefined, venvBeingCreated: undefined },
-  };
-  try {
-    const result = await runSteps(run);
-    return { ...result, operations: { ...counts }, durationMs: performance.now() - t0 };
-  } catch (err) {
-    const fired = d.signal.aborted;
-    await cleanUpAfterFailure(run.progress, connector);
-    throw operationError(d, fired, "install", err);
-  } finally {
-    d.dispose();
-  }
+    ({ connector: c, counts, signal }) => {
+      const recorder = new StepRecorder(options.onProgress);
+      const run: InstallRun = {
+        connector: c,
+        remote: new RemoteRunner(c, recorder, signal, options.loginEnv ?? false),
+        recorder,
+        options,
+        inputs,
+        op: { signal },
+        longTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT,
+        progress: { dirty: false, pendingBuild: undefined, venvBeingCreated: undefined },
+      };
+      progress = run.progress;
+      return runSteps(run).then((r) => ({ ...r, operations: { ...counts } }));
+    },
+    // What a failed step left half-made, through the caller's connector (not counted).
+    () => (progress ? cleanUpAfterFailure(progress, connector) : Promise.resolve()),
+  );
+  return { ...result, durationMs: performance.now() - t0 };
 }
 
 /** The steps in order, each given the context the ones before it built. */

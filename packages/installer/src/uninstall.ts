@@ -1,10 +1,11 @@
-import { type Connector, deadline, type OperationOptions, parseLocationFile, type RemoteLayout } from "@sremote/core";
+import { type Connector, type OperationOptions, parseLocationFile, type RemoteLayout } from "@sremote/core";
+import { commandFailure } from "./command-failures.js";
 import { containsHome, locateEndpoint } from "./endpoint-layout.js";
 import { InstallError } from "./errors.js";
 import { type InstallEventListener, StepRecorder, type StepReport } from "./events.js";
-import { countingConnector, type OperationCounts, zeroCounts } from "./operations.js";
+import { runOperation } from "./operation.js";
+import type { OperationCounts } from "./operation-counts.js";
 import { currentLayout, isInside, locationDir } from "./paths.js";
-import { commandFailure, operationError } from "./remote.js";
 import { remoteScript, UNINSTALL_NOT_ENDPOINT } from "./remote-scripts.js";
 
 /** Options of {@link uninstall}. */
@@ -47,15 +48,12 @@ export interface UninstallResult {
  *   (nothing is removed); ConnectorError for transport failures.
  */
 export async function uninstall(connector: Connector, options: UninstallOptions = {}): Promise<UninstallResult> {
-  const d = deadline(options);
-  const counts = zeroCounts();
-  const c = countingConnector(connector, counts);
-  const recorder = new StepRecorder(options.onProgress);
-  const op = { signal: d.signal };
-  const exec = (argv: string[]) => c.exec(argv, { ...op, timeoutMs: 300_000 });
-  const removed: string[] = [];
-  const kept: string[] = [];
-  try {
+  return runOperation("uninstall", connector, options, async ({ connector: c, counts, signal }) => {
+    const recorder = new StepRecorder(options.onProgress);
+    const op = { signal };
+    const exec = (argv: string[]) => c.exec(argv, { ...op, timeoutMs: 300_000 });
+    const removed: string[] = [];
+    const kept: string[] = [];
     const { homeDir, current, layout } = await locateEndpoint(
       c,
       {
@@ -136,9 +134,5 @@ export async function uninstall(connector: Connector, options: UninstallOptions 
       if (r.exitCode === 0) removed.push(locDir);
     }
     return { layout, removed, kept, detached, steps: recorder.steps, operations: { ...counts } };
-  } catch (err) {
-    throw operationError(d, d.signal.aborted, "uninstall", err);
-  } finally {
-    d.dispose();
-  }
+  });
 }

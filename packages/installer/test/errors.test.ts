@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { commandFailure } from "../src/command-failures.js";
 import { InstallError } from "../src/errors.js";
-import { commandFailure } from "../src/remote.js";
 
 const failed = (stderr: string) => ({ stdout: "", stderr, exitCode: 1, signal: null });
 

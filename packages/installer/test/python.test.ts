@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseAgentInfo } from "../src/python.js";
+import { parseAgentInfo } from "../src/python-probe.js";
 
 describe("parseAgentInfo", () => {
   it("takes the agent's JSON line after a login banner", () => {

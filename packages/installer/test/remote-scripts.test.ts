@@ -3,7 +3,7 @@ import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { wrap } from "../src/remote.js";
+import { wrap } from "../src/remote-commands.js";
 import { type RemoteScriptName, remoteScript, SCRIPT_NAMES, stripHeader } from "../src/remote-scripts.js";
 import { SYSTEM_PYTHON } from "./helpers.js";
 

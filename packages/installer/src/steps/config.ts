@@ -1,5 +1,6 @@
+import { commandFailure } from "../command-failures.js";
 import { PREAMBLE_FILE, PYTHON_FILE } from "../endpoint-files.js";
-import { commandFailure, wrap } from "../remote.js";
+import { wrap } from "../remote-commands.js";
 import type { PythonRecord } from "../state.js";
 import { encode, endpointPath, markDirty, type SurveyedRun, saveState, wrapOptions } from "./context.js";
 

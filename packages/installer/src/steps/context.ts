@@ -5,8 +5,8 @@ import { BUILD_PREFIX, MARKER_FILE, PREAMBLE_FILE, STATE_FILE } from "../endpoin
 import type { StepRecorder } from "../events.js";
 import type { InstallOptions } from "../install-options.js";
 import type { CurrentLocation } from "../paths.js";
-import type { PythonInfo, VenvInfo } from "../python.js";
-import type { RemoteRunner, WrapOptions } from "../remote.js";
+import type { PythonInfo, VenvInfo } from "../python-probe.js";
+import type { RemoteRunner, WrapOptions } from "../remote-commands.js";
 import type { PackageSource } from "../sources.js";
 import { formatState, type InstallState } from "../state.js";
 import type { InstallInputs } from "./inputs.js";

@@ -1,8 +1,8 @@
 import type { Connector } from "@sremote/core";
 import { isSremoteError } from "@sremote/core";
+import { formatBytes, freeBytes, LOW_SPACE_BYTES } from "../command-failures.js";
 import { InstallError, type InstallStep } from "../errors.js";
 import { locationDir } from "../paths.js";
-import { formatBytes, freeBytes, LOW_SPACE_BYTES } from "../remote.js";
 import type { LocatedRun, RunProgress } from "./context.js";
 
 /** Steps that write to the remote, whose failures may be a full file system, and what they write. */

@@ -1,7 +1,7 @@
+import { commandFailure } from "../command-failures.js";
 import { MARKER_FILE, STATE_FILE } from "../endpoint-files.js";
 import { InstallError } from "../errors.js";
 import { isInside, locationDir } from "../paths.js";
-import { commandFailure } from "../remote.js";
 import { remoteScript, SURVEY_FOREIGN } from "../remote-scripts.js";
 import { type ResolvedRun, SHORT_TIMEOUT, type Survey } from "./context.js";
 

@@ -1,7 +1,8 @@
 import { isSremoteError, posixJoin } from "@sremote/core";
+import { commandFailure } from "../command-failures.js";
 import { InstallError, logTail } from "../errors.js";
-import { canBuildWheels, type VenvInfo } from "../python.js";
-import { commandFailure, wrap } from "../remote.js";
+import { canBuildWheels, type VenvInfo } from "../python-probe.js";
+import { wrap } from "../remote-commands.js";
 import { BUILD_EXIT, remoteScript } from "../remote-scripts.js";
 import {
   describeSource,

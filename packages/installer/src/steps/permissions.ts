@@ -1,5 +1,6 @@
+import { commandFailure } from "../command-failures.js";
 import { InstallError, logTail } from "../errors.js";
-import { commandFailure, wrap } from "../remote.js";
+import { wrap } from "../remote-commands.js";
 import { remoteScript } from "../remote-scripts.js";
 import { markDirty, SHORT_TIMEOUT, type SurveyedRun, wrapOptions } from "./context.js";
 

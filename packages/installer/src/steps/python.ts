@@ -1,6 +1,14 @@
+import { commandFailure } from "../command-failures.js";
 import { InstallError, logTail } from "../errors.js";
-import { type Candidate, MIN_PYTHON, minorVersion, type PythonInfo, parseProbe, versionAtLeast } from "../python.js";
-import { commandFailure, wrap } from "../remote.js";
+import {
+  type Candidate,
+  MIN_PYTHON,
+  minorVersion,
+  type PythonInfo,
+  parseProbe,
+  versionAtLeast,
+} from "../python-probe.js";
+import { wrap } from "../remote-commands.js";
 import { PREAMBLE_FAILED, remoteScript } from "../remote-scripts.js";
 import { type LocatedRun, type PythonFacts, SHORT_TIMEOUT } from "./context.js";
 

@@ -1,8 +1,9 @@
 import { basename } from "node:path";
 import { shQuote } from "@sremote/core";
+import { describeExit } from "../command-failures.js";
 import { InstallError, logTail } from "../errors.js";
-import { canBuildWheels } from "../python.js";
-import { describeExit, wrap } from "../remote.js";
+import { canBuildWheels } from "../python-probe.js";
+import { wrap } from "../remote-commands.js";
 import { describeSource, distributionsPresent, type GitPackage, type PackageSource, sourceKey } from "../sources.js";
 import { type InstallRun, type ProbedRun, SHORT_TIMEOUT, wrapOptions } from "./context.js";
 

@@ -1,7 +1,8 @@
+import { commandFailure, describeExit } from "../command-failures.js";
 import { VENV_DIR } from "../endpoint-files.js";
 import { InstallError, logTail } from "../errors.js";
-import { minorVersion, parseProbe, type VenvInfo } from "../python.js";
-import { commandFailure, describeExit, wrap } from "../remote.js";
+import { minorVersion, parseProbe, type VenvInfo } from "../python-probe.js";
+import { wrap } from "../remote-commands.js";
 import { remoteScript } from "../remote-scripts.js";
 import {
   endpointPath,

@@ -1,7 +1,6 @@
 import { StringDecoder } from "node:string_decoder";
 import {
   type Connector,
-  type Deadline,
   deadline,
   type ExecResult,
   isSremoteError,
@@ -9,7 +8,7 @@ import {
   posixJoin,
 } from "@sremote/core";
 import { LOCK_FILE } from "./endpoint-files.js";
-import { InstallError, type InstallErrorCode, type InstallStep, logTail } from "./errors.js";
+import type { InstallStep } from "./errors.js";
 import type { StepRecorder } from "./events.js";
 import { remoteScript } from "./remote-scripts.js";
 
@@ -127,21 +126,6 @@ export class RemoteRunner {
   }
 }
 
-/**
- * What an entry point (install, attach, uninstall, doctor) rejects with. Once its own
- * deadline fired, whatever a step saw (a command's abort, a killed command's exit status)
- * is only a consequence: the deadline's error says what happened, `TIMEOUT` for `timeoutMs`
- * and `ABORTED` for the caller's signal. `fired` is read when the failure was caught, so
- * that the deadline passing during the cleanup afterwards does not hide the real error.
- */
-export function operationError(d: Deadline, fired: boolean, what: string, err: unknown): unknown {
-  if (!fired) return err;
-  const e = d.error(what);
-  // A timeout has no cause of its own: keep the step's error, which says where it stopped.
-  if (e.cause === undefined) Object.defineProperty(e, "cause", { value: err, configurable: true, writable: true });
-  return e;
-}
-
 /** How a wrapped command runs: preamble sourced, umask set, optionally under the endpoint's lock. */
 export interface WrapOptions {
   /** The preamble file to source, or `""`. */
@@ -172,122 +156,4 @@ export function wrap(argv: readonly string[], options: WrapOptions): string[] {
     options.scratch ?? "",
     ...inner,
   ];
-}
-
-/** Hints matched against a failed command's output, first match wins. */
-interface Diagnosis {
-  code: InstallErrorCode;
-  why: string;
-  fix: string;
-}
-
-/** Recognises disk-full, read-only and permission failures in a command's output. */
-export function diagnoseIo(text: string, folder: string): Diagnosis | undefined {
-  if (/No space left on device|Disk quota exceeded|ENOSPC|EDQUOT/.test(text)) {
-    return {
-      code: "REMOTE_IO",
-      why: `the remote file system holding ${folder} is full (or the quota is exceeded)`,
-      fix: `free some space (df -h ${folder}) or install elsewhere with --dir <folder>`,
-    };
-  }
-  if (/Read-only file system|EROFS/.test(text)) {
-    return {
-      code: "PERMISSION_DENIED",
-      why: `${folder} is on a read-only file system`,
-      fix: "install into a writable folder with --dir <folder>",
-    };
-  }
-  if (/Permission denied|EACCES|Operation not permitted|not writable/.test(text)) {
-    return {
-      code: "PERMISSION_DENIED",
-      why: `this account may not write in ${folder}`,
-      fix: `check the folder's owner and modes (ls -ld ${folder}) or install elsewhere with --dir <folder>`,
-    };
-  }
-  return undefined;
-}
-
-/** Describes how a command ended (`exit status 1`, `signal SIGKILL`). */
-export function describeExit(r: ExecResult): string {
-  return r.exitCode === null ? `killed by ${r.signal ?? "a signal"}` : `exit status ${r.exitCode}`;
-}
-
-/** Options of {@link commandFailure}. */
-export interface CommandFailureOptions {
-  /** The code when no I/O problem is recognised (default `COMMAND_FAILED`). */
-  code?: InstallErrorCode;
-  /** The fix when no I/O problem is recognised. */
-  fix?: string | undefined;
-  /**
-   * `what` already says that it failed ("pip could not install x"): no "failed" is added,
-   * which would read "pip could not install x failed".
-   */
-  saysFailed?: boolean | undefined;
-}
-
-/**
- * An {@link InstallError} for a failed command, recognising I/O problems. `what` names the
- * action ("creating the venv /x/env"); the message adds "failed" and how the command ended.
- */
-export function commandFailure(
-  step: InstallStep,
-  what: string,
-  r: ExecResult,
-  folder: string,
-  fallback: CommandFailureOptions = {},
-): InstallError {
-  const text = `${r.stderr}\n${r.stdout}`;
-  const io = diagnoseIo(text, folder);
-  const log = logTail(r.stdout.trim() && r.stderr.trim() ? `${r.stdout}\n${r.stderr}` : text);
-  const failed = fallback.saysFailed ? what : `${what} failed`;
-  if (io) {
-    return new InstallError(io.code, `${failed}: ${io.why}`, {
-      step,
-      fix: io.fix,
-      log,
-      details: { exitCode: r.exitCode, signal: r.signal },
-    });
-  }
-  return new InstallError(fallback.code ?? "COMMAND_FAILED", `${failed} (${describeExit(r)})`, {
-    step,
-    fix: fallback.fix,
-    log,
-    details: { exitCode: r.exitCode, signal: r.signal },
-  });
-}
-
-/**
- * Below this much free space a failed write is taken for a full file system: venv's
- * ensurepip and SFTP report a full disk only as "exit status 1" and "Failure".
- */
-export const LOW_SPACE_BYTES = 64 * 1024 * 1024;
-
-/**
- * Bytes available to this account on the file system holding `path` (or its nearest
- * existing parent), per `df`; `null` when df cannot tell. Never throws.
- */
-export async function freeBytes(connector: Connector, path: string): Promise<number | null> {
-  try {
-    // Its own short time limit and no signal: it explains a failure the deadline may have caused.
-    const r = await connector.exec(["sh", "-c", remoteScript("free-space.sh"), "sh", path], { timeoutMs: 30_000 });
-    if (r.exitCode !== 0) return null;
-    // df's last line (a shell startup file may have printed a banner before its header).
-    const fields = r.stdout.trim().split("\n").pop()?.trim().split(/\s+/);
-    const kib = Number(fields?.[3]);
-    return Number.isFinite(kib) && kib >= 0 ? kib * 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-/** `1.5 MiB`-style size. */
-export function formatBytes(bytes: number): string {
-  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${v} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
