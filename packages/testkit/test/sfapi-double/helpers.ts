@@ -121,3 +121,16 @@ export async function runToEnd(double: SfapiDouble, token: string, executable: s
     },
   };
 }
+
+/** True once process group `pgid` has no process left (polled, bounded: 2 s; a killed child is reaped asynchronously). */
+export async function processGroupGone(pgid: number): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return true;
+    }
+    await sleep(20);
+  }
+  return false;
+}

@@ -2,10 +2,19 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type SfapiDouble, startSfapiDouble } from "../../src/sfapi-double/index.js";
-import { accessToken, api, filePath, getTask, pollTask, postCommand, runToEnd, waitForTaskView } from "./helpers.js";
+import {
+  accessToken,
+  api,
+  filePath,
+  getTask,
+  pollTask,
+  postCommand,
+  processGroupGone,
+  runToEnd,
+  waitForTaskView,
+} from "./helpers.js";
 
 // Real servers and processes on a shared machine: an explicit budget, never vitest's 5 s default.
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
@@ -92,6 +101,22 @@ describe("commands as tasks", () => {
     expect(missing.status).toBe(422);
   });
 
+  it("missingExecutable 'failed' makes a missing program a failed task; the time limit is exit 137", async () => {
+    await using strict = await startSfapiDouble({ missingExecutable: "failed", commandTimeoutMs: 300 });
+    const t = await accessToken(strict);
+    const missing = await postCommand(strict, t, "/no/such/program");
+    const failed = await pollTask(strict, t, missing.body.task_id as string);
+    expect(failed.status).toBe("failed");
+    expect(failed.result).toMatch(/No such file/);
+    const slow = await runToEnd(strict, t, "sleep 5");
+    expect(slow.task.status).toBe("completed");
+    expect(slow.result).toMatchObject({
+      status: "error",
+      exit_code: 137,
+      error: expect.stringMatching(/killed after/),
+    });
+  });
+
   it("DELETE /tasks/{id} of a running command kills its process group and reports cancelled", async () => {
     const { body } = await postCommand(double, token, "bash -c 'sleep 30 & sleep 30; wait'");
     const id = body.task_id as string;
@@ -101,16 +126,9 @@ describe("commands as tasks", () => {
     const del = await api(double, `/tasks/${id}`, token, { method: "DELETE" });
     expect(del.status).toBe(200);
     expect((await pollTask(double, token, id)).status).toBe("cancelled");
-    let alive = true;
-    for (let i = 0; i < 100 && alive; i++) {
-      try {
-        process.kill(-pid, 0);
-        await sleep(20);
-      } catch {
-        alive = false;
-      }
-    }
-    expect(alive).toBe(false);
+    // Killed by the cancel, not by the double's time limit.
+    expect(double.tasks.find((t) => t.id === id)).toMatchObject({ signal: "SIGKILL", timedOut: false });
+    expect(await processGroupGone(pid)).toBe(true);
   });
 
   it("DELETE of a queued task cancels it before its process starts", async () => {
@@ -136,6 +154,19 @@ describe("commands as tasks", () => {
     expect(list.tasks).toEqual([]);
     const mine = (await (await api(double, "/tasks", token)).json()) as { tasks: { id: string }[] };
     expect(mine.tasks.map((t) => t.id)).toContain(body.task_id);
+  });
+
+  it("close() ends running commands (their process groups) and queued tasks, and is idempotent", async () => {
+    const d = await startSfapiDouble();
+    const t = await accessToken(d);
+    const running = await postCommand(d, t, "bash -c 'sleep 30 & sleep 30; wait'");
+    const view = await waitForTaskView(d, running.body.task_id as string, (p) => p === "running");
+    d.setTaskDelay(10_000);
+    const queued = await postCommand(d, t, "true");
+    await Promise.all([d.close(), d.close()]);
+    expect(d.runningCommands).toBe(0);
+    expect(await processGroupGone(view.pid as number)).toBe(true);
+    expect(d.tasks.find((x) => x.id === queued.body.task_id)?.phase).toBe("cancelled");
   });
 
   it("an unknown machine is 404", async () => {
