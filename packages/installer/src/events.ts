@@ -8,15 +8,7 @@ export type InstallEvent =
   /** A step starts. `subject` names what it works on (a package, a folder). */
   | { type: "step-start"; step: InstallStep; subject?: string | undefined; message: string }
   /** A step ended; `changed` is false when nothing on the remote was modified. */
-  | {
-      type: "step-end";
-      step: InstallStep;
-      subject?: string | undefined;
-      outcome: StepOutcome;
-      changed: boolean;
-      message: string;
-      durationMs: number;
-    }
+  | ({ type: "step-end" } & StepReport)
   /** One line printed by a remote tool (pip, git, venv) while a step runs. */
   | { type: "output"; step: InstallStep; subject?: string | undefined; stream: "stdout" | "stderr"; line: string }
   /** A file was uploaded. */
