@@ -1,0 +1,84 @@
+import { execFile } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+
+// Real processes on a shared machine: an explicit budget, never vitest's 5 s default.
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
+// An app bundled into one file (esbuild): the installer's package folder, and with it its
+// remote scripts, is not on disk next to the bundle. The scripts are read from ../scripts/
+// relative to the bundle file, as the installer's remote-scripts.ts documents.
+const here = fileURLToPath(new URL(".", import.meta.url));
+const esbuild = createRequire(join(here, "../../../package.json"))("esbuild") as typeof import("esbuild");
+
+const APP = `
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { localConnector } from "@sremote/connector-local";
+import { uninstall } from "@sremote/installer";
+
+const home = mkdtempSync(join(tmpdir(), "sremote-installer-bundled-"));
+const connector = localConnector();
+try {
+  const layout = { endpointDir: join(home, "endpoint"), tmpDir: join(home, "endpoint", "tmp"), workDir: home };
+  const r = await uninstall(connector, { layout });
+  console.log(JSON.stringify({ steps: r.steps.map((s) => s.message) }));
+} catch (err) {
+  console.log(JSON.stringify({ code: err.code, message: err.message }));
+} finally {
+  await connector.close();
+}
+`;
+
+describe("the installer in a bundled app (esbuild, one file)", () => {
+  let dir: string;
+  let bundle: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "sremote-installer-bundle-"));
+    writeFileSync(join(dir, "app.mjs"), APP);
+    bundle = join(dir, "out", "app.mjs");
+    await esbuild.build({
+      entryPoints: [join(dir, "app.mjs")],
+      outfile: bundle,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      conditions: ["@sremote/source"],
+      alias: { "@sremote/installer": join(here, "..", "src", "index.ts") },
+      nodePaths: [join(here, "..", "node_modules")],
+      logLevel: "silent",
+    });
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function runBundle(): Promise<Record<string, unknown>> {
+    const { stdout } = await promisify(execFile)(process.execPath, [bundle], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? "", HOME: dir },
+      timeout: 50_000,
+    });
+    return JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Record<string, unknown>;
+  }
+
+  it("without the scripts folder, fails with a UsageError that says what to ship", async () => {
+    const r = await runBundle();
+    expect(r.code).toBe("INVALID_ARGUMENT");
+    expect(String(r.message)).toContain("node_modules/@sremote/installer/scripts/");
+  });
+
+  it("runs with the scripts folder shipped as ../scripts/ relative to the bundle", async () => {
+    mkdirSync(join(dir, "scripts"));
+    cpSync(join(here, "..", "scripts"), join(dir, "scripts"), { recursive: true });
+    expect(await runBundle()).toEqual({ steps: [expect.stringContaining("no endpoint at")] });
+  });
+});
