@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import {
   type Connector,
+  ConnectorError,
   hasErrorCode,
   type OperationOptions,
   ProtocolError,
@@ -70,17 +71,21 @@ export class FileCarrier {
         bytes = await this.#connector.getFile(respPath, options);
       } catch (err) {
         if (!hasErrorCode(err, "FILE_NOT_FOUND")) throw err;
-        throw notSetUp(this.#layout, run, "the agent wrote no response", err);
+        throw noResponse(this.#connector.name, this.#layout, run, err);
       }
+      let msg: ReturnType<typeof decodeAgentMessage>;
       try {
-        const msg = decodeAgentMessage(bytes);
-        if (msg.kind !== "result" || msg.id !== message.id) {
-          throw new ProtocolError(`expected the result of ${message.id}, got ${msg.kind}`);
-        }
-        return msg;
+        msg = decodeAgentMessage(bytes);
       } catch (err) {
-        throw notSetUp(this.#layout, run, `the agent's response could not be decoded (${(err as Error).message})`, err);
+        throw new ProtocolError(
+          `the agent's response could not be decoded (${(err as Error).message}; interpreter.sh ${exitText(run)})`,
+          { cause: err },
+        );
       }
+      if (msg.kind !== "result" || msg.id !== message.id) {
+        throw new ProtocolError(`expected the result of ${message.id}, got ${msg.kind}`);
+      }
+      return msg;
     } finally {
       this.#cleanup([reqPath, respPath, `${respPath}.part`]);
     }
@@ -127,19 +132,44 @@ export class FileCarrier {
   }
 }
 
-function notSetUp(
+type CommandOutcome = { exitCode: number | null; signal: string | null; stdout: string; stderr: string };
+
+function exitText(run: CommandOutcome): string {
+  return run.signal ? `killed by ${run.signal}` : `exited ${run.exitCode}`;
+}
+
+/**
+ * No response file. Either the endpoint is not set up — the shell found no interpreter.sh
+ * (exit 127, or a shell message naming it), interpreter.sh found no Python (exit 4) or no
+ * agent, which it says on stderr as `sremote: …` — or the agent started and ended without answering (killed, `os._exit`):
+ * then the call may have run, as when a session's agent dies, and it is `CONNECTION_LOST`,
+ * not retryable.
+ */
+function noResponse(
+  connectorName: string,
   layout: RemoteLayout,
-  run: { exitCode: number | null; signal: string | null; stdout: string; stderr: string },
-  what: string,
+  run: CommandOutcome,
   cause: unknown,
-): RemoteNotSetupError {
+): RemoteNotSetupError | ConnectorError {
   const stderr = run.stderr.trim();
+  const details = { exitCode: run.exitCode, signal: run.signal, stdout: run.stdout, stderr: run.stderr };
+  const setupProblem =
+    run.signal === null &&
+    (run.exitCode === 127 || run.exitCode === 4 || /^sremote: /m.test(stderr) || /interpreter\.sh/.test(stderr));
+  if (!setupProblem) {
+    return new ConnectorError(
+      "CONNECTION_LOST",
+      connectorName,
+      `the agent ended without writing a response (interpreter.sh ${exitText(run)}); the call may have run${stderr ? `: ${stderr.slice(-2000)}` : ""}`,
+      { cause, details },
+    );
+  }
   const hint =
     run.exitCode === 127 || /interpreter\.sh/.test(stderr)
       ? ` Is SRemote installed in ${layout.endpointDir}? Run \`sremote install <target>\`.`
       : "";
   return new RemoteNotSetupError(
-    `${what} (interpreter.sh ${run.signal ? `killed by ${run.signal}` : `exited ${run.exitCode}`})${stderr ? `: ${stderr.slice(-2000)}` : ""}.${hint}`,
-    { cause, details: { exitCode: run.exitCode, signal: run.signal, stdout: run.stdout, stderr: run.stderr } },
+    `the agent wrote no response (interpreter.sh ${exitText(run)})${stderr ? `: ${stderr.slice(-2000)}` : ""}.${hint}`,
+    { cause, details },
   );
 }

@@ -250,6 +250,23 @@ describe("RemoteClient over local: carrier facts", () => {
   });
 
   it.each([
+    ["os._exit(3)", ["crash", [3]], { exitCode: 3 }],
+    ["SIGKILL", ["kill_self", ["SIGKILL"]], { signal: "SIGKILL" }],
+  ])("file carrier: an agent that dies mid-call (%s) is CONNECTION_LOST, not NOT_SET_UP", async (_, call, details) => {
+    const { client, dispose } = localClient({ mode: "file" });
+    try {
+      const [fn, args] = call as [string, unknown[]];
+      const err = await client.call("sremote_testmod", fn, args).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "CONNECTION_LOST", retryable: false, details });
+      expect(String((err as Error).message)).toMatch(/ended without writing a response.*may have run/);
+      expect((await client.call("math", "sqrt", [4])).value).toBe(2);
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
+  it.each([
     ["garbage", "PROTOCOL"],
     ["truncated", "CONNECTION_LOST"],
     ["exit", "CONNECTION_LOST"],
