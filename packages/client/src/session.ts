@@ -99,6 +99,8 @@ export class AgentSession {
   readonly #out: TickBatcher;
   /** The connector's name, for the errors this session raises. */
   readonly #connectorName: string;
+  /** The frame limit, checked on what this side sends too: the agent would drop the session. */
+  readonly #maxFrameBytes: number;
   /** Settles once the process has exited and every pending request has settled. */
   readonly closed: Promise<void>;
 
@@ -109,9 +111,11 @@ export class AgentSession {
     logger: Logger,
     stderr: Buffer[],
     connectorName: string,
+    maxFrameBytes: number,
   ) {
     this.#process = process;
     this.#connectorName = connectorName;
+    this.#maxFrameBytes = maxFrameBytes;
     this.#out = new TickBatcher((bytes) => process.stdin.write(bytes));
     this.#decoder = decoder;
     this.info = info;
@@ -226,7 +230,7 @@ export class AgentSession {
         proc.stderr.off("data", onErr);
         // Views, not copies: each frame is decoded at once, and decoding copies what it keeps.
         const decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes, views: true });
-        return new AgentSession(proc, decoder, hello, options.logger, stderr, connector.name);
+        return new AgentSession(proc, decoder, hello, options.logger, stderr, connector.name, options.maxFrameBytes);
       } catch (err) {
         proc.kill("SIGKILL");
         throw err;
@@ -272,7 +276,9 @@ export class AgentSession {
     let frame: Uint8Array | undefined;
     if (!failure) {
       try {
-        frame = encodeMessageFrame(message, { pooled: true });
+        // Over the limit: a UsageError for this call alone (the agent would refuse the frame
+        // and end the session, failing every call on it).
+        frame = encodeMessageFrame(message, { pooled: true, maxFrameBytes: this.#maxFrameBytes });
       } catch (err) {
         failure = err as Error;
       }

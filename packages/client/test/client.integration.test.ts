@@ -310,6 +310,23 @@ describe("RemoteClient over local: carrier facts", () => {
     }
   });
 
+  it("refuses an argument over the frame limit for that call alone: a concurrent call on the same session finishes", async () => {
+    const { client, dispose } = localClient({ maxFrameBytes: 64 * 1024, mode: "session" });
+    try {
+      const pid = (await client.call<number>("sremote_testmod", "pid")).value;
+      const bystander = client.call("sremote_testmod", "sleep", [0.3]);
+      const err = await client.call("sremote_testmod", "echo", [new Uint8Array(100_000)]).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "INVALID_ARGUMENT" });
+      expect(String((err as Error).message)).toMatch(/exceeds the frame limit of 65536 bytes/);
+      await expect(bystander).resolves.toMatchObject({ carrier: "session" });
+      // the same agent is still serving
+      expect((await client.call<number>("sremote_testmod", "pid")).value).toBe(pid);
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
   it("streams output while a call runs", async () => {
     const { client, dispose } = localClient();
     try {
