@@ -30,7 +30,13 @@ export class ProcessRunner {
 
   run(
     argv: readonly string[],
-    options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number },
+    options: {
+      cwd: string;
+      env: NodeJS.ProcessEnv;
+      timeoutMs: number;
+      /** Sees output as it arrives (the SFAPI double shows it as a task's partial result). */
+      onOutput?: ((stream: "stdout" | "stderr", chunk: Buffer) => void) | undefined;
+    },
   ): {
     /** A process was started (false when the program could not be run at all). */
     started: boolean;
@@ -70,8 +76,14 @@ export class ProcessRunner {
       const err: Buffer[] = [];
       let timedOut = false;
       let spawnError: string | undefined;
-      child.stdout?.on("data", (b: Buffer) => out.push(b));
-      child.stderr?.on("data", (b: Buffer) => err.push(b));
+      child.stdout?.on("data", (b: Buffer) => {
+        out.push(b);
+        options.onOutput?.("stdout", b);
+      });
+      child.stderr?.on("data", (b: Buffer) => {
+        err.push(b);
+        options.onOutput?.("stderr", b);
+      });
       const timer = setTimeout(() => {
         timedOut = true;
         killGroup(child);

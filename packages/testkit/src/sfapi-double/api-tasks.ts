@@ -51,6 +51,24 @@ function signalExit(signal: string | null): number | null {
   return n === undefined ? null : 128 + n;
 }
 
+/**
+ * Shows output so far as the `result` of a task still `new`, as production may (sfapi_client
+ * PR #90): `exit_code` is null until the end, and a client must wait for a terminal status.
+ */
+function partialOutput(task: TaskRecord): (stream: "stdout" | "stderr", chunk: Buffer) => void {
+  const seen = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  return (stream, chunk) => {
+    if (task.view.status !== "new") return;
+    seen[stream].push(chunk);
+    task.result = JSON.stringify({
+      status: "ok",
+      output: Buffer.concat(seen.stdout).toString("utf8"),
+      error: Buffer.concat(seen.stderr).toString("utf8"),
+      exit_code: null,
+    });
+  };
+}
+
 function start(st: SfapiState, task: TaskRecord): void {
   task.timer = undefined;
   if (task.view.status !== "new" || st.closed) return;
@@ -59,6 +77,7 @@ function start(st: SfapiState, task: TaskRecord): void {
     cwd: st.home(username, machine),
     env: commandEnv(st, username, machine),
     timeoutMs: st.commandTimeoutMs,
+    onOutput: st.partialResults ? partialOutput(task) : undefined,
   });
   task.view.phase = "running";
   task.view.startedAt = st.clock.now();

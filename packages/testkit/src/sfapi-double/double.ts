@@ -115,6 +115,7 @@ export async function startSfapiDouble(options: SfapiDoubleOptions = {}): Promis
     assertionSkewSeconds: nonNegative(options.assertionSkewSeconds ?? 5, "assertionSkewSeconds"),
     commandTimeoutMs: options.commandTimeoutMs ?? 600_000,
     missingExecutable: options.missingExecutable ?? "exit-127",
+    partialResults: options.partialResults ?? true,
     maxDownloadBytes: options.maxDownloadBytes ?? 64 * 1024 * 1024,
     maxBodyBytes: options.maxBodyBytes ?? 256 * 1024 * 1024,
     commandPath: options.commandPath ?? "/usr/local/bin:/usr/bin:/bin",

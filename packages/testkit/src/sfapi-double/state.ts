@@ -74,6 +74,7 @@ export interface SfapiState {
   readonly assertionSkewSeconds: number;
   readonly commandTimeoutMs: number;
   readonly missingExecutable: "exit-127" | "failed";
+  readonly partialResults: boolean;
   readonly maxDownloadBytes: number;
   readonly maxBodyBytes: number;
   readonly commandPath: string;

@@ -59,6 +59,12 @@ export interface SfapiDoubleOptions {
    * message in `error` (`"exit-127"`, default, what a shell would say) or task `failed`.
    */
   missingExecutable?: "exit-127" | "failed" | undefined;
+  /**
+   * While a command runs, its task (still `new`) shows the output so far as `result`, with
+   * `exit_code: null` — as production may (default true). A client must wait for a terminal
+   * status before trusting `result`.
+   */
+  partialResults?: boolean | undefined;
   /** Largest file `download` returns; larger → 200 `status:"ERROR"` (default 64 MiB). */
   maxDownloadBytes?: number | undefined;
   /** Largest request body accepted, in bytes (default 256 MiB); larger → 413. */

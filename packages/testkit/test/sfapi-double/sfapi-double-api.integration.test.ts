@@ -78,6 +78,24 @@ describe("commands as tasks", () => {
     expect(JSON.parse(done.result as string)).toEqual({ status: "ok", output: "out\n", error: "err\n", exit_code: 0 });
   });
 
+  it("a running task may show its output so far as result (exit_code null) while still new", async () => {
+    const { body } = await postCommand(double, token, "bash -c 'echo early; sleep 1; echo late'");
+    const id = body.task_id as string;
+    const partial = await pollTask(double, token, id, (t) => t.result !== null);
+    expect(partial.status).toBe("new");
+    expect(JSON.parse(partial.result as string)).toMatchObject({ output: "early\n", exit_code: null });
+    const done = await pollTask(double, token, id);
+    expect(JSON.parse(done.result as string)).toMatchObject({ output: "early\nlate\n", exit_code: 0 });
+    await using quiet = await startSfapiDouble({ partialResults: false });
+    const t = await accessToken(quiet);
+    const started = await postCommand(quiet, t, "bash -c 'echo early; sleep 0.5'");
+    await waitForTaskView(quiet, started.body.task_id as string, (p) => p === "running");
+    await pollTask(quiet, t, started.body.task_id as string, (x) => {
+      if (x.status === "new") expect(x.result).toBeNull();
+      return x.status !== "new";
+    });
+  });
+
   it("a command that fails: task completed, result status error with its exit code and stderr", async () => {
     const { task, result } = await runToEnd(double, token, `bash -lc 'echo failing >&2; exit 3'`);
     expect(task.status).toBe("completed");
