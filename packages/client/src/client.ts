@@ -208,8 +208,10 @@ export class RemoteClient {
    */
   close(options: { graceMs?: number } = {}): Promise<void> {
     this.#closing ??= (async () => {
-      await this.#pool?.close(options.graceMs ?? 5_000);
-      await this.#fileCarrier?.drain();
+      const graceMs = options.graceMs ?? 5_000;
+      // Running file-carrier calls finish (or are stopped) and their temp files are deleted
+      // before the connector closes.
+      await Promise.all([this.#pool?.close(graceMs), this.#fileCarrier?.close(graceMs)]);
       if (this.#options.closeConnector !== false) await this.connector.close();
     })();
     return this.#closing;

@@ -37,6 +37,10 @@ export class FileCarrier {
   #tmpReady = false;
   /** Cleanups still running, awaited by {@link FileCarrier.drain}. */
   readonly #cleanups = new Set<Promise<void>>();
+  /** Calls still running, which {@link FileCarrier.close} waits for or stops. */
+  readonly #running = new Set<Promise<unknown>>();
+  /** Aborted by {@link FileCarrier.close} when running calls outlast its grace. */
+  readonly #closeAbort = new AbortController();
 
   constructor(options: {
     connector: Connector;
@@ -53,7 +57,46 @@ export class FileCarrier {
   }
 
   /** Runs one call or probe. The message id names the files: it must be 32 random hex chars. */
-  async run(message: CallMessage | ProbeMessage, options: OperationOptions = {}): Promise<ResultMessage> {
+  run(message: CallMessage | ProbeMessage, options: OperationOptions = {}): Promise<ResultMessage> {
+    if (this.#closeAbort.signal.aborted) {
+      return Promise.reject(new ConnectorError("CLOSED", this.#connector.name, "the client is closed"));
+    }
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, this.#closeAbort.signal])
+      : this.#closeAbort.signal;
+    const running = this.#run(message, { ...options, signal }).catch((err: unknown) => {
+      if (this.#closeAbort.signal.aborted && !options.signal?.aborted) {
+        throw new ConnectorError("CLOSED", this.#connector.name, "the client was closed before the call finished", {
+          cause: err,
+        });
+      }
+      throw err;
+    });
+    this.#running.add(running);
+    const forget = () => this.#running.delete(running);
+    running.then(forget, forget);
+    return running;
+  }
+
+  /**
+   * Lets running calls finish for up to `graceMs`, then stops them (their remote process is
+   * ended through the connector) — and in both cases deletes their request and response
+   * files while the connector is still open.
+   */
+  async close(graceMs: number): Promise<void> {
+    if (this.#running.size > 0) {
+      const settled = Promise.allSettled([...this.#running]);
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([settled, timer]);
+      this.#closeAbort.abort();
+      await settled;
+    } else {
+      this.#closeAbort.abort();
+    }
+    await this.drain();
+  }
+
+  async #run(message: CallMessage | ProbeMessage, options: OperationOptions): Promise<ResultMessage> {
     const request = encodeMessage(message);
     const reqPath = posixJoin(this.#layout.tmpDir, `${message.id}.req`);
     const respPath = posixJoin(this.#layout.tmpDir, `${message.id}.resp`);

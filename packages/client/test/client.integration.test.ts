@@ -327,6 +327,27 @@ describe("RemoteClient over local: carrier facts", () => {
     }
   });
 
+  it("close() during a file-carrier call stops it and deletes its temp files before the connector closes", async () => {
+    const { client, leftovers, dispose } = localClient({ mode: "file" });
+    try {
+      expect((await client.call("math", "sqrt", [9])).value).toBe(3);
+      const running = client.call("sremote_testmod", "sleep", [30]);
+      const outcome = running.catch((e: unknown) => e);
+      // the request file is there while the call runs
+      for (let i = 0; i < 200 && !leftovers().some((f) => f.endsWith(".req")); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(leftovers().some((f) => f.endsWith(".req"))).toBe(true);
+      await client.close({ graceMs: 100 });
+      expect(await outcome).toMatchObject({ code: "CLOSED" });
+      expect(leftovers()).toEqual([]);
+      await expect(client.call("math", "sqrt", [1])).rejects.toMatchObject({ code: "CLOSED" });
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
   it("streams output while a call runs", async () => {
     const { client, dispose } = localClient();
     try {
