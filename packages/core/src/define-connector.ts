@@ -250,14 +250,12 @@ class DefinedConnector implements Connector {
 
   close(): Promise<void> {
     if (!this.#closing) {
-      let closing: Promise<void> | undefined;
-      try {
-        this.#closing = Promise.resolve(); // `closed` is true while the transport closes
-        closing = this.#def.close?.();
-      } finally {
-        this.#close.abort();
-      }
-      this.#closing = Promise.resolve(closing);
+      this.#closing = Promise.resolve(); // `closed` is true while the transport closes
+      // Its synchronous part runs now, before pending operations see the close signal; a
+      // throw becomes the rejection of close().
+      const closing = (async () => this.#def.close?.())();
+      this.#close.abort();
+      this.#closing = closing;
     }
     return this.#closing;
   }
