@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import {
   type Connector,
   ConnectorError,
+  type ConnectorErrorCode,
   hasErrorCode,
   type OperationOptions,
   ProtocolError,
@@ -113,7 +114,7 @@ export class FileCarrier {
       try {
         bytes = await this.#connector.getFile(respPath, options);
       } catch (err) {
-        if (!hasErrorCode(err, "FILE_NOT_FOUND")) throw err;
+        if (!hasErrorCode(err, "FILE_NOT_FOUND")) throw afterTheCallRan(err);
         throw noResponse(this.#connector.name, this.#layout, run, err);
       }
       let msg: ReturnType<typeof decodeAgentMessage>;
@@ -173,6 +174,23 @@ export class FileCarrier {
     this.#cleanups.add(work);
     work.finally(() => this.#cleanups.delete(work));
   }
+}
+
+/**
+ * `err` from reading the response, when the function has already run: a transport failure
+ * the connector calls retryable ("safe to repeat" for the download itself) must not reach
+ * the caller as retryable, or a caller that retries on `retryable` runs the function twice.
+ */
+function afterTheCallRan(err: unknown): unknown {
+  if (!(err instanceof ConnectorError) || !err.retryable) return err;
+  const prefix = `${err.connector}: `;
+  const message = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+  return new ConnectorError(
+    err.code as ConnectorErrorCode,
+    err.connector,
+    `${message} (reading the response, after the function ran: not retryable)`,
+    { cause: err, details: err.details, retryable: false },
+  );
 }
 
 type CommandOutcome = { exitCode: number | null; signal: string | null; stdout: string; stderr: string };
