@@ -19,7 +19,7 @@ import {
 } from "./state.js";
 import type { SfapiRequestLogEntry, SfapiTaskView } from "./types.js";
 
-function commandEnv(st: SfapiState, username: string, machine: string): NodeJS.ProcessEnv {
+export function commandEnv(st: SfapiState, username: string, machine: string): NodeJS.ProcessEnv {
   return {
     HOME: st.home(username, machine),
     USER: username,
@@ -37,7 +37,12 @@ export function taskJson(task: TaskRecord): Record<string, unknown> {
   return { id: task.view.id, status: task.view.status, result: task.result };
 }
 
-function finish(task: TaskRecord, st: SfapiState, status: SfapiTaskView["status"], result: string | null): void {
+export function finishTask(
+  task: TaskRecord,
+  st: SfapiState,
+  status: SfapiTaskView["status"],
+  result: string | null,
+): void {
   if (task.view.status !== "new") return;
   task.view.status = status;
   task.view.phase = status === "new" ? task.view.phase : status;
@@ -45,7 +50,38 @@ function finish(task: TaskRecord, st: SfapiState, status: SfapiTaskView["status"
   task.result = result;
 }
 
-function signalExit(signal: string | null): number | null {
+/** Registers a task (status `new`, phase `queued`) and notes it in the request's log entry. */
+export function newTask(
+  st: SfapiState,
+  entry: SfapiRequestLogEntry,
+  caller: Caller,
+  machine: string,
+  kind: SfapiTaskView["kind"],
+  executable: string,
+  argv: readonly string[],
+): TaskRecord {
+  const id = String(st.nextTask++);
+  const task: TaskRecord = {
+    view: {
+      id,
+      kind,
+      machine,
+      username: caller.username,
+      clientId: caller.client.view.clientId,
+      executable,
+      argv,
+      status: "new",
+      phase: "queued",
+      createdAt: st.clock.now(),
+    },
+    result: null,
+  };
+  st.tasks.set(id, task);
+  entry.taskId = id;
+  return task;
+}
+
+export function signalExit(signal: string | null): number | null {
   if (signal === null) return null;
   const n = (constants.signals as Record<string, number | undefined>)[signal];
   return n === undefined ? null : 128 + n;
@@ -88,13 +124,18 @@ function start(st: SfapiState, task: TaskRecord): void {
     task.view.exitCode = outcome.exitCode;
     task.view.signal = outcome.signal;
     task.view.timedOut = outcome.timedOut;
-    if (task.cancelRequested) return finish(task, st, "cancelled", null);
+    if (task.cancelRequested) return finishTask(task, st, "cancelled", null);
     if (outcome.spawnError !== undefined) {
       const message = `${outcome.spawnError}\n`;
       if (st.missingExecutable === "failed") {
-        finish(task, st, "failed", JSON.stringify({ status: "error", error: message }));
+        finishTask(task, st, "failed", JSON.stringify({ status: "error", error: message }));
       } else {
-        finish(task, st, "completed", JSON.stringify({ status: "error", output: "", error: message, exit_code: 127 }));
+        finishTask(
+          task,
+          st,
+          "completed",
+          JSON.stringify({ status: "error", output: "", error: message, exit_code: 127 }),
+        );
       }
       return;
     }
@@ -102,7 +143,7 @@ function start(st: SfapiState, task: TaskRecord): void {
     const error = outcome.timedOut
       ? `${outcome.stderr}sfapi-double: command killed after ${st.commandTimeoutMs} ms\n`
       : outcome.stderr;
-    finish(
+    finishTask(
       task,
       st,
       "completed",
@@ -133,27 +174,11 @@ export function postCommand(
     throw err;
   }
   if (argv.length === 0) return json(200, { task_id: null, status: "ERROR", error: "empty executable" });
-  const id = String(st.nextTask++);
-  const task: TaskRecord = {
-    view: {
-      id,
-      machine,
-      username: caller.username,
-      clientId: caller.client.view.clientId,
-      executable,
-      argv,
-      status: "new",
-      phase: "queued",
-      createdAt: st.clock.now(),
-    },
-    result: null,
-  };
-  st.tasks.set(id, task);
-  entry.taskId = id;
+  const task = newTask(st, entry, caller, machine, "command", executable, argv);
   const delay = st.taskDelayMs + (fault?.kind === "slow-task" ? fault.ms : 0);
   if (delay > 0) task.timer = setTimeout(() => start(st, task), delay);
   else start(st, task);
-  return json(200, { task_id: id, status: "OK", error: null });
+  return json(200, { task_id: task.view.id, status: "OK", error: null });
 }
 
 function ownTask(st: SfapiState, caller: Caller, id: string | undefined): TaskRecord {
@@ -185,7 +210,7 @@ export async function tasksRoute(
       task.timer = undefined;
       task.kill?.();
       await task.done;
-      finish(task, st, "cancelled", null);
+      finishTask(task, st, "cancelled", null);
     }
     return json(200, { status: "OK", error: null, task_id: id });
   }
@@ -198,7 +223,7 @@ export function dropQueuedTasks(st: SfapiState): void {
     if (task.timer) {
       clearTimeout(task.timer);
       task.timer = undefined;
-      finish(task, st, "cancelled", null);
+      finishTask(task, st, "cancelled", null);
     }
   }
 }

@@ -5,13 +5,21 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ProcessRunner } from "../newt-double/commands.js";
+import { dropPendingJobs } from "./api-jobs.js";
 import { dropQueuedTasks } from "./api-tasks.js";
 import { armFault } from "./faults.js";
 import { handle } from "./http.js";
 import { generateSfapiKeyPair, jwkKeyFileText, pemKeyFileText, publicKeyFrom, randomClientId } from "./keys.js";
 import type { ClientRecord, SfapiState } from "./state.js";
 import { issueAccessToken } from "./token.js";
-import type { SfapiDouble, SfapiDoubleClient, SfapiDoubleClock, SfapiDoubleOptions, SfapiTaskView } from "./types.js";
+import type {
+  SfapiDouble,
+  SfapiDoubleClient,
+  SfapiDoubleClock,
+  SfapiDoubleOptions,
+  SfapiJobView,
+  SfapiTaskView,
+} from "./types.js";
 
 const MACHINE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 const USER_NAME = /^[a-z_][a-z0-9_-]*$/;
@@ -103,6 +111,10 @@ export async function startSfapiDouble(options: SfapiDoubleOptions = {}): Promis
     tokenSecret: randomBytes(32),
     seenJti: new Map(),
     tokensValidFrom: 0,
+    jobs: new Map(),
+    nextJob: 40_000_001,
+    jobPendingMs: nonNegative(options.jobPendingMs ?? 0, "jobPendingMs"),
+    jobCacheMs: nonNegative(options.jobCacheMs ?? 0, "jobCacheMs"),
     faults: [],
     seq: 0,
     nextTask: 1001,
@@ -151,6 +163,7 @@ export async function startSfapiDouble(options: SfapiDoubleOptions = {}): Promis
       st.closed = true;
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       dropQueuedTasks(st);
+      dropPendingJobs(st);
       await st.runner.close();
       server.closeAllConnections();
       await stopped;
@@ -198,6 +211,18 @@ export async function startSfapiDouble(options: SfapiDoubleOptions = {}): Promis
     requestLog: st.requestLog,
     get tasks(): SfapiTaskView[] {
       return [...st.tasks.values()].map((t) => ({ ...t.view }));
+    },
+    get jobs(): SfapiJobView[] {
+      return [...st.jobs.values()].map(({ id, machine, username, name, argv, state, exitCode, pid }) => ({
+        id,
+        machine,
+        username,
+        name,
+        argv,
+        state,
+        exitCode,
+        pid,
+      }));
     },
     get runningCommands() {
       return st.runner.size;

@@ -12,6 +12,7 @@ export const SFAPI_ROUTES = [
   "/utilities/upload",
   "/utilities/download",
   "/utilities/ls",
+  "/compute/jobs",
   "/tasks",
   "/status",
   "/account",

@@ -4,9 +4,10 @@ import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { PathRejected } from "../newt-double/files.js";
 import { download, ls, upload } from "./api-files.js";
+import { jobsRoute } from "./api-jobs.js";
 import { postCommand, tasksRoute } from "./api-tasks.js";
 import { faultLabel, faultMatches, type SfapiFault, type SfapiFaultRequest } from "./faults.js";
-import { ApiError, detail, json, type Reply, readBody, type SfapiState } from "./state.js";
+import { ApiError, detail, json, type Reply, readBody, type SfapiState, userId } from "./state.js";
 import { checkBearer, tokenEndpoint } from "./token.js";
 import type { SfapiRequestLogEntry } from "./types.js";
 
@@ -70,7 +71,7 @@ async function dispatch(
     if (tail[0] === "config") return json(200, { name: "sfapi-double", version: "1.2" });
     return detail(404, "Not Found");
   }
-  if (!["utilities", "tasks", "account"].includes(resource)) return detail(404, "Not Found");
+  if (!["utilities", "tasks", "account", "compute"].includes(resource)) return detail(404, "Not Found");
 
   const bearer = checkBearer(st, req.headers);
   if (bearer.kind !== "valid") return detail(401, bearer.reason, { "www-authenticate": "Bearer" });
@@ -80,7 +81,7 @@ async function dispatch(
     if (tail.length > 0) return json(200, []);
     const [first = "", last = ""] = caller.username.match(/^(.)(.*)$/)?.slice(1) ?? [];
     return json(200, {
-      uid: 70_000 + [...st.clients.keys()].indexOf(caller.client.view.clientId),
+      uid: userId(st, caller.username),
       name: caller.username,
       firstname: first.toUpperCase(),
       lastname: last,
@@ -95,15 +96,19 @@ async function dispatch(
   const kind = segments[1];
   const machineSeg = segments[2];
   const rawPath = `/${segments.slice(3).join("/")}`;
-  if (kind === "command" && method === "POST") {
-    if (caller.client.view.color !== "red") {
-      return detail(
-        403,
-        `Client ${caller.client.view.clientId} has security level ${caller.client.view.color}; this endpoint needs a red client`,
-      );
-    }
-    return postCommand(st, entry, caller, machineSeg, form, fault);
+  const needsRed = resource === "compute" ? method === "POST" || method === "DELETE" : kind === "command";
+  if (needsRed && caller.client.view.color !== "red") {
+    return detail(
+      403,
+      `Client ${caller.client.view.clientId} has security level ${caller.client.view.color}; this endpoint needs a red client`,
+    );
   }
+  if (resource === "compute") {
+    if (kind !== "jobs") return detail(404, "Not Found");
+    const search = new URLSearchParams((req.url ?? "").split("?")[1] ?? "");
+    return jobsRoute(st, entry, method, caller, tail.slice(1), search, body);
+  }
+  if (kind === "command" && method === "POST") return postCommand(st, entry, caller, machineSeg, form, fault);
   if (kind === "download" && method === "GET") return download(st, machineSeg, rawPath, query);
   if (kind === "upload" && method === "PUT") return upload(st, machineSeg, rawPath, body, req.headers["content-type"]);
   if (kind === "ls" && method === "GET") return ls(st, machineSeg, rawPath);

@@ -14,6 +14,7 @@ export type {
   SfapiDoubleClient,
   SfapiDoubleClock,
   SfapiDoubleOptions,
+  SfapiJobView,
   SfapiRequestLogEntry,
   SfapiRequestOutcome,
   SfapiSystemStatus,

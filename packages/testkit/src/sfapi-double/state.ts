@@ -40,6 +40,27 @@ export interface TaskRecord {
   done?: Promise<unknown> | undefined;
 }
 
+/** A Slurm batch job of `/compute/jobs`. */
+export interface JobRecord {
+  id: string;
+  machine: string;
+  username: string;
+  name: string;
+  argv: readonly string[];
+  state: "PENDING" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT";
+  exitCode: number | null;
+  /** Number of the signal that ended it, if one did. */
+  signal: number | null;
+  /** Process id (= process group id) once started. */
+  pid?: number | undefined;
+  submittedAt: number;
+  startedAt?: number | undefined;
+  endedAt?: number | undefined;
+  timer?: NodeJS.Timeout | undefined;
+  kill?: (() => void) | undefined;
+  done?: Promise<unknown> | undefined;
+}
+
 /** The caller of an API route, from a valid bearer token. */
 export interface Caller {
   client: ClientRecord;
@@ -62,6 +83,10 @@ export interface SfapiState {
   readonly seenJti: Map<string, number>;
   /** Tokens issued before this time (ms, double's clock) are refused. */
   tokensValidFrom: number;
+  readonly jobs: Map<string, JobRecord>;
+  nextJob: number;
+  readonly jobPendingMs: number;
+  readonly jobCacheMs: number;
   faults: ArmedFault[];
   seq: number;
   nextTask: number;
@@ -130,6 +155,12 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 
 export function errnoCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** A user's numeric id (stable within one double). */
+export function userId(st: SfapiState, username: string): number {
+  const names = [...new Set([...st.clients.values()].map((c) => c.view.username))];
+  return 70_000 + names.indexOf(username);
 }
 
 export function knownMachine(st: SfapiState, machine: string | undefined): string {

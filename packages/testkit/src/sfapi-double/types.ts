@@ -65,6 +65,13 @@ export interface SfapiDoubleOptions {
    * status before trusting `result`.
    */
   partialResults?: boolean | undefined;
+  /** How long a batch job stays `PENDING` before its process starts, in ms (default 0). */
+  jobPendingMs?: number | undefined;
+  /**
+   * Lag of the queue cache: `GET /compute/jobs` without `cached=false` does not show jobs
+   * submitted less than this many ms ago (default 0), as production's cache may.
+   */
+  jobCacheMs?: number | undefined;
   /** Largest file `download` returns; larger → 200 `status:"ERROR"` (default 64 MiB). */
   maxDownloadBytes?: number | undefined;
   /** Largest request body accepted, in bytes (default 256 MiB); larger → 413. */
@@ -130,10 +137,12 @@ export type SfapiTaskPhase = "queued" | "running" | "completed" | "failed" | "ca
 /** A task of the double (a snapshot). */
 export interface SfapiTaskView {
   id: string;
+  /** A command, a batch job submission, or a batch job cancellation. */
+  kind: "command" | "job-submit" | "job-cancel";
   machine: string;
   username: string;
   clientId: string;
-  /** The `executable` form field as sent. */
+  /** The `executable` form field as sent (for jobs: `sbatch <path>` or `sbatch <script text>`, `scancel <id>`). */
   executable: string;
   /** The argv started (after POSIX word splitting). */
   argv: readonly string[];
@@ -149,6 +158,19 @@ export interface SfapiTaskView {
   createdAt: number;
   startedAt?: number | undefined;
   endedAt?: number | undefined;
+}
+
+/** A batch job of the double (a snapshot). */
+export interface SfapiJobView {
+  id: string;
+  machine: string;
+  username: string;
+  name: string;
+  argv: readonly string[];
+  state: "PENDING" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT";
+  exitCode: number | null;
+  /** Process id (= process group id) once started. */
+  pid?: number | undefined;
 }
 
 /** Value of `GET /status/{machine}`. */
@@ -185,7 +207,9 @@ export interface SfapiDouble {
   readonly requestLog: readonly SfapiRequestLogEntry[];
   /** Snapshots of every task so far, in creation order. */
   readonly tasks: readonly SfapiTaskView[];
-  /** Commands whose process is still running. */
+  /** Snapshots of every batch job so far (`/compute/jobs`). */
+  readonly jobs: readonly SfapiJobView[];
+  /** Commands and jobs whose process is still running. */
   readonly runningCommands: number;
   /** Arms a fault for the next matching requests of `route` (see {@link SfapiFault}). */
   inject(route: SfapiRoute, fault: SfapiFault): void;

@@ -136,6 +136,7 @@ describe("paths, routes, redaction", () => {
     expect(apiRoute("/utilities/command/perlmutter")).toBe("/utilities/command");
     expect(apiRoute("/utilities/download/perlmutter//tmp/x")).toBe("/utilities/download");
     expect(apiRoute("/tasks/1001")).toBe("/tasks");
+    expect(apiRoute("/compute/jobs/perlmutter/40000001")).toBe("/compute/jobs");
     expect(apiRoute("/account/")).toBe("/account");
   });
 
