@@ -2,7 +2,7 @@
 # SRemote agent launcher (POSIX sh). See docs/protocol.md section 3.
 #
 #   file carrier:    sh interpreter.sh <req> <resp> [<sremote_dir> [<tmp> [<pwd>]]]
-#   session carrier: sh interpreter.sh --serve [<sremote_dir> [<tmp> [<pwd>]]] [--workers N] [--max-frame BYTES]
+#   session carrier: sh interpreter.sh --serve [<sremote_dir> [<tmp> [<pwd>]]] [--workers N] [--max-frame BYTES] [--grace-ms MS]
 #   information:     sh interpreter.sh --info [<sremote_dir>]
 #
 # Defaults: sremote_dir = this script's folder, tmp = <sremote_dir>/tmp, pwd = $HOME.
@@ -15,7 +15,7 @@ set -u
 sremote_usage() {
   printf '%s\n' \
     "usage: sh interpreter.sh <req> <resp> [<sremote_dir> [<tmp> [<pwd>]]]" \
-    "       sh interpreter.sh --serve [<sremote_dir> [<tmp> [<pwd>]]] [--workers N] [--max-frame BYTES]" \
+    "       sh interpreter.sh --serve [<sremote_dir> [<tmp> [<pwd>]]] [--workers N] [--max-frame BYTES] [--grace-ms MS]" \
     "       sh interpreter.sh --info [<sremote_dir>]" >&2
   exit 2
 }
@@ -41,6 +41,7 @@ sremote_tmp=
 sremote_pwd=
 sremote_workers=
 sremote_max_frame=
+sremote_grace_ms=
 
 case ${1-} in
   --serve)
@@ -60,6 +61,7 @@ case ${1-} in
       case $1 in
         --workers) [ $# -ge 2 ] || sremote_usage; sremote_workers=$2; shift 2 ;;
         --max-frame) [ $# -ge 2 ] || sremote_usage; sremote_max_frame=$2; shift 2 ;;
+        --grace-ms) [ $# -ge 2 ] || sremote_usage; sremote_grace_ms=$2; shift 2 ;;
         *) sremote_usage ;;
       esac
     done
@@ -219,5 +221,8 @@ if [ -n "$sremote_workers" ]; then
 fi
 if [ -n "$sremote_max_frame" ]; then
   set -- "$@" --max-frame "$sremote_max_frame"
+fi
+if [ -n "$sremote_grace_ms" ]; then
+  set -- "$@" --grace-ms "$sremote_grace_ms"
 fi
 exec "$sremote_python" -E "$sremote_agent" "$@"

@@ -119,6 +119,10 @@ class OutputRouter(object):
         self.by_thread = {}  # thread ident -> its call's CallOutput
         self.active = {}  # the running calls' CallOutputs (as keys, in start order)
         self.fd_capture = None
+        # The agent's own standard stream objects (stdio.install) and what puts fds 0-2 and
+        # `sys.std*` back when a call broke them (stdio.Streams.heal).
+        self.stdin = self.stdout = self.stderr = None
+        self.heal = None
 
     def current(self):
         out = self.by_thread.get(_get_ident())
@@ -135,12 +139,31 @@ class OutputRouter(object):
         self.active[output] = None
 
     def end(self, output):
-        """Collects what is still in flight for `output`, then unregisters it."""
-        flush_std_streams()
-        if self.fd_capture is not None:
-            self.fd_capture.drain_pending()
+        """Collects what is still in flight for `output`, then unregisters it. When a call
+        left the standard streams broken (fd 1 or 2 closed or replaced: their capture pipe
+        reports its end; `sys.std*` replaced: seen here) and no other call runs, they are put
+        back, so that one call cannot break the session for the calls after it. The check
+        costs no system call: a few identity tests and a flag."""
+        s = sys
+        out = self.stdout
+        err = self.stderr
+        if s.stdout is out and s.stderr is err and s.__stdout__ is out and s.__stderr__ is err and s.stdin is self.stdin:
+            intact = True
+            if not c_stdout_unbuffered[0]:
+                flush_c_stdout()
+        else:
+            intact = False
+            flush_std_streams()
+        capture = self.fd_capture
+        if capture is not None:
+            capture.drain_pending()
+            if capture.broken:
+                intact = False
         self.by_thread.pop(_get_ident(), None)
-        self.active.pop(output, None)
+        active = self.active
+        active.pop(output, None)
+        if not intact and not active and self.heal is not None:
+            self.heal()
 
     def only_running(self):
         active = self.active
@@ -237,17 +260,27 @@ class RoutedBinary(io.RawIOBase):
 
 
 class FdCapture(object):
-    """fd 1 and fd 2 pointed at pipes; a thread hands what arrives to the running call."""
+    """fd 1 and fd 2 pointed at pipes; a thread hands what arrives to the running call.
+
+    The agent keeps no other copy of the pipes' write ends: when a call closes fd 1 or 2 or
+    points it elsewhere (`os.close(1)`, `os.dup2(devnull, 1)`), that pipe reports its end,
+    `broken` becomes True, and stdio.Streams.heal replaces this capture with a new one. The
+    thread stops watching a pipe that ended (no busy loop) and exits once both ended."""
 
     def __init__(self, router):
         self.router = router
         self.lock = threading.Lock()
         self.draining = False  # a drain() is between taking the lock and handing bytes on
+        self.broken = False  # a pipe's write end is gone: fd 1 or 2 was closed or replaced
+        self.ended = set()  # read ends that reported their end
         self.read_fds = []
+        self.identities = {}  # 1 / 2 -> (st_dev, st_ino) of its pipe
         for index, target in ((STDOUT, 1), (STDERR, 2)):
             r, w = os.pipe()
             os.dup2(w, target)
+            st = os.fstat(w)
             os.close(w)
+            self.identities[target] = (st.st_dev, st.st_ino)
             os.set_blocking(r, False)
             self.read_fds.append((r, index))
         self.pending = readiness_check([r for r, _ in self.read_fds])
@@ -255,8 +288,10 @@ class FdCapture(object):
         self.thread.start()
 
     def _loop(self):
-        fds = [r for r, _ in self.read_fds]
         while True:
+            fds = [r for r, _ in self.read_fds if r not in self.ended]
+            if not fds:
+                break
             try:
                 select.select(fds, [], [])
             except InterruptedError:
@@ -264,6 +299,15 @@ class FdCapture(object):
             except OSError:
                 return
             self.drain()
+        # Both pipes ended: this capture was replaced (stdio.Streams.heal). The per-call
+        # check may still hold its readiness set: only the read ends are closed here.
+        with self.lock:
+            for r, _ in self.read_fds:
+                try:
+                    os.close(r)
+                except OSError:
+                    pass
+            self.read_fds = []
 
     def drain_pending(self):
         """`drain()`, when a pipe has bytes waiting. Called at the end of every call: a
@@ -289,6 +333,8 @@ class FdCapture(object):
 
     def _drain_locked(self):
         for fd, index in self.read_fds:
+            if fd in self.ended:
+                continue
             while True:
                 try:
                     data = os.read(fd, 65536)
@@ -297,6 +343,9 @@ class FdCapture(object):
                 except OSError:
                     break
                 if not data:
+                    # Every write end is gone: fd 1 (or 2) was closed or replaced.
+                    self.ended.add(fd)
+                    self.broken = True
                     break
                 out = self.router.only_running()
                 if out is not None:
@@ -327,14 +376,19 @@ def _load_fflush():
     return _libc_fflush[0]
 
 
+def flush_c_stdout():
+    """fflush(NULL) where C stdio's stdout could not be made unbuffered."""
+    fflush = _libc_fflush[0] if _libc_fflush else _load_fflush()
+    if fflush is not None:
+        fflush(None)
+
+
 def flush_std_streams():
-    for stream in (sys.__stdout__, sys.__stderr__):
+    for stream in (sys.__stdout__, sys.__stderr__, sys.stdout, sys.stderr):
         if stream is not None and type(stream) is not RoutedText:  # routers hold nothing back
             try:
                 stream.flush()
             except Exception:
                 pass
     if not c_stdout_unbuffered[0]:
-        fflush = _libc_fflush[0] if _libc_fflush else _load_fflush()
-        if fflush is not None:
-            fflush(None)
+        flush_c_stdout()

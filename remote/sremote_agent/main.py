@@ -1,12 +1,19 @@
 """Command line of the agent, as interpreter.sh runs it:
 
     __main__.py --file <request> <response>
-    __main__.py --serve [--workers N] [--max-frame BYTES]
+    __main__.py --serve [--workers N] [--max-frame BYTES] [--grace-ms MS]
     __main__.py --info [--workers N] [--max-frame BYTES]
 
-Exit statuses: 0 done; 1 the agent failed (e.g. could not write the response);
-2 bad usage; 3 protocol error (undecodable request or frame).
+`--grace-ms` (default: $SREMOTE_END_GRACE_MS, else 2000): how long running calls may go on
+once the client is gone (session.py).
+
+Exit statuses: 0 done; 1 the agent failed (e.g. could not write the response, or the
+client went away and calls had to be ended); 2 bad usage; 3 protocol error (undecodable
+request or frame); 5 (file carrier) the response could not be written to the temp folder
+(full, read-only or not writable: stderr says which).
 """
+
+import os
 
 import sys
 
@@ -14,7 +21,7 @@ from .info import DEFAULT_MAX_FRAME, agent_info
 
 USAGE = (
     "usage: sh interpreter.sh <request> <response> [<sremote_dir> [<tmp> [<pwd>]]]\n"
-    "       sh interpreter.sh --serve <sremote_dir> <tmp> <pwd> [--workers N] [--max-frame BYTES]\n"
+    "       sh interpreter.sh --serve <sremote_dir> <tmp> <pwd> [--workers N] [--max-frame BYTES] [--grace-ms MS]\n"
     "       sh interpreter.sh --info [<sremote_dir>]\n"
 )
 
@@ -33,22 +40,30 @@ def _int_option(name, text, minimum):
     return value
 
 
+DEFAULT_GRACE_MS = 2000
+
+
 def _options(args):
     workers, max_frame = 1, DEFAULT_MAX_FRAME
+    grace_ms = os.environ.get("SREMOTE_END_GRACE_MS") or None
+    if grace_ms is not None:
+        grace_ms = _int_option("SREMOTE_END_GRACE_MS", grace_ms, 0)
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg in ("--workers", "--max-frame"):
+        if arg in ("--workers", "--max-frame", "--grace-ms"):
             if i + 1 >= len(args):
                 raise UsageError("%s needs a value" % arg)
             if arg == "--workers":
                 workers = _int_option(arg, args[i + 1], 1)
-            else:
+            elif arg == "--max-frame":
                 max_frame = _int_option(arg, args[i + 1], 64)
+            else:
+                grace_ms = _int_option(arg, args[i + 1], 0)
             i += 2
         else:
             raise UsageError("unknown argument %r" % arg)
-    return workers, max_frame
+    return workers, max_frame, DEFAULT_GRACE_MS if grace_ms is None else grace_ms
 
 
 def main(argv):
@@ -61,7 +76,7 @@ def main(argv):
                 raise UsageError("--file needs <request> <response>")
             request, response = argv[1], argv[2]
         elif mode in ("--serve", "--info"):
-            workers, max_frame = _options(argv[1:])
+            workers, max_frame, grace_ms = _options(argv[1:])
         else:
             raise UsageError("unknown mode %r" % mode)
     except UsageError as exc:
@@ -83,4 +98,4 @@ def main(argv):
         return serve_file(request, response)
     from .session import serve_session
 
-    return serve_session(workers, max_frame)
+    return serve_session(workers, max_frame, grace_ms / 1000.0)

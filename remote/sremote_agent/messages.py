@@ -33,6 +33,9 @@ class CallRequest(object):
     cwd = None
     stream = False
     output_limit = DEFAULT_OUTPUT_LIMIT
+    # `timeoutMs` in seconds, or None: the file carrier ends a call that runs past it (its
+    # client has given up on it by then); the session carrier ignores it (its client cancels).
+    timeout = None
     # True when the call changes process state (env, PATH, cwd), so it must run alone.
     exclusive = False
 
@@ -138,6 +141,11 @@ def parse_request(msg, kind):
         if not _is_int(limit) or limit < 0:
             raise MessageError("'outputLimit' must be a non-negative int", call_id)
         req.output_limit = limit
+    timeout = msg.get("timeoutMs")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0 or timeout == float("inf"):
+            raise MessageError("'timeoutMs' must be a non-negative number of milliseconds", call_id)
+        req.timeout = timeout / 1000.0 if timeout > 0 else None
     req.exclusive = bool(req.env or req.env_default or req.path_append or req.cwd is not None)
     return req
 

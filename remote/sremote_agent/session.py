@@ -5,9 +5,17 @@ schedules calls; frames.py reads and writes the frames.
 One thread at a time reads frames and answers ping/cancel/shutdown itself; `call` and
 `probe` run on at most `workers` threads, in arrival order (see "threads" below). A call
 that changes process state (env, PATH, cwd) waits until nothing else runs and runs alone.
+
+The agent ends with its client: `shutdown` finishes every call, but the end of the input
+without one, or a closed output channel, means the client is gone. Queued calls are then
+dropped (answered `cancelled` while the channel still takes it), running calls get
+`grace` seconds to finish, and then the agent ends what they started (reaper.py) and exits:
+a thread cannot be killed, the process can.
 """
 
 import collections
+import os
+import select
 import threading
 import time
 
@@ -15,6 +23,7 @@ from . import PROTOCOL_VERSION, codec
 from .capture import STREAM_NAMES
 from .frames import FrameChannel, ProtocolFailure
 from .info import agent_info
+from .reaper import end_descendants
 from .messages import MessageError, error_result, parse_client_message, protocol_error
 from .runner import CallState, encode_result, execute
 from .stdio import install
@@ -46,8 +55,9 @@ class Session(FrameChannel):
     """The calls of one session and the threads that read and run them (frame I/O: the
     FrameChannel it extends)."""
 
-    def __init__(self, router, frame_in, frame_out, workers, max_frame):
+    def __init__(self, router, frame_in, frame_out, workers, max_frame, grace=2.0):
         FrameChannel.__init__(self, frame_in, frame_out, max_frame, router.log)
+        self.grace = grace  # seconds running calls get once the client is gone
         self.router = router
         self.workers = workers
         # `with self.lock` holds the condition's lock: the same as `with self.cond`, without
@@ -70,6 +80,8 @@ class Session(FrameChannel):
         self.standby = 0  # idle threads waiting in steps of _TAKEOVER_SECONDS
         self.threads = []
         self.info = agent_info(workers, max_frame)
+        self.client_gone = False  # input ended without `shutdown`, or the output channel closed
+        self.checked_call = -1.0  # `last_call` when the streams were last checked (idle)
 
     # -- output (frames: FrameChannel) ----------------------------------------
 
@@ -136,6 +148,13 @@ class Session(FrameChannel):
                     finally:
                         self.standby -= 1
                     continue
+                if self.running == 0 and self.checked_call != self.last_call and now - self.last_call >= _ACTIVE_SECONDS:
+                    # The session fell idle: look for what the per-call check cannot see
+                    # without system calls (fd 0, fd 1/2 replaced while a copy was kept).
+                    self.checked_call = self.last_call
+                    heal = self.router.heal
+                    if heal is not None:
+                        heal()
                 self.cond.wait()
 
     def _loop(self):
@@ -207,7 +226,7 @@ class Session(FrameChannel):
             while True:
                 body = self.read_frame()
                 if body is None:
-                    return self._end_input()
+                    return self._end_input(client_gone=True)
                 try:
                     msg = codec.unpackb(body)
                 except DecodeError as exc:
@@ -262,13 +281,88 @@ class Session(FrameChannel):
             self.queue.append(job)
             return None
 
-    def _end_input(self):
+    def _end_input(self, client_gone=False):
         self.flush_held()
         with self.lock:
             self.input_done = True
             self.reader_active = False
             self.cond.notify_all()
+        if client_gone:
+            self._client_left("its input ended without a shutdown")
         return None
+
+    # -- the client is gone --------------------------------------------------
+
+    def _client_left(self, why, answer_dropped=True):
+        """Queued calls are dropped, running ones get `grace` seconds (see the module's
+        docstring)."""
+        with self.lock:
+            if self.client_gone or self.exit_code != 0:
+                return
+            self.client_gone = True
+            dropped = list(self.queue)
+            self.queue.clear()
+            for job in dropped:
+                self.jobs.pop(job.req.id, None)
+            running = self.running
+            self.cond.notify_all()
+        self.log("the client is gone (%s): %d running call(s) get %g s to finish" % (why, running, self.grace))
+        threading.Thread(target=self._grace_then_end, name="sremote-grace", daemon=True).start()
+        if answer_dropped:
+            for job in dropped:
+                self.send(error_result(job.req.id, "cancelled", "Cancelled", "the client went away before the call started"))
+
+    def _grace_then_end(self):
+        if self.finished.wait(self.grace):
+            return  # every call ended (run() returns)
+        with self.lock:
+            running = self.running
+        if running:
+            self.log("%d call(s) still running after %g s: ending them" % (running, self.grace))
+        self.abandon(1)
+
+    def abandon(self, status):
+        """Ends the processes calls started, writes what is held, and exits at once."""
+        try:
+            end_descendants(self.log)
+        except Exception as exc:
+            self.log("cannot end the processes of calls: %r" % (exc,))
+        try:
+            if self.held and self.write_lock.acquire(timeout=1.0):
+                try:
+                    self._write_held()
+                finally:
+                    self.write_lock.release()
+        except Exception:
+            pass
+        os._exit(status)
+
+    def _client_gone(self, exc):
+        # Called with write_lock held when writing failed: nobody reads results any more.
+        # Later writes fail at once (an fd that is never open) and land here again.
+        if self.frame_out >= 0:
+            self.log("cannot write to the client (%s)" % exc)
+            self.frame_out = -1
+            self.held = []
+            self.held_bytes = 0
+            self._client_left("writing to it failed", answer_dropped=False)
+
+    def _watch_output(self):
+        """Waits until the output channel reports an error or hang-up (the client or sshd
+        closed it): the client is gone even if the input has not ended."""
+        try:
+            poller = select.poll()
+            poller.register(self.frame_out, 0)  # errors and hang-ups only
+            while True:
+                try:
+                    events = poller.poll()
+                except InterruptedError:
+                    continue
+                if events:
+                    break
+        except (OSError, ValueError, AttributeError):
+            return
+        self._client_left("its output channel closed", answer_dropped=False)
 
     def _sink_for(self, call_id):
         names = STREAM_NAMES
@@ -309,6 +403,7 @@ class Session(FrameChannel):
 
     def run(self):
         self.send({"v": PROTOCOL_VERSION, "kind": "hello", "agent": self.info})
+        threading.Thread(target=self._watch_output, name="sremote-output-watch", daemon=True).start()
         for n in range(self.workers):
             thread = threading.Thread(target=self._loop, name="sremote-thread-%d" % (n + 1), daemon=True)
             thread.start()
@@ -317,12 +412,28 @@ class Session(FrameChannel):
         self._loop()
         # On a protocol failure the stream cannot be trusted: exit without waiting for calls.
         self.finished.wait()
-        if self.exit_code == 0:
+        if self.exit_code != 0:
+            # Calls still running were given up: end what they started.
+            with self.lock:
+                running = self.running
+            if running:
+                end_descendants(self.log)
+        elif not self.client_gone:
             for thread in self.threads:
                 thread.join()
         return self.exit_code
 
 
-def serve_session(workers, max_frame):
-    router, frame_out, frame_in = install()
-    return Session(router, frame_in, frame_out, workers, max_frame).run()
+def serve_session(workers, max_frame, grace=2.0):
+    box = []
+
+    def lost(message):
+        # A call broke an fd the agent cannot do without: exit, so that the client starts a
+        # new session (nothing written to an fd that may now be someone else's file).
+        box[0].log("%s: exiting" % message)
+        box[0].abandon(1)
+
+    router, frame_out, frame_in = install(lost)
+    session = Session(router, frame_in, frame_out, workers, max_frame, grace)
+    box.append(session)
+    return session.run()

@@ -8,6 +8,12 @@ what happens to each call's output afterwards is capture.py's.
 - `sys.stdout`/`sys.stderr` (and `sys.__stdout__`/`sys.__stderr__`) become routers
   (capture.RoutedText); C stdio's stdout is made unbuffered.
 - faulthandler writes crashes (and, on SIGUSR1, every thread's stack) to the log.
+
+A call may break any of this for the calls after it (`os.close(1)`, `os.dup2(devnull, 2)`,
+`os.close(0)`, `sys.stdout = ...`): Streams.heal puts it back. It runs after a call that
+left fd 1 or 2 or `sys.std*` changed (capture.OutputRouter.end sees that without a system
+call) when no other call runs, and once whenever a session falls idle (fd 0 and copies kept
+elsewhere can only be seen with fstat, which costs microseconds: never on every call).
 """
 
 import os
@@ -45,8 +51,84 @@ def unbuffer_c_stdout():
     return ok
 
 
-def install():
-    """Redirects the process's standard streams; returns (router, frame_out_fd, frame_in_fd)."""
+def _identity(fd):
+    """(st_dev, st_ino) of what `fd` is open on, or None when it is closed."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+class Streams(object):
+    """The agent's standard streams as installed, and their repair (`heal`)."""
+
+    def __init__(self, router, frame_fds, lost=None):
+        self.router = router
+        self.null_fd = os.open(os.devnull, os.O_RDWR)  # private: the model of fd 0
+        self.null_id = _identity(self.null_fd)
+        # fds the agent cannot do without (frames, log): a call that closed or replaced one
+        # leaves nothing to repair; `lost(message)` then ends the agent (the client starts a
+        # new session).
+        self.frame_ids = dict((fd, _identity(fd)) for fd in frame_fds)
+        self.lost = lost
+
+    def heal(self):
+        """Puts back what a call changed: `sys.stdin/stdout/stderr`, `sys.__stdout__` and
+        `sys.__stderr__`, fd 0 (/dev/null), fds 1 and 2 (new capture pipes). Called when no
+        call runs."""
+        router = self.router
+        repaired = []
+        try:
+            for fd, ident in self.frame_ids.items():
+                if _identity(fd) != ident:
+                    if self.lost is not None:
+                        self.lost("a call closed or replaced the agent's own fd %d (frames or log)" % fd)
+                    return
+            stdin = router.stdin
+            if stdin is not None and (sys.stdin is not stdin or stdin.closed):
+                if stdin.closed:
+                    stdin = router.stdin = open(os.devnull, "r")
+                sys.stdin = stdin
+                repaired.append("sys.stdin")
+            for name, value in (
+                ("stdout", router.stdout),
+                ("stderr", router.stderr),
+                ("__stdout__", router.stdout),
+                ("__stderr__", router.stderr),
+            ):
+                if value is not None and getattr(sys, name) is not value:
+                    setattr(sys, name, value)
+                    repaired.append("sys." + name)
+            if _identity(0) != self.null_id:
+                os.dup2(self.null_fd, 0)
+                repaired.append("fd 0")
+            capture = router.fd_capture
+            if capture is not None:
+                stale = capture.broken
+                for fd in (1, 2):
+                    ident = _identity(fd)
+                    if ident is None:
+                        # A placeholder, so that the new pipes cannot be given fd 1 or 2.
+                        os.dup2(self.null_fd, fd)
+                    if ident != capture.identities[fd]:
+                        stale = True
+                        repaired.append("fd %d" % fd)
+                if stale:
+                    capture.drain()
+                    # dup2 over fds 1 and 2 ends the old pipes: the old capture thread
+                    # drains what is left in them and exits.
+                    router.fd_capture = FdCapture(router)
+        except OSError as exc:  # e.g. out of file descriptors: the next heal tries again
+            router.log("cannot repair the standard streams a call broke: %s" % exc)
+            return
+        if repaired:
+            router.log("a call left %s changed: put back" % ", ".join(repaired))
+
+
+def install(lost=None):
+    """Redirects the process's standard streams; returns (router, frame_out_fd, frame_in_fd).
+    `lost(message)` is called when a call broke one of the agent's own fds."""
     sys.stdout.flush()
     sys.stderr.flush()
     frame_out = os.dup(1)
@@ -69,13 +151,14 @@ def install():
         pass
     router.fd_capture = FdCapture(router)
     c_stdout_unbuffered[0] = unbuffer_c_stdout()
-    sys.stdin = open(os.devnull, "r")
-    sys.stdout = RoutedText(router, STDOUT, 1)
-    sys.stderr = RoutedText(router, STDERR, 2)
+    sys.stdin = router.stdin = open(os.devnull, "r")
+    sys.stdout = router.stdout = RoutedText(router, STDOUT, 1)
+    sys.stderr = router.stderr = RoutedText(router, STDERR, 2)
     # The "original" streams are the routers too: code that writes to sys.__stdout__, or
     # restores sys.stdout from it after a redirect, still prints into its own call's output
     # (through fd 1 the bytes could only go to "the one running call"), and no call has to
     # flush a buffered wrapper over fd 1 and fd 2 when it ends.
     sys.__stdout__ = sys.stdout
     sys.__stderr__ = sys.stderr
+    router.heal = Streams(router, (frame_out, frame_in, log_fd), lost).heal
     return router, frame_out, frame_in
