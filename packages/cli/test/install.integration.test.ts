@@ -131,8 +131,12 @@ describe.skipIf(!systemPythonReady)("sremote install local:<folder>", () => {
     const r = await runInProcess(["install", `local:${dir}`], { tty: true });
     expect(r.status).toBe(EXIT.ok);
     expect(r.stderr).toContain(`${ESC}[`);
-    expect(r.stderr).toMatch(/–.*venv {8}skipped: venv up to date \(Python [\d.]+\) {2}\d+ ms/);
-    expect(r.stderr).toMatch(/✔.*python {6}Python [\d.]+ \(CPython\) at \/usr\/bin\/python3 {2}\d+ ms/);
+    // A duration is "NNN ms" or, on a loaded machine, "1.2 s" (formatDuration).
+    const took = String.raw`(\d+ ms|[\d.]+ s)`;
+    expect(r.stderr).toMatch(new RegExp(String.raw`–.*venv {8}skipped: venv up to date \(Python [\d.]+\) {2}` + took));
+    expect(r.stderr).toMatch(
+      new RegExp(String.raw`✔.*python {6}Python [\d.]+ \(CPython\) at /usr/bin/python3 {2}` + took),
+    );
     // stdout stays plain text for scripts even then.
     expect(r.stdout).not.toContain(ESC);
   }, 60_000);
