@@ -15,6 +15,7 @@ const steps = [
   // working pnpm on PATH): lint, then every package's typecheck and the check that a changed
   // core export is not hidden by turbo's cache (scripts/check-turbo.mjs).
   ["lint (biome, through turbo)", "npm", ["run", "-s", "lint"], 5 * MIN],
+  ["lint remote scripts (shellcheck, pyflakes)", "node", ["scripts/lint-remote.mjs"], 2 * MIN],
   ["release plan (changesets: no major bump on 0.x)", "node", ["scripts/check-release-plan.mjs"], 2 * MIN],
   ["typecheck (turbo)", "node", ["scripts/check-turbo.mjs", "typecheck"], 10 * MIN],
   ["vitest (all packages)", "node", ["scripts/pnpm.mjs", "exec", "vitest", "run"], 45 * MIN],

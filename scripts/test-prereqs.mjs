@@ -25,6 +25,8 @@ function missing() {
     if (spawnSync(py, ["-c", "import setuptools, wheel, pip"]).status !== 0) out.push("python3-pip", "python3-wheel");
   }
   if (!existsSync("/usr/bin/git")) out.push("git");
+  if (!existsSync("/usr/bin/shellcheck")) out.push("shellcheck");
+  if (!existsSync("/usr/bin/pyflakes3")) out.push("pyflakes3");
   return out;
 }
 
