@@ -51,13 +51,26 @@ class _Job(CallState):
         self.phase = _QUEUED
 
 
+class _Ending(object):
+    """How a session ends when its client is gone."""
+
+    __slots__ = ("grace", "client_gone", "checked_call")
+
+    def __init__(self, grace):
+        self.grace = grace  # seconds running calls get once the client is gone
+        self.client_gone = False  # input ended without `shutdown`, or the output channel closed
+        self.checked_call = -1.0  # `last_call` when the streams were last checked (idle)
+
+
 class Session(FrameChannel):
     """The calls of one session and the threads that read and run them (frame I/O: the
     FrameChannel it extends)."""
 
     def __init__(self, router, frame_in, frame_out, workers, max_frame, grace=2.0):
         FrameChannel.__init__(self, frame_in, frame_out, max_frame, router.log)
-        self.grace = grace  # seconds running calls get once the client is gone
+        # The end of the session (one attribute: a Session with more than 30 made every
+        # attribute access on the per-call path slower, CPython's shared-key dict limit).
+        self.ending = _Ending(grace)
         self.router = router
         self.workers = workers
         # `with self.lock` holds the condition's lock: the same as `with self.cond`, without
@@ -80,8 +93,6 @@ class Session(FrameChannel):
         self.standby = 0  # idle threads waiting in steps of _TAKEOVER_SECONDS
         self.threads = []
         self.info = agent_info(workers, max_frame)
-        self.client_gone = False  # input ended without `shutdown`, or the output channel closed
-        self.checked_call = -1.0  # `last_call` when the streams were last checked (idle)
 
     # -- output (frames: FrameChannel) ----------------------------------------
 
@@ -148,10 +159,11 @@ class Session(FrameChannel):
                     finally:
                         self.standby -= 1
                     continue
-                if self.running == 0 and self.checked_call != self.last_call and now - self.last_call >= _ACTIVE_SECONDS:
+                ending = self.ending
+                if self.running == 0 and ending.checked_call != self.last_call and now - self.last_call >= _ACTIVE_SECONDS:
                     # The session fell idle: look for what the per-call check cannot see
                     # without system calls (fd 0, fd 1/2 replaced while a copy was kept).
-                    self.checked_call = self.last_call
+                    ending.checked_call = self.last_call
                     heal = self.router.heal
                     if heal is not None:
                         heal()
@@ -297,28 +309,28 @@ class Session(FrameChannel):
         """Queued calls are dropped, running ones get `grace` seconds (see the module's
         docstring)."""
         with self.lock:
-            if self.client_gone or self.exit_code != 0:
+            if self.ending.client_gone or self.exit_code != 0:
                 return
-            self.client_gone = True
+            self.ending.client_gone = True
             dropped = list(self.queue)
             self.queue.clear()
             for job in dropped:
                 self.jobs.pop(job.req.id, None)
             running = self.running
             self.cond.notify_all()
-        self.log("the client is gone (%s): %d running call(s) get %g s to finish" % (why, running, self.grace))
+        self.log("the client is gone (%s): %d running call(s) get %g s to finish" % (why, running, self.ending.grace))
         threading.Thread(target=self._grace_then_end, name="sremote-grace", daemon=True).start()
         if answer_dropped:
             for job in dropped:
                 self.send(error_result(job.req.id, "cancelled", "Cancelled", "the client went away before the call started"))
 
     def _grace_then_end(self):
-        if self.finished.wait(self.grace):
+        if self.finished.wait(self.ending.grace):
             return  # every call ended (run() returns)
         with self.lock:
             running = self.running
         if running:
-            self.log("%d call(s) still running after %g s: ending them" % (running, self.grace))
+            self.log("%d call(s) still running after %g s: ending them" % (running, self.ending.grace))
         self.abandon(1)
 
     def abandon(self, status):
@@ -418,7 +430,7 @@ class Session(FrameChannel):
                 running = self.running
             if running:
                 end_descendants(self.log)
-        elif not self.client_gone:
+        elif not self.ending.client_gone:
             for thread in self.threads:
                 thread.join()
         return self.exit_code
