@@ -7,8 +7,9 @@
 #
 # Defaults: sremote_dir = this script's folder, tmp = <sremote_dir>/tmp, pwd = $HOME.
 # Exit status: what the agent returns (file carrier: 0 a response was written, 1 the agent
-# failed, 3 unreadable or undecodable request), 1 a folder could not be created,
-# 2 bad usage, 4 no suitable Python.
+# failed, 3 unreadable or undecodable request, 5 the response could not be written: the
+# temp folder is full or read-only), 1 a folder could not be created, 2 bad usage,
+# 4 no suitable Python.
 
 set -u
 

@@ -430,9 +430,12 @@ class Session(FrameChannel):
                 running = self.running
             if running:
                 end_descendants(self.log)
-        elif not self.ending.client_gone:
+        else:
+            # Threads still sending results finish first. With the client gone, one of them
+            # may be a reader blocked on an input that never ends: bounded then.
+            timeout = self.ending.grace + 1.0 if self.ending.client_gone else None
             for thread in self.threads:
-                thread.join()
+                thread.join(timeout)
         return self.exit_code
 
 

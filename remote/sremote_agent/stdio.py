@@ -18,6 +18,7 @@ elsewhere can only be seen with fstat, which costs microseconds: never on every 
 
 import os
 import sys
+import threading
 
 from .capture import STDERR, STDOUT, FdCapture, OutputRouter, RoutedText, c_stdout_unbuffered
 
@@ -72,11 +73,16 @@ class Streams(object):
         # new session).
         self.frame_ids = dict((fd, _identity(fd)) for fd in frame_fds)
         self.lost = lost
+        self.lock = threading.Lock()  # two calls ending at once: one repair
 
     def heal(self):
         """Puts back what a call changed: `sys.stdin/stdout/stderr`, `sys.__stdout__` and
         `sys.__stderr__`, fd 0 (/dev/null), fds 1 and 2 (new capture pipes). Called when no
         call runs."""
+        with self.lock:
+            self._heal()
+
+    def _heal(self):
         router = self.router
         repaired = []
         try:
