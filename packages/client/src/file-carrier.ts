@@ -98,7 +98,13 @@ export class FileCarrier {
   }
 
   async #run(message: CallMessage | ProbeMessage, options: OperationOptions): Promise<ResultMessage> {
-    const request = encodeMessage(message);
+    // The call's budget travels with it: an agent whose client is gone ends the call then.
+    const timeoutMs = options.timeoutMs;
+    const request = encodeMessage(
+      message.kind === "call" && timeoutMs !== undefined && timeoutMs > 0
+        ? { ...message, timeoutMs: Math.ceil(timeoutMs) }
+        : message,
+    );
     const reqPath = posixJoin(this.#layout.tmpDir, `${message.id}.req`);
     const respPath = posixJoin(this.#layout.tmpDir, `${message.id}.resp`);
     try {
@@ -217,6 +223,16 @@ function noResponse(
   const setupProblem =
     run.signal === null &&
     (run.exitCode === 127 || run.exitCode === 4 || /^sremote: /m.test(stderr) || /interpreter\.sh/.test(stderr));
+  if (run.signal === null && run.exitCode === 5) {
+    // The agent ran the call but could not write its response: the temp folder is full,
+    // over quota, read-only or not writable (its stderr line names which).
+    return new ConnectorError(
+      "REMOTE_IO",
+      connectorName,
+      `the agent could not write its response in ${layout.tmpDir} (full, over quota or read-only?); the call ran${stderr ? `: ${stderr.slice(-2000)}` : ""}`,
+      { cause, details },
+    );
+  }
   if (!setupProblem) {
     return new ConnectorError(
       "CONNECTION_LOST",

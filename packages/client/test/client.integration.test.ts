@@ -1,3 +1,10 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { agentDir } from "@sremote/agent";
+import { localConnector } from "@sremote/connector-local";
+import { decodeClientMessage } from "@sremote/protocol";
 import { describeUnless, pythonHasModules } from "@sremote/testkit";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { kw, NDArray, type RemoteClient } from "../src/index.js";
@@ -347,6 +354,57 @@ describe("RemoteClient over local: carrier facts", () => {
       dispose();
     }
   });
+
+  it("file carrier: the request carries the call's time budget, for the agent to end an orphaned call", async () => {
+    const connector = localConnector();
+    const sent: Uint8Array[] = [];
+    const putFile = connector.putFile.bind(connector);
+    connector.putFile = (path, data, options) => {
+      if (path.endsWith(".req")) sent.push(data);
+      return putFile(path, data, options);
+    };
+    const { client, dispose } = localClient({ connector, mode: "file" });
+    try {
+      expect((await client.call("math", "sqrt", [4], { timeoutMs: 1499.2 })).value).toBe(2);
+      expect((await client.call("math", "sqrt", [9])).value).toBe(3);
+      const [withBudget, without] = sent.map((b) => decodeClientMessage(b));
+      expect(withBudget).toMatchObject({ kind: "call", timeoutMs: 1500 });
+      expect(without).not.toHaveProperty("timeoutMs");
+    } finally {
+      await client.close();
+      dispose();
+    }
+  });
+
+  it.runIf(process.getuid?.() === 0)(
+    "file carrier: a temp folder too full for the response is REMOTE_IO naming the folder, with nothing left in it",
+    async (ctx) => {
+      const mount = mkdtempSync(join(tmpdir(), "sremote-full-tmp-"));
+      try {
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k,mode=0700", "sremote-full-tmp", mount]);
+      } catch (err) {
+        rmSync(mount, { recursive: true, force: true });
+        ctx.skip(`cannot mount a small tmpfs (${String((err as Error).message).split("\n")[0]})`);
+      }
+      const { client, dispose } = localClient({
+        mode: "file",
+        layout: { endpointDir: agentDir(), tmpDir: mount, workDir: fixturesDir },
+      });
+      try {
+        const err = await client.call("sremote_testmod", "big", [1_000_000]).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: "REMOTE_IO" });
+        expect(String((err as Error).message)).toContain(mount);
+        expect((await client.call("math", "sqrt", [16])).value).toBe(4);
+        await client.close();
+        expect(readdirSync(mount)).toEqual([]);
+      } finally {
+        await client.close();
+        dispose();
+        execFileSync("umount", [mount]);
+        rmSync(mount, { recursive: true, force: true });
+      }
+    },
+  );
 
   it("streams output while a call runs", async () => {
     const { client, dispose } = localClient();

@@ -46,6 +46,12 @@ export interface CallMessage extends MessageBase {
   stream?: boolean;
   /** Per-stream cap on captured stdout/stderr, in bytes (agent default 8 MiB). */
   outputLimit?: number;
+  /**
+   * The call's time budget in milliseconds (0 or absent: none). The file carrier's agent ends
+   * the call and its processes when it runs out — a backstop for a call whose client is gone;
+   * the session carrier's agent ignores it (the client cancels there).
+   */
+  timeoutMs?: number;
 }
 
 /** Ask for module versions without running anything (client → agent). */
@@ -401,6 +407,7 @@ const VALIDATORS: Record<string, (c: Check) => void> = {
     c.str("cwd", false);
     c.bool("stream", false);
     c.int("outputLimit", false, 0);
+    c.int("timeoutMs", false, 0);
   },
   probe(c) {
     c.str("id");
