@@ -36,8 +36,8 @@ function afterRun(err: unknown, what: string): unknown {
 
 /** SFAPI for one machine over a token: authenticated requests, command tasks, file transfer. */
 export class SfapiApi {
-  /** Recent task durations (ms, from the POST answer to the terminal status), newest last. */
-  readonly #durations: number[] = [];
+  /** Recent task durations (ms, POST answer to terminal status) per kind of command, newest last. */
+  readonly #durations = new Map<string, number[]>();
 
   constructor(
     readonly opts: ResolvedOptions,
@@ -86,7 +86,7 @@ export class SfapiApi {
    * The POST is never repeated and never cut by the caller's deadline (its answer carries
    * the task id needed to cancel); once `dl` fires the task is cancelled (`DELETE`).
    */
-  async runCommand(executable: string, dl: Deadline, what: string): Promise<TaskOutput> {
+  async runCommand(executable: string, dl: Deadline, what: string, kind = what): Promise<TaskOutput> {
     dl.throwIfDone(`sfapi: ${what}`);
     const postDl = deadline({ timeoutMs: this.opts.requestTimeoutMs });
     let taskId: string;
@@ -108,9 +108,8 @@ export class SfapiApi {
     }
     const posted = Date.now();
     try {
-      const out = await this.#poll(taskId, dl, what);
-      this.#durations.push(Date.now() - posted);
-      if (this.#durations.length > 8) this.#durations.shift();
+      const out = await this.#poll(taskId, dl, what, this.#firstWait(kind));
+      this.#noteDuration(kind, Date.now() - posted);
       return out;
     } catch (err) {
       if (dl.signal.aborted) {
@@ -148,18 +147,29 @@ export class SfapiApi {
   }
 
   /**
-   * First wait: the usual duration of recent tasks (so a typical command is asked about
-   * once or twice, each question being a request), at least `pollIntervalMs`; then doubling
-   * up to `pollMaxIntervalMs`.
+   * First wait: 90 % of the shortest recent duration of this kind of command (so a typical
+   * command is asked about once, each question being a request), at least `pollIntervalMs`.
+   * Unknown kinds start at `pollIntervalMs`.
    */
-  #firstWait(): number {
-    const d = [...this.#durations].sort((a, b) => a - b);
-    const typical = d.length >= 2 ? (d[Math.floor(d.length / 4)] as number) : 0;
-    return Math.min(this.opts.pollMaxIntervalMs, Math.max(this.opts.pollIntervalMs, typical * 0.9));
+  #firstWait(kind: string): number {
+    const d = this.#durations.get(kind);
+    const typical = d && d.length > 0 ? Math.min(...d) * 0.9 : 0;
+    return Math.min(this.opts.pollMaxIntervalMs, Math.max(this.opts.pollIntervalMs, typical));
   }
 
-  async #poll(taskId: string, dl: Deadline, what: string): Promise<TaskOutput> {
-    let wait = this.#firstWait();
+  #noteDuration(kind: string, ms: number): void {
+    const d = this.#durations.get(kind) ?? [];
+    d.push(ms);
+    if (d.length > 5) d.shift();
+    this.#durations.delete(kind);
+    this.#durations.set(kind, d);
+    // Bounded: the oldest kinds are forgotten first.
+    if (this.#durations.size > 64) this.#durations.delete(this.#durations.keys().next().value as string);
+  }
+
+  async #poll(taskId: string, dl: Deadline, what: string, first: number): Promise<TaskOutput> {
+    let wait = first;
+    let asked = 0;
     let failures = 0;
     for (;;) {
       await sleep(wait, undefined, { signal: dl.signal }).catch(() => undefined);
@@ -195,7 +205,11 @@ export class SfapiApi {
       const task = jsonOf(res, `${what}: task ${taskId}`);
       const status = String(task.status);
       if (status === "new" || status === "running" || status === "pending") {
-        wait = Math.min(wait * 2, this.opts.pollMaxIntervalMs);
+        // After the estimate missed, ask again soon, then back off.
+        wait =
+          asked++ === 0
+            ? Math.max(this.opts.pollIntervalMs, first / 4)
+            : Math.min(wait * 2, this.opts.pollMaxIntervalMs);
         continue;
       }
       if (status === "completed") return this.#resultOf(task.result, taskId, what);

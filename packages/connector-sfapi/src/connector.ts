@@ -161,7 +161,9 @@ class SfapiDefinition implements ConnectorDefinition<{ machine: string; apiUrl: 
     });
     let out: Awaited<ReturnType<SfapiApi["runCommand"]>>;
     try {
-      out = await this.#api.runCommand(wrapped.executable, dl, what);
+      // Commands are told apart by program and first argument (the agent: `sh …/interpreter.sh`).
+      const kind = `${argv[0]} ${(argv[1] ?? "").split("/").pop()}`;
+      out = await this.#api.runCommand(wrapped.executable, dl, what, kind);
     } catch (err) {
       batch?.requeue();
       throw err;
