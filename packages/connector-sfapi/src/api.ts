@@ -112,10 +112,9 @@ export class SfapiApi {
       this.#noteDuration(kind, Date.now() - posted);
       return out;
     } catch (err) {
-      if (dl.signal.aborted) {
-        await this.cancelTask(taskId);
-        throw dl.error(`sfapi: ${what}`);
-      }
+      // Cancelled, timed out, or no longer observable: the task must not run on unseen.
+      await this.cancelTask(taskId);
+      if (dl.signal.aborted) throw dl.error(`sfapi: ${what}`);
       throw afterRun(err, what);
     }
   }

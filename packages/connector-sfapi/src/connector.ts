@@ -74,7 +74,7 @@ class SfapiDefinition implements ConnectorDefinition<{ machine: string; apiUrl: 
     this.extra = { machine: opts.machine, apiUrl: opts.apiUrl };
     this.#tokens = new TokenSource(opts, this.#http, runtime.closeSignal);
     this.#api = new SfapiApi(opts, this.#tokens, this.#http);
-    this.#steps = new SideSteps(opts.batchWindowMs, (batch) => this.#flush(batch));
+    this.#steps = new SideSteps(opts.batchWindowMs, (batch) => this.#track(this.#flush(batch)));
   }
 
   async connect(dl: Deadline): Promise<void> {
@@ -137,7 +137,11 @@ class SfapiDefinition implements ConnectorDefinition<{ machine: string; apiUrl: 
   }
 
   exec(argv: readonly string[], options: ExecOptions, dl: Deadline): Promise<ExecResult> {
-    const run = this.#run(argv, options, dl, this.#steps.take());
+    return this.#track(this.#run(argv, options, dl, this.#steps.take()));
+  }
+
+  /** Notes a command in flight until it settles, for close(). */
+  #track<T>(run: Promise<T>): Promise<T> {
     const tracked = run.catch(() => {});
     this.#running.add(tracked);
     void tracked.then(() => this.#running.delete(tracked));
