@@ -15,6 +15,18 @@ export function addTargetOptions(
   if (python !== false) cmd.option("--python <path>", python);
   return cmd
     .option("--newt-url <url>", "NEWT base URL (default: $SREMOTE_NEWT_URL, else https://newt.nersc.gov/newt)")
+    .option(
+      "--sfapi-url <url>",
+      "Superfacility API base URL (default: $SREMOTE_SFAPI_URL, else https://api.nersc.gov/api/v1.2)",
+    )
+    .option(
+      "--token-url <url>",
+      "SFAPI token URL (default: $SREMOTE_SFAPI_TOKEN_URL, else https://oidc.nersc.gov/c2id/token)",
+    )
+    .option(
+      "--key-file <file>",
+      "SFAPI client key file from Iris (default: $SREMOTE_SFAPI_KEY_FILE; or a ready token in $SREMOTE_SFAPI_TOKEN)",
+    )
     .option("--identity <file>", "SSH private key file")
     .option("--known-hosts <file>", "SSH known_hosts file (default: ~/.ssh/known_hosts)")
     .option("--ssh-config <file>", "ssh config file (default: ~/.ssh/config when present)")
@@ -22,7 +34,7 @@ export function addTargetOptions(
 }
 
 /** Help text of the `<target>` argument. */
-export const TARGET_HELP = "local:[/endpoint/dir], ssh://user@host[:port], newt://machine";
+export const TARGET_HELP = "local:[/endpoint/dir], ssh://user@host[:port], newt://machine, sfapi://machine";
 
 /** `--timeout <ms>`: a positive number of milliseconds, or undefined when not given. */
 export function parseTimeout(text: string | undefined): number | undefined {

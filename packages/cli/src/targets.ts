@@ -14,6 +14,12 @@ export interface ConnectionFlags {
   python?: string | undefined;
   /** NEWT base URL (default `SREMOTE_NEWT_URL`, else NERSC's). */
   newtUrl?: string | undefined;
+  /** Superfacility API base URL (default `SREMOTE_SFAPI_URL`, else NERSC's). */
+  sfapiUrl?: string | undefined;
+  /** SFAPI token URL (default `SREMOTE_SFAPI_TOKEN_URL`, else NERSC's). */
+  tokenUrl?: string | undefined;
+  /** SFAPI client key file (default `SREMOTE_SFAPI_KEY_FILE`). */
+  keyFile?: string | undefined;
   /** SSH private key file. */
   identity?: string | undefined;
   /** SSH known_hosts file (default `~/.ssh/known_hosts`). */
@@ -132,9 +138,32 @@ export async function openTarget(text: string, flags: ConnectionFlags = {}): Pro
         cleanup: async () => {},
       };
     }
-    default:
-      throw new UsageError(`${target.kind}:// targets are not available in this build of the CLI yet (use local:)`, {
-        code: "INVALID_TARGET",
+    case "sfapi": {
+      // The client key (or a ready token) comes from a file or the environment — never from
+      // the command line itself.
+      const env = process.env;
+      const keyFile = flags.keyFile ?? (env.SREMOTE_SFAPI_KEY_FILE || undefined);
+      const accessToken = env.SREMOTE_SFAPI_TOKEN || undefined;
+      if (!keyFile && !accessToken) {
+        throw new UsageError(
+          "sfapi:// needs an SFAPI client: --key-file PATH (or $SREMOTE_SFAPI_KEY_FILE; the key file Iris gives, client id on the first line, then the PEM), or a ready access token in $SREMOTE_SFAPI_TOKEN",
+        );
+      }
+      const { sfapiConnector } = await import("@sremote/connector-sfapi");
+      const connector = sfapiConnector({
+        machine: target.machine,
+        apiUrl: flags.sfapiUrl ?? (env.SREMOTE_SFAPI_URL || undefined),
+        tokenUrl: flags.tokenUrl ?? (env.SREMOTE_SFAPI_TOKEN_URL || undefined),
+        ...(keyFile ? { keyFile } : { accessToken }),
       });
+      return {
+        target,
+        connector,
+        clientOptions: flags.python ? { python: flags.python } : {},
+        cleanup: async () => {},
+      };
+    }
+    default:
+      throw new UsageError(`unsupported target kind in ${JSON.stringify(text)}`, { code: "INVALID_TARGET" });
   }
 }

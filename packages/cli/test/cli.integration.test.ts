@@ -96,6 +96,39 @@ describe("sremote doctor", () => {
   });
 });
 
+describe("sremote call sfapi://", () => {
+  it("calls through the SFAPI double with --key-file, and with a ready token from the environment", async () => {
+    const { startSfapiDouble } = await import("@sremote/testkit/sfapi-double");
+    const double = await startSfapiDouble({ machines: ["perlmutter"] });
+    const saved = { ...process.env };
+    try {
+      const client = double.clients[0]!;
+      const keyFile = await double.writeKeyFile(client.clientId, "pem");
+      const flags = ["--sfapi-url", double.baseUrl, "--token-url", double.tokenUrl, "--python", SYSTEM_PYTHON];
+      const r = await run("call", "sfapi://perlmutter", "math.sqrt", "2", ...flags, "--key-file", keyFile, "--json");
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(EXIT.ok);
+      expect(JSON.parse(r.stdout).value).toBeCloseTo(Math.SQRT2);
+      // A ready token instead of a key; the token never reaches the output.
+      const token = double.issueAccessToken(client.clientId);
+      process.env.SREMOTE_SFAPI_TOKEN = token;
+      const t = await run("call", "sfapi://perlmutter", "math.sqrt", "16", ...flags, "--json");
+      expect(t.status).toBe(EXIT.ok);
+      expect(JSON.parse(t.stdout).value).toBe(4);
+      expect(t.stdout + t.stderr).not.toContain(token);
+      // Neither: a usage error that says what is needed.
+      delete process.env.SREMOTE_SFAPI_TOKEN;
+      delete process.env.SREMOTE_SFAPI_KEY_FILE;
+      const none = await run("call", "sfapi://perlmutter", "math.sqrt", "2", ...flags);
+      expect(none.status).toBe(EXIT.usage);
+      expect(none.stderr).toMatch(/--key-file/);
+    } finally {
+      process.env = saved;
+      await double.close();
+    }
+  }, 120_000);
+});
+
 describe("sremote call newt://", () => {
   it("calls through the NEWT double with credentials from the environment", async () => {
     const { startNewtDouble, DEFAULT_NEWT_USER } = await import("@sremote/testkit/newt-double");
