@@ -8,9 +8,11 @@ import { resolvePython } from "@sremote/cli";
 import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
 import { newtConnector } from "@sremote/connector-newt";
+import { sfapiConnector } from "@sremote/connector-sfapi";
 import { UsageError } from "@sremote/core";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
-import { clientRows, FULL, floorAndSessionRows, type Plan, QUICK } from "./rows.js";
+import { startSfapiDouble } from "@sremote/testkit/sfapi-double";
+import { CALL, clientRows, FULL, floorAndSessionRows, type Plan, QUICK } from "./rows.js";
 import { sshRows } from "./ssh.js";
 import { type BenchRow, formatTable } from "./stats.js";
 
@@ -92,6 +94,41 @@ async function newtRows(python: string, plan: Plan): Promise<BenchRow[]> {
   }
 }
 
+/**
+ * The file carrier over the Superfacility API, against the SFAPI double with no task delay
+ * (real HTTP on loopback, real processes), and the HTTP requests one call costs (issue 13's
+ * target: at most 5), counted from the double's request log over the 1-in-flight row.
+ */
+async function sfapiRows(python: string, plan: Plan): Promise<{ rows: BenchRow[]; requestsPerCall: number }> {
+  process.stderr.write("benchmark: Superfacility API connector against the SFAPI double\n");
+  const double = await startSfapiDouble({ machines: ["perlmutter"], taskDelayMs: 0 });
+  const home = double.homeDir();
+  const client = new RemoteClient({
+    connector: sfapiConnector({
+      machine: "perlmutter",
+      apiUrl: double.baseUrl,
+      tokenUrl: double.tokenUrl,
+      keyFile: await double.writeKeyFile(double.clients[0]!.clientId, "pem"),
+    }),
+    python,
+    mode: "file",
+    autoInstallAgent: false,
+    layout: { endpointDir: agentDir(), tmpDir: join(home, ".sremote", "tmp"), workDir: home },
+  });
+  try {
+    await client.call(CALL.module, CALL.function, CALL.args); // token, temp folder
+    const before = double.requestLog.length;
+    const calls = 10;
+    for (let i = 0; i < calls; i++) await client.call(CALL.module, CALL.function, CALL.args);
+    const requestsPerCall = (double.requestLog.length - before) / calls;
+    const rows = await clientRows(client, "sfapi", "file", plan);
+    return { rows, requestsPerCall };
+  } finally {
+    await client.close();
+    await double.close();
+  }
+}
+
 /** Ratios against the floor and the targets the project holds itself to. */
 function verdicts(rows: BenchRow[]): string[] {
   const out: string[] = [];
@@ -164,6 +201,7 @@ export async function runBench(argv: string[]): Promise<number> {
       quick: { type: "boolean", default: false },
       python: { type: "string" },
       "no-newt": { type: "boolean", default: false },
+      "no-sfapi": { type: "boolean", default: false },
       "no-local": { type: "boolean", default: false },
       ssh: { type: "string" },
       identity: { type: "string" },
@@ -186,6 +224,14 @@ export async function runBench(argv: string[]): Promise<number> {
 
   if (!values["no-local"]) rows.push(...(await localRows(python, plan)));
   if (!values["no-newt"]) rows.push(...(await newtRows(python, plan)));
+  const notes: string[] = [];
+  if (!values["no-sfapi"]) {
+    const sfapi = await sfapiRows(python, plan);
+    rows.push(...sfapi.rows);
+    notes.push(
+      `sfapi: HTTP requests per file-carrier call = ${sfapi.requestsPerCall.toFixed(1)} (target ≤ 5) ${sfapi.requestsPerCall <= 5 ? "✓" : "✗"}`,
+    );
+  }
   if (values.ssh !== undefined) {
     rows.push(
       ...(await sshRows({
@@ -198,7 +244,7 @@ export async function runBench(argv: string[]): Promise<number> {
     );
   }
 
-  process.stdout.write(`${formatTable(rows)}\n\n${verdicts(rows).join("\n")}\n`);
+  process.stdout.write(`${formatTable(rows)}\n\n${[...verdicts(rows), ...notes].join("\n")}\n`);
   if (values.json) await writeFile(values.json, `${JSON.stringify(rows, null, 2)}\n`);
   return 0;
 }
