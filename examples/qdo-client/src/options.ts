@@ -8,7 +8,7 @@ export const DEFAULT_QDO_REF = "master";
 
 /** What the command line asked for. */
 export interface QdoClientOptions {
-  /** `local:`, `local:/dir`, `ssh://user@host[:port]` or `newt://machine`. */
+  /** `local:`, `local:/dir`, `ssh://user@host[:port]`, `newt://machine` or `sfapi://machine`. */
   target: string;
   connection: ConnectionFlags;
   qdo: {
@@ -42,6 +42,8 @@ Targets:
   ssh://user@host[:port]  OpenSSH server (keys from --identity, ssh-agent or ~/.ssh)
   newt://machine          NERSC NEWT; credentials from SREMOTE_NEWT_USER and
                           SREMOTE_NEWT_PASSWORD (or SREMOTE_NEWT_SESSION_ID)
+  sfapi://machine         NERSC Superfacility API; the client key from --key-file
+                          (or SREMOTE_SFAPI_KEY_FILE), or a token in SREMOTE_SFAPI_TOKEN
 
 Options:
   --qdo-url URL           QDO's git repository (default ${DEFAULT_QDO_URL})
@@ -61,6 +63,9 @@ Options:
   --ssh-config FILE       ssh config file (default ~/.ssh/config when present)
   --password-env VAR      name of the environment variable holding the SSH password
   --newt-url URL          NEWT base URL (default SREMOTE_NEWT_URL, else NERSC's)
+  --key-file FILE         SFAPI client key file (Iris: client id, then the PEM)
+  --sfapi-url URL         SFAPI base URL (default SREMOTE_SFAPI_URL, else NERSC's)
+  --token-url URL         SFAPI token URL (default SREMOTE_SFAPI_TOKEN_URL, else NERSC's)
   --timeout-ms N          time limit of one call (default 120000)
   -h, --help              this text
 
@@ -81,7 +86,7 @@ export function parseOptions(argv: readonly string[]): QdoClientOptions {
   if (!help && positionals.length !== 1) {
     throw new UsageError(
       positionals.length === 0
-        ? "a target is needed: local:, local:/dir, ssh://user@host[:port] or newt://machine (see --help)"
+        ? "a target is needed: local:, local:/dir, ssh://user@host[:port], newt://machine or sfapi://machine (see --help)"
         : `one target only, got ${positionals.length}: ${positionals.join(" ")}`,
     );
   }
@@ -98,6 +103,9 @@ export function parseOptions(argv: readonly string[]): QdoClientOptions {
       sshConfig: values["ssh-config"],
       passwordEnv: values["password-env"],
       newtUrl: values["newt-url"],
+      keyFile: values["key-file"],
+      sfapiUrl: values["sfapi-url"],
+      tokenUrl: values["token-url"],
     },
     qdo: {
       url: values["qdo-url"] ?? DEFAULT_QDO_URL,
@@ -130,6 +138,9 @@ function parse(argv: readonly string[]) {
       "ssh-config": { type: "string" },
       "password-env": { type: "string" },
       "newt-url": { type: "string" },
+      "key-file": { type: "string" },
+      "sfapi-url": { type: "string" },
+      "token-url": { type: "string" },
       "timeout-ms": { type: "string" },
       help: { type: "boolean", short: "h" },
     },

@@ -183,3 +183,26 @@ describe("qdo-client example over NEWT (the NEWT double: real HTTP, real process
     }
   });
 });
+
+describe("qdo-client example over the Superfacility API (the SFAPI double: real HTTP, real processes)", () => {
+  it("takes the client key from --key-file and runs the non-QDO flows with the file carrier", async () => {
+    const { startSfapiDouble } = await import("@sremote/testkit/sfapi-double");
+    const double = await startSfapiDouble({ machines: ["perlmutter"] });
+    try {
+      const keyFile = await double.writeKeyFile(double.clients[0]!.clientId, "pem");
+      const missing = "file:///nonexistent/sremote-test/qdo.git";
+      const r = await runExample([
+        "sfapi://perlmutter",
+        ...["--sfapi-url", double.baseUrl, "--token-url", double.tokenUrl, "--key-file", keyFile],
+        ...["--python", "/usr/bin/python3", "--qdo-url", missing],
+      ]);
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^QDO: cannot reach ${missing}: .+; skipping the QDO flows$`, "m"));
+      expect(r.stdout).toMatch(/^carrier {2}file /m);
+      expectNonQdoFlows(r.stdout, double.homeDir());
+    } finally {
+      await double.close();
+    }
+  });
+});
