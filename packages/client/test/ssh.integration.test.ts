@@ -66,16 +66,16 @@ describeUnless(sshdMissing())("RemoteClient over SSH: load and faults", () => {
     const c = client();
     try {
       expect((await c.call("math", "sqrt", [4])).value).toBe(2);
-      const inFlight = c.call("time", "sleep", [30]).then(
+      // The call would sleep for an hour: only the connection loss can end it within this
+      // test's budget (no wall-clock assertion needed).
+      const inFlight = c.call("time", "sleep", [3600]).then(
         () => "resolved",
         (err: unknown) => err,
       );
       await new Promise((r) => setTimeout(r, 300));
-      const killedAt = Date.now();
       await sshd.killConnections();
       const err = await inFlight;
       expect(err).toMatchObject({ code: "CONNECTION_LOST" });
-      expect(Date.now() - killedAt).toBeLessThan(10_000);
       expect((await c.call("math", "sqrt", [9])).value).toBe(3);
     } finally {
       await c.close();

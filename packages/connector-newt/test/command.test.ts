@@ -1,12 +1,25 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { splitShellWords } from "@sremote/testkit/newt-double";
 import { describe, expect, it } from "vitest";
 import { parseMarker, wrapCommand } from "../src/index.js";
+
+/**
+ * NEWT (a Django service) split `executable` into argv with Python's `shlex.split`: the
+ * oracle is Python's own, not the NEWT double's splitter (a mistake shared by the double
+ * and the connector would go unseen).
+ */
+function splitLikeNewt(executable: string): string[] {
+  const out = execFileSync(
+    "python3",
+    ["-c", "import json, shlex, sys; sys.stdout.write(json.dumps(shlex.split(sys.argv[1])))", executable],
+    { encoding: "utf8" },
+  );
+  return JSON.parse(out) as string[];
+}
 
 // The real /bin/sh is the oracle: run the wrapper exactly as NEWT would (word-split the
 // executable, start argv) and check what comes back.
 function runLikeNewt(executable: string, input?: string) {
-  const [file, ...args] = splitShellWords(executable);
+  const [file, ...args] = splitLikeNewt(executable);
   const r = spawnSync(file as string, args, { encoding: "utf8", input });
   return { stdout: r.stdout, stderr: r.stderr };
 }
