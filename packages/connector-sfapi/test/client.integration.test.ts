@@ -42,18 +42,26 @@ describe("RemoteClient through SFAPI (file carrier, agent installed by the clien
   it("calls math.sqrt, with few HTTP requests per call and no files left behind", async () => {
     expect((await client.call("math", "sqrt", [16])).value).toBe(4);
     const perCall: number[] = [];
+    const routes: string[][] = [];
     for (let i = 0; i < 6; i++) {
       const from = double.requestLog.length;
       expect((await client.call("math", "sqrt", [i * i])).value).toBe(i);
-      perCall.push(since(double, from).length);
+      const log = since(double, from);
+      perCall.push(log.length);
+      routes.push(log.map((e) => e.route));
     }
-    const sorted = [...perCall].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)] as number;
-    console.log(
-      `sfapi file carrier: HTTP requests per call ${perCall.join(", ")} (median ${median}): ${JSON.stringify(since(double, double.requestLog.length - perCall.at(-1)!).map((e) => e.route))}`,
-    );
-    // upload + command POST + status question(s) + download; deletions ride on the next call's command.
-    expect(median).toBeLessThanOrEqual(5);
+    console.log(`sfapi file carrier: HTTP requests per call ${perCall.join(", ")}: ${JSON.stringify(routes.at(-1))}`);
+    // Per call: one upload, one command POST (deletions and chmods ride along in it), one
+    // download — and status questions, whose number depends on how fast the machine runs the
+    // command (the benchmark reports the total; here only the structure is asserted).
+    for (const r of routes) {
+      const count = (route: string) => r.filter((x) => x === route).length;
+      expect(count("PUT /utilities/upload"), JSON.stringify(r)).toBe(1);
+      expect(count("POST /utilities/command"), JSON.stringify(r)).toBe(1);
+      expect(count("GET /utilities/download"), JSON.stringify(r)).toBe(1);
+      expect(count("GET /tasks"), JSON.stringify(r)).toBeGreaterThanOrEqual(1);
+      expect(r.length - count("GET /tasks"), JSON.stringify(r)).toBe(3);
+    }
     await client.close();
     expect(readdirSync(tmpDir).filter((f) => f.endsWith(".req") || f.endsWith(".resp"))).toEqual([]);
   });

@@ -3,6 +3,7 @@
  * `"PUT /file"`, `"POST /auth"`, `"GET /login"`…), `"/resource"` for every method, or `"*"`.
  * The resource is the first path segment after the base URL.
  */
+import { armCommon, faultMatches } from "../http-double.js";
 export type NewtRoute = "*" | `/${string}` | `${"GET" | "PUT" | "POST" | "DELETE" | "PATCH" | "HEAD"} /${string}`;
 
 /** Facts a fault's `match` predicate can look at. */
@@ -58,29 +59,10 @@ export function armFault(route: string, fault: NewtFault): ArmedFault {
   if (!ROUTE.test(route)) {
     throw new TypeError(`newt-double: bad route ${JSON.stringify(route)}; expected "*", "/file" or "POST /command"`);
   }
-  const times = fault.times ?? 1;
-  if (!(times >= 1)) throw new TypeError(`newt-double: fault.times must be >= 1, got ${times}`);
-  if (fault.kind === "status" && !(Number.isInteger(fault.status) && fault.status >= 100 && fault.status <= 599)) {
-    throw new TypeError(`newt-double: fault.status must be an HTTP status, got ${fault.status}`);
-  }
-  if (fault.kind === "delay" && !(Number.isFinite(fault.ms) && fault.ms >= 0)) {
-    throw new TypeError(`newt-double: fault.ms must be a non-negative number, got ${fault.ms}`);
-  }
   if (!["status", "reset", "delay", "truncate"].includes(fault.kind)) {
     throw new TypeError(`newt-double: unknown fault kind ${JSON.stringify((fault as { kind: unknown }).kind)}`);
   }
-  return { route, fault, remaining: times };
-}
-
-/** True when an armed fault applies to the request. */
-export function faultMatches(armed: ArmedFault, request: NewtFaultRequest): boolean {
-  if (armed.remaining <= 0) return false;
-  const { route } = armed;
-  const routeOk =
-    route === "*" ||
-    route === request.route ||
-    (route.startsWith("/") && request.route.slice(request.route.indexOf(" ") + 1) === route);
-  return routeOk && (armed.fault.match?.(request) ?? true);
+  return armCommon("newt-double", route, fault);
 }
 
 /** A short label for the request log (`"status 503"`, `"reset after"`, `"delay before 2000ms"`). */
@@ -96,3 +78,5 @@ export function faultLabel(fault: NewtFault): string {
       return `truncate${fault.bytes === undefined ? "" : ` ${fault.bytes}`}`;
   }
 }
+
+export { faultMatches };

@@ -4,6 +4,7 @@
  * the double used to be one closure.
  */
 import type { IncomingMessage } from "node:http";
+import { readBody as readBoundedBody } from "../http-double.js";
 import type { ProcessRunner } from "./commands.js";
 import type { NewtDoubleClock, NewtDoubleUser, NewtRequestLogEntry } from "./double.js";
 import type { ArmedFault } from "./faults.js";
@@ -94,24 +95,9 @@ export function readCookie(header: string | undefined): string | undefined {
   return undefined;
 }
 
+/** Reads a request body of at most `limit` bytes (413 beyond). */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new HttpError(413, `request body larger than ${limit} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
+  return readBoundedBody(req, limit, (message) => new HttpError(413, message));
 }
 
-export function errnoCode(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
-}
+export { errnoCode } from "../http-double.js";

@@ -4,6 +4,7 @@
  * are checked against the routes the double serves, so a typo cannot arm a fault that
  * never fires.
  */
+import { armCommon, faultMatches } from "../http-double.js";
 
 /** Route paths of the double (`/token` is the token endpoint; the rest live under the API base). */
 export const SFAPI_ROUTES = [
@@ -85,29 +86,10 @@ export function armFault(route: string, fault: SfapiFault): ArmedFault {
   if (!KINDS.includes(fault.kind)) {
     throw new TypeError(`sfapi-double: unknown fault kind ${JSON.stringify((fault as { kind: unknown }).kind)}`);
   }
-  const times = fault.times ?? 1;
-  if (!(times >= 1)) throw new TypeError(`sfapi-double: fault.times must be >= 1, got ${times}`);
-  if (fault.kind === "status" && !(Number.isInteger(fault.status) && fault.status >= 100 && fault.status <= 599)) {
-    throw new TypeError(`sfapi-double: fault.status must be an HTTP status, got ${fault.status}`);
-  }
-  if ((fault.kind === "delay" || fault.kind === "slow-task") && !(Number.isFinite(fault.ms) && fault.ms >= 0)) {
-    throw new TypeError(`sfapi-double: fault.ms must be a non-negative number, got ${fault.ms}`);
-  }
   if (fault.kind === "slow-task" && route !== "POST /utilities/command" && route !== "/utilities/command") {
     throw new TypeError("sfapi-double: a slow-task fault belongs on POST /utilities/command");
   }
-  return { route, fault, remaining: times };
-}
-
-/** True when an armed fault applies to the request. */
-export function faultMatches(armed: ArmedFault, request: SfapiFaultRequest): boolean {
-  if (armed.remaining <= 0) return false;
-  const { route } = armed;
-  const routeOk =
-    route === "*" ||
-    route === request.route ||
-    (route.startsWith("/") && request.route.slice(request.route.indexOf(" ") + 1) === route);
-  return routeOk && (armed.fault.match?.(request) ?? true);
+  return armCommon("sfapi-double", route, fault);
 }
 
 /** A short label for the request log (`"status 503"`, `"reset after"`, `"slow-task 500ms"`). */
@@ -125,3 +107,5 @@ export function faultLabel(fault: SfapiFault): string {
       return `slow-task ${fault.ms}ms`;
   }
 }
+
+export { faultMatches };

@@ -1,6 +1,7 @@
 /** The SFAPI double's shared state and the small reply helpers every route uses. */
 import type { KeyObject } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import { readBody as readBoundedBody } from "../http-double.js";
 import type { ProcessRunner } from "../newt-double/commands.js";
 import type { ArmedFault } from "./faults.js";
 import type {
@@ -135,27 +136,12 @@ export function validationError(loc: string[], msg: string): Reply {
   return json(422, { detail: [{ loc, msg, type: "value_error" }] });
 }
 
+/** Reads a request body of at most `limit` bytes (413 beyond). */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new ApiError(413, `request body larger than ${limit} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
+  return readBoundedBody(req, limit, (message) => new ApiError(413, message));
 }
 
-export function errnoCode(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
-}
+export { errnoCode } from "../http-double.js";
 
 /** A user's numeric id (stable within one double). */
 export function userId(st: SfapiState, username: string): number {
