@@ -1,4 +1,4 @@
-import { ConnectorError, type Deadline, TimeoutError } from "@sremote/core";
+import { ConnectorError, type Deadline, networkErrorCode, neverSent, TimeoutError } from "@sremote/core";
 import { Agent, request } from "undici";
 
 /** Retry of safe operations, done by core's `withRetry` around the connector (see `newtConnector`). */
@@ -46,27 +46,6 @@ const TRANSIENT_STATUS = new Set([429, 502, 503, 504]);
 /** Of those, the ones that say the request was refused before processing. */
 const REFUSED_STATUS = new Set([429, 503]);
 /** Error codes meaning the request never left this machine or never reached a server. */
-const NEVER_SENT = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EADDRNOTAVAIL",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
-
-function errnoOf(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 4 && e; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && code !== "UND_ERR") return code;
-    const inner = (e as { errors?: unknown[] }).errors?.[0];
-    e = inner ?? (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
 function headerOf(headers: NewtResponse["headers"], name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -223,8 +202,8 @@ export class NewtHttp {
         retryable: req.method === "GET",
       });
     }
-    const code = errnoOf(err);
-    if (phase === "send" && code !== undefined && NEVER_SENT.has(code)) {
+    const code = networkErrorCode(err);
+    if (phase === "send" && neverSent(err)) {
       return new ConnectorError("CONNECT_FAILED", "newt", `${req.what}: cannot reach ${this.base.host} (${code})`, {
         cause: err,
         retryable: true,

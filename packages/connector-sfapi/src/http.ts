@@ -1,4 +1,4 @@
-import { ConnectorError, type Deadline, TimeoutError } from "@sremote/core";
+import { ConnectorError, type Deadline, networkErrorCode, neverSent, TimeoutError } from "@sremote/core";
 import { Agent, request } from "undici";
 
 /** One HTTP exchange with the API or the token endpoint. */
@@ -31,26 +31,6 @@ export interface SfapiResponse {
 /** Statuses of an overloaded or restarting gateway. */
 const TRANSIENT_STATUS = new Set([429, 502, 503, 504]);
 /** Error codes meaning the request never reached a server. */
-const NEVER_SENT = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EADDRNOTAVAIL",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
-
-function errnoOf(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let i = 0; i < 4 && e; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && code !== "UND_ERR") return code;
-    e = (e as { errors?: unknown[] }).errors?.[0] ?? (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
 /** The server's explanation: OAuth `error_description`, FastAPI `detail`, `error`, else the text (cut). */
 export function answerText(body: Uint8Array): string {
   const text = Buffer.from(body).toString("utf8");
@@ -168,8 +148,8 @@ export class SfapiHttp {
         retryable: req.idempotent,
       });
     }
-    const code = errnoOf(err);
-    if (phase === "send" && code !== undefined && NEVER_SENT.has(code)) {
+    const code = networkErrorCode(err);
+    if (phase === "send" && neverSent(err)) {
       return new ConnectorError(
         "CONNECT_FAILED",
         "sfapi",

@@ -45,6 +45,7 @@ export {
   posixJoin,
   type RemoteLayout,
 } from "./layout.js";
+export { NEVER_SENT_CODES, networkErrorCode, neverSent } from "./network-errors.js";
 export { PROTOCOL_VERSION } from "./protocol-version.js";
 export { assertEnv, isEnvName, shCommand, shJoin, shQuote } from "./quoting.js";
 export { type RetryEvent, type RetryPolicy, withRetry } from "./retry.js";
