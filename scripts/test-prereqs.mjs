@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Makes sure what the test suite needs beyond Node and python3 is on this machine:
 // OpenSSH's sshd (the SSH connector's integration tests run a private one on loopback) and
-// Debian's python3-msgpack / python3-numpy (the agent's tests run twice: pure codec and C codec).
+// Debian's python3-msgpack / python3-numpy (the agent's tests run twice: pure codec and C codec),
+// Slurm and munge (a real cluster on loopback for the Slurm launcher), execnet and mitogen (peers
+// in the benchmark).
 // As root on Debian it installs them with apt; otherwise it says what is missing. With
 // SREMOTE_TEST_STRICT=1 (CI) anything missing is an error instead of a skipped test group.
 import { spawnSync } from "node:child_process";
@@ -27,6 +29,15 @@ function missing() {
   if (!existsSync("/usr/bin/git")) out.push("git");
   if (!existsSync("/usr/bin/shellcheck")) out.push("shellcheck");
   if (!existsSync("/usr/bin/pyflakes3")) out.push("pyflakes3");
+  // A real Slurm cluster on 127.0.0.1 for the Slurm launcher's tests (scripts/slurm-cluster.mjs).
+  if (!existsSync("/usr/sbin/slurmctld") || !existsSync("/usr/sbin/slurmd")) out.push("slurm-wlm");
+  if (!existsSync("/usr/bin/srun")) out.push("slurm-client");
+  if (!existsSync("/usr/sbin/munged")) out.push("munge");
+  // The peers `pnpm bench --peers` compares against (Debian's packages, never PyPI).
+  if (existsSync(py)) {
+    if (spawnSync(py, ["-c", "import execnet"]).status !== 0) out.push("python3-execnet");
+    if (spawnSync(py, ["-c", "import mitogen"]).status !== 0) out.push("python3-mitogen");
+  }
   return out;
 }
 

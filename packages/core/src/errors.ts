@@ -28,6 +28,8 @@ export const ERROR_CODES = [
   "VERSION_MISMATCH",
   "MODULES",
   "REMOTE_EXEC",
+  // Batch scheduler (a launcher such as Slurm refused or lost the resources)
+  "SCHEDULER",
   // Wire and control flow
   "PROTOCOL",
   "TIMEOUT",
@@ -146,6 +148,34 @@ export class RemoteNotSetupError extends SremoteError {
 
   override toJSON(): Record<string, unknown> {
     return { ...super.toJSON(), details: this.details };
+  }
+}
+
+/**
+ * A batch scheduler (through a launcher such as `@sremote/launcher-slurm`) refused the request
+ * — bad partition, over a limit, invalid account — or ended the job that ran the agent
+ * (cancelled, time limit, node failure). `message` carries the scheduler's own words.
+ * `retryable` is true only when nothing ran (the allocation was refused).
+ */
+export class SchedulerError extends SremoteError {
+  override name = "SchedulerError";
+  /** The launcher that talked to the scheduler (`"slurm"`). */
+  readonly launcher: string;
+  /** Facts for diagnostics: job id, state, the command that failed, its exit status. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    launcher: string,
+    message: string,
+    options: SremoteErrorOptions & { details?: Record<string, unknown> } = {},
+  ) {
+    super("SCHEDULER", `${launcher}: ${message}`, options);
+    this.launcher = launcher;
+    this.details = Object.freeze({ ...(options.details ?? {}) });
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), launcher: this.launcher, details: this.details };
   }
 }
 

@@ -24,12 +24,23 @@ export {
   type RemoteExecKind,
   RemoteModulesError,
   RemoteNotSetupError,
+  SchedulerError,
   SremoteError,
   type SremoteErrorCode,
   type SremoteErrorOptions,
   TimeoutError,
   UsageError,
 } from "./errors.js";
+export {
+  type AgentCommand,
+  type AgentLauncher,
+  type LaunchContext,
+  type Launcher,
+  type LauncherEvent,
+  type LauncherFunction,
+  type LauncherPrepareOptions,
+  toLauncher,
+} from "./launcher.js";
 export {
   DEFAULT_ENDPOINT_NAME,
   defaultLayout,
