@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -12,8 +12,9 @@ import { sfapiConnector } from "@sremote/connector-sfapi";
 import { UsageError } from "@sremote/core";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
 import { startSfapiDouble } from "@sremote/testkit/sfapi-double";
+import { peerComparison, peerReport, writePeerSshConfig } from "./peers.js";
 import { CALL, clientRows, FULL, floorAndSessionRows, type Plan, QUICK } from "./rows.js";
-import { sshRows } from "./ssh.js";
+import { openSshBench, sshRows } from "./ssh.js";
 import { type BenchRow, formatTable } from "./stats.js";
 
 /** The MessagePack codec the agent would use with `python` ("c" or "pure"), as the agent itself says. */
@@ -130,7 +131,7 @@ async function sfapiRows(python: string, plan: Plan): Promise<{ rows: BenchRow[]
 }
 
 /** Ratios against the floor and the targets the project holds itself to. */
-function verdicts(rows: BenchRow[]): string[] {
+function verdicts(rows: BenchRow[], localPinned: boolean): string[] {
   const out: string[] = [];
   for (const connector of new Set(rows.map((r) => r.connector))) {
     const find = (name: string, inFlight: number) =>
@@ -145,7 +146,7 @@ function verdicts(rows: BenchRow[]): string[] {
       out.push(
         `${connector}: session median / floor median at 1 in flight = ${ratio.toFixed(2)} (target ≤ ${limit}) ${ratio <= limit ? "✓" : "✗"}`,
       );
-      if (connector === "local" && process.env.SREMOTE_BENCH_PINNED === undefined) {
+      if (connector === "local" && !localPinned) {
         out.push(
           "local: unpinned, the scheduler may put floor and session on different CPU placements (docs/performance.md); --pin 0 compares them under the same one",
         );
@@ -181,8 +182,7 @@ function verdicts(rows: BenchRow[]): string[] {
  * (docs/performance.md); pinned, floor and session are measured under the same placement.
  */
 function pinAndRerun(cpu: string, argv: string[]): number {
-  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpu))
-    throw new UsageError(`--pin expects a CPU list like 0 or 0-1, got ${cpu}`);
+  checkCpuList(cpu);
   const script = process.argv[1] as string;
   const r = spawnSync("taskset", ["-c", cpu, process.execPath, ...process.execArgv, script, ...argv], {
     stdio: "inherit",
@@ -192,7 +192,46 @@ function pinAndRerun(cpu: string, argv: string[]): number {
   return r.status ?? 1;
 }
 
-/** `npm run bench -- [--quick] [--json FILE] [--ssh auto|ssh://…] [--pin CPU]`. */
+function checkCpuList(cpu: string): void {
+  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpu))
+    throw new UsageError(`--pin expects a CPU list like 0 or 0-1, got ${cpu}`);
+}
+
+/**
+ * The local rows in a child benchmark pinned with `taskset -c CPU` (docs/performance.md:
+ * local ratios compare programs only under one CPU placement), while the rest of the run —
+ * SSH rows, peers — stays unpinned. Undefined when taskset is missing.
+ */
+async function pinnedLocalRows(cpu: string, python: string, quick: boolean): Promise<BenchRow[] | undefined> {
+  checkCpuList(cpu);
+  const dir = await mkdtemp(join(tmpdir(), "sremote-bench-pinned-"));
+  try {
+    const json = join(dir, "rows.json");
+    const script = process.argv[1] as string;
+    const args = ["--local-only", "--python", python, "--json", json, ...(quick ? ["--quick"] : [])];
+    const r = spawnSync("taskset", ["-c", cpu, process.execPath, ...process.execArgv, script, ...args], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, SREMOTE_BENCH_PINNED: cpu },
+    });
+    if (r.error) {
+      process.stderr.write(`benchmark: no taskset (${r.error.message}): local rows unpinned\n`);
+      return undefined;
+    }
+    if (r.status !== 0) throw new Error(`the pinned local benchmark failed (exit ${r.status})`);
+    return JSON.parse(await readFile(json, "utf8")) as BenchRow[];
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `npm run bench -- [--quick] [--json FILE] [--ssh auto|ssh://…] [--pin CPU] [--peers] [--all]`.
+ *
+ * Sections: the local, NEWT and SFAPI rows (by default), the SSH rows (`--ssh`), the peer
+ * comparison (`--peers`, over `--ssh` or a private sshd). When `--peers` is asked for, the
+ * default sections run only with `--all`. Local rows run pinned to CPU 0 (`--pin-local CPU`,
+ * `--pin-local none` to leave them unpinned); everything else runs unpinned unless `--pin`.
+ */
 export async function runBench(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -203,11 +242,16 @@ export async function runBench(argv: string[]): Promise<number> {
       "no-newt": { type: "boolean", default: false },
       "no-sfapi": { type: "boolean", default: false },
       "no-local": { type: "boolean", default: false },
+      "local-only": { type: "boolean", default: false },
       ssh: { type: "string" },
       identity: { type: "string" },
       "known-hosts": { type: "string" },
       "ssh-python": { type: "string", default: "/usr/bin/python3" },
+      "peer-python": { type: "string", default: "/usr/bin/python3" },
       pin: { type: "string" },
+      "pin-local": { type: "string", default: "0" },
+      peers: { type: "boolean", default: false },
+      all: { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -217,34 +261,71 @@ export async function runBench(argv: string[]): Promise<number> {
     values.python !== undefined
       ? { python: values.python, codec: (await codecOf(values.python)) ?? "unknown" }
       : await defaultPython();
+  if (values["local-only"]) {
+    const rows = await localRows(python, plan);
+    if (values.json) await writeFile(values.json, `${JSON.stringify(rows, null, 2)}\n`);
+    process.stdout.write(`${formatTable(rows)}\n`);
+    return 0;
+  }
+  const focused = values.peers;
+  const classic = !focused || values.all;
   const rows: BenchRow[] = [];
-  if (values.pin !== undefined)
-    process.stderr.write(`benchmark: pinned to CPU ${values.pin} (with every process it starts)\n`);
+  const notes: string[] = [];
+  const reports: string[] = [];
+  const pinned = process.env.SREMOTE_BENCH_PINNED;
+  let localPinned = pinned !== undefined;
+  if (pinned !== undefined) process.stderr.write(`benchmark: pinned to CPU ${pinned} (with every process it starts)\n`);
   process.stderr.write(`benchmark: local connector, python ${python} (agent codec: ${codec})\n`);
 
-  if (!values["no-local"]) rows.push(...(await localRows(python, plan)));
-  if (!values["no-newt"]) rows.push(...(await newtRows(python, plan)));
-  const notes: string[] = [];
-  if (!values["no-sfapi"]) {
+  if (classic && !values["no-local"]) {
+    const pinLocal = values["pin-local"];
+    const pinnedRows =
+      pinned === undefined && pinLocal !== "none" ? await pinnedLocalRows(pinLocal, python, values.quick) : undefined;
+    localPinned ||= pinnedRows !== undefined;
+    if (pinnedRows) {
+      process.stderr.write(`benchmark: local rows ran pinned to CPU ${pinLocal}\n`);
+      notes.push(`local: rows measured pinned to CPU ${pinLocal} (--pin-local none: unpinned)`);
+    }
+    rows.push(...(pinnedRows ?? (await localRows(python, plan))));
+  }
+  if (classic && !values["no-newt"]) rows.push(...(await newtRows(python, plan)));
+  if (classic && !values["no-sfapi"]) {
     const sfapi = await sfapiRows(python, plan);
     rows.push(...sfapi.rows);
     notes.push(
       `sfapi: HTTP requests per file-carrier call = ${sfapi.requestsPerCall.toFixed(1)} (target ≤ 5) ${sfapi.requestsPerCall <= 5 ? "✓" : "✗"}`,
     );
   }
-  if (values.ssh !== undefined) {
-    rows.push(
-      ...(await sshRows({
-        target: values.ssh,
-        identity: values.identity,
-        knownHosts: values["known-hosts"],
-        python: values["ssh-python"],
-        plan,
-      })),
-    );
+  const sshTarget = values.ssh ?? (values.peers ? "auto" : undefined);
+  if (sshTarget !== undefined) {
+    const ssh = await openSshBench({ target: sshTarget, identity: values.identity, knownHosts: values["known-hosts"] });
+    const scratch = await mkdtemp(join(tmpdir(), "sremote-bench-ssh-"));
+    try {
+      if (values.ssh !== undefined) rows.push(...(await sshRows(ssh, values["ssh-python"], plan)));
+      if (values.peers) {
+        const peers = await peerComparison({
+          facts: ssh.facts,
+          layout: ssh.layout,
+          remotePython: values["ssh-python"],
+          localPython: values["peer-python"],
+          sshConfig: await writePeerSshConfig(scratch, ssh.facts),
+          plan,
+        });
+        rows.push(...peers.rows);
+        reports.push(peerReport(peers.results));
+      }
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+      await ssh.close();
+    }
   }
 
-  process.stdout.write(`${formatTable(rows)}\n\n${[...verdicts(rows), ...notes].join("\n")}\n`);
+  const parts: string[] = [];
+  if (rows.length > 0) parts.push(formatTable(rows));
+  const lines = [...verdicts(rows, localPinned), ...notes];
+  if (lines.length > 0) parts.push(lines.join("\n"));
+  parts.push(...reports);
+  process.stdout.write(`${parts.join("\n\n")}\n`);
   if (values.json) await writeFile(values.json, `${JSON.stringify(rows, null, 2)}\n`);
   return 0;
 }

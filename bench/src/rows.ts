@@ -11,10 +11,31 @@ export interface Plan {
   sessionWarmup: number;
   fileCount: number;
   fileInFlight: number;
+  /** Calls per row of the peer comparison, and untimed calls before it. */
+  peerCount: number;
+  peerWarmup: number;
+  /** Fresh connections per contender for "first result after connect". */
+  peerConnects: number;
 }
 
-export const FULL: Plan = { sessionCount: 20_000, sessionWarmup: 3000, fileCount: 60, fileInFlight: 8 };
-export const QUICK: Plan = { sessionCount: 1000, sessionWarmup: 500, fileCount: 10, fileInFlight: 4 };
+export const FULL: Plan = {
+  sessionCount: 20_000,
+  sessionWarmup: 3000,
+  fileCount: 60,
+  fileInFlight: 8,
+  peerCount: 10_000,
+  peerWarmup: 1000,
+  peerConnects: 7,
+};
+export const QUICK: Plan = {
+  sessionCount: 1000,
+  sessionWarmup: 500,
+  fileCount: 10,
+  fileInFlight: 4,
+  peerCount: 500,
+  peerWarmup: 100,
+  peerConnects: 2,
+};
 
 /** The request the benchmark sends: `math.sqrt(2)`, the same bytes the floor echoes. */
 export const CALL = { module: "math", function: "sqrt", args: [2] };

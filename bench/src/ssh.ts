@@ -6,24 +6,14 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { RemoteClient } from "@sremote/client";
 import { sshConnector } from "@sremote/connector-ssh";
-import { interpreterPath, parseTarget, type RemoteLayout, shJoin, UsageError } from "@sremote/core";
+import { type Connector, interpreterPath, parseTarget, type RemoteLayout, shJoin, UsageError } from "@sremote/core";
 import { decodeAgentMessage, encodeMessage } from "@sremote/protocol";
 import { startSshd } from "@sremote/testkit/sshd";
+import type { SshFacts } from "./peers.js";
 import { CALL, clientRows, floorAndSessionRows, type Plan } from "./rows.js";
 import { type BenchRow, measure } from "./stats.js";
 
 const run = promisify(execFile);
-
-/** Where and how to reach the SSH server of the benchmark. */
-export interface SshBenchOptions {
-  /** `ssh://user@host:port`, or `auto` to start the project's private sshd. */
-  target: string;
-  identity?: string | undefined;
-  knownHosts?: string | undefined;
-  /** Python on the remote side. */
-  python: string;
-  plan: Plan;
-}
 
 /**
  * The original tool's protocol, driven by the system OpenSSH binaries: a fresh process per
@@ -98,8 +88,22 @@ class SeedProtocol {
   }
 }
 
-/** Rows for connector `ssh`: floor, session, file over one connection, and the seed's protocol. */
-export async function sshRows(o: SshBenchOptions): Promise<BenchRow[]> {
+/** The benchmark's SSH server and a connection to it, shared by the SSH sections. */
+export interface SshBench {
+  facts: SshFacts;
+  connector: Connector;
+  /** A private folder in the remote home: agent, temp files. */
+  layout: RemoteLayout;
+  /** Removes the remote folder, closes the connection, stops a private sshd. */
+  close(): Promise<void>;
+}
+
+/** Connects to `target` (`auto`: starts the project's private sshd). */
+export async function openSshBench(o: {
+  target: string;
+  identity?: string | undefined;
+  knownHosts?: string | undefined;
+}): Promise<SshBench> {
   const fixture = o.target === "auto" ? await startSshd({ maxSessions: 64, maxStartups: "64:30:128" }) : undefined;
   let host: string;
   let port: number;
@@ -120,7 +124,6 @@ export async function sshRows(o: SshBenchOptions): Promise<BenchRow[]> {
   }
   if (!identity || !knownHosts) throw new UsageError("--ssh needs --identity KEY and --known-hosts FILE");
   process.stderr.write(`benchmark: SSH to ${user}@${host}:${port}${fixture ? " (private sshd)" : ""}\n`);
-
   const connector = sshConnector({
     host,
     port,
@@ -132,28 +135,40 @@ export async function sshRows(o: SshBenchOptions): Promise<BenchRow[]> {
   const home = await connector.homeDir();
   const root = `${home}/.sremote-bench-${randomBytes(4).toString("hex")}`;
   const layout: RemoteLayout = { endpointDir: `${root}/endpoint`, tmpDir: `${root}/tmp`, workDir: root };
+  return {
+    facts: { host, port, user, identity, knownHosts },
+    connector,
+    layout,
+    close: async () => {
+      await connector.exec(["rm", "-rf", root]).catch(() => undefined);
+      await connector.close();
+      await fixture?.stop();
+    },
+  };
+}
+
+/** Rows for connector `ssh`: floor, session, file over one connection, and the seed's protocol. */
+export async function sshRows(bench: SshBench, python: string, plan: Plan): Promise<BenchRow[]> {
+  const { connector, layout, facts } = bench;
   const localDir = await mkdtemp(join(tmpdir(), "sremote-bench-seed-"));
   const rows: BenchRow[] = [];
   try {
-    const client = new RemoteClient({ connector, python: o.python, layout, closeConnector: false, poolSize: 1 });
+    const client = new RemoteClient({ connector, python, layout, closeConnector: false, poolSize: 1 });
     try {
-      rows.push(...(await floorAndSessionRows(connector, "ssh", o.python, client, o.plan)));
-      rows.push(...(await clientRows(client, "ssh", "file", o.plan)));
+      rows.push(...(await floorAndSessionRows(connector, "ssh", python, client, plan)));
+      rows.push(...(await clientRows(client, "ssh", "file", plan)));
     } finally {
       await client.close();
     }
-    const seed = new SeedProtocol({ host, port, user, identity, knownHosts, layout, python: o.python, localDir });
+    const seed = new SeedProtocol({ ...facts, layout, python, localDir });
     const m = await measure(() => seed.call(), {
-      count: Math.max(5, Math.floor(o.plan.fileCount / 3)),
+      count: Math.max(5, Math.floor(plan.fileCount / 3)),
       inFlight: 1,
       warmup: 1,
     });
     rows.push({ name: "seed-protocol", connector: "ssh", carrier: "seed", inFlight: 1, ...m });
   } finally {
-    await connector.exec(["rm", "-rf", root]).catch(() => undefined);
-    await connector.close();
     await rm(localDir, { recursive: true, force: true });
-    await fixture?.stop();
   }
   return rows;
 }

@@ -97,6 +97,65 @@ async function runConcurrently(
   await Promise.all(Array.from({ length: Math.min(inFlight, count) }, worker));
 }
 
+/**
+ * Runs `count` operations with `inFlight` outstanding, pushing each one's latency (ms) to
+ * `latencies` when given; resolves with the elapsed ms. Lets operations measured in another
+ * process (the peers' driver) take part in the same rounds as Node's own.
+ */
+export type BlockRunner = (count: number, inFlight: number, latencies: number[] | undefined) => Promise<number>;
+
+/** A {@link BlockRunner} for an operation of this process. */
+export function nodeBlock(op: () => Promise<unknown>): BlockRunner {
+  return async (count, inFlight, latencies) => {
+    const started = performance.now();
+    await runConcurrently(op, count, inFlight, latencies);
+    return performance.now() - started;
+  };
+}
+
+/** A copy of `items` in random order (Fisher–Yates). */
+export function shuffle<T>(items: readonly T[]): T[] {
+  const a = [...items];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j] as T, a[i] as T];
+  }
+  return a;
+}
+
+/**
+ * Like {@link measureInterleaved}, with block runners, in an order shuffled each round: no
+ * contender always runs right after another (whose leftovers — a busy sshd, caches — it
+ * would inherit).
+ */
+export async function measureShuffled(
+  runners: Readonly<Record<string, BlockRunner>>,
+  options: { rounds: number; perRound: number; inFlight: number; warmup: number },
+): Promise<Record<string, Stats>> {
+  const names = Object.keys(runners);
+  const latencies = new Map<string, number[]>(names.map((n) => [n, []]));
+  const elapsed = new Map<string, number>(names.map((n) => [n, 0]));
+  for (const n of shuffle(names)) {
+    await (runners[n] as BlockRunner)(options.warmup, Math.min(options.inFlight, options.warmup), undefined);
+  }
+  for (let r = 0; r < options.rounds; r++) {
+    for (const n of shuffle(names)) {
+      const ms = await (runners[n] as BlockRunner)(options.perRound, options.inFlight, latencies.get(n));
+      elapsed.set(n, (elapsed.get(n) as number) + ms);
+    }
+  }
+  const out: Record<string, Stats> = {};
+  for (const n of names) {
+    const l = (latencies.get(n) as number[]).sort((a, b) => a - b);
+    out[n] = {
+      medianMs: quantile(l, 0.5),
+      p90Ms: quantile(l, 0.9),
+      callsPerSec: ((options.rounds * options.perRound) / (elapsed.get(n) as number)) * 1000,
+    };
+  }
+  return out;
+}
+
 /** Renders rows as an aligned text table. */
 export function formatTable(rows: readonly BenchRow[]): string {
   const header = ["name", "connector", "carrier", "in flight", "median ms", "p90 ms", "calls/s"];
