@@ -1,3 +1,18 @@
+export {
+  isCommandNonce,
+  isIdempotentCommand,
+  MARKER_DIR_NAME,
+  MARKER_MAX_AGE_MINUTES,
+  MarkerLedger,
+  type MarkerState,
+  markerCleanupScript,
+  markerDir,
+  markerQueryScript,
+  newCommandNonce,
+  parseMarkerQuery,
+  type RecordOptions,
+  recordedRun,
+} from "./command-marker.js";
 export type {
   Connector,
   ConnectorCapabilities,
@@ -31,6 +46,13 @@ export {
   TimeoutError,
   UsageError,
 } from "./errors.js";
+export {
+  type ExactlyOnceIo,
+  isAmbiguousFailure,
+  type RequestBudget,
+  repeatSafely,
+  runExactlyOnce,
+} from "./exactly-once.js";
 export {
   type AgentCommand,
   type AgentLauncher,
