@@ -1,26 +1,29 @@
-import { interpreterPath, type RemoteLayout } from "@sremote/core";
+import { type AgentCommand, interpreterPath, type Launcher, type RemoteLayout } from "@sremote/core";
 
-/**
- * The command that starts the agent: argv plus extra environment variables.
- * Built in one place so that a launcher (a Slurm `srun` wrapper, a container runtime…)
- * can rewrite it without touching carriers or connectors.
- */
-export interface AgentCommand {
-  argv: string[];
-  env: Record<string, string>;
-}
-
-/**
- * Rewrites the agent's command, e.g. `(c) => ({ ...c, argv: ["srun", "-u", "--", ...c.argv] })`.
- * Receives which carrier is starting it.
- */
-export type AgentLauncher = (command: AgentCommand, carrier: "session" | "file") => AgentCommand;
+// The launcher contract lives in core (shared with launcher packages such as
+// @sremote/launcher-slurm); the client re-exports it so `@sremote/client` stays the only import
+// most programs need.
+export type {
+  AgentCommand,
+  AgentLauncher,
+  LaunchContext,
+  Launcher,
+  LauncherEvent,
+  LauncherFunction,
+  LauncherPrepareOptions,
+} from "@sremote/core";
 
 /** Facts every agent command needs. */
 export interface AgentCommandOptions {
   /** Python executable for interpreter.sh (`SREMOTE_PYTHON`); default: interpreter.sh's own choice. */
   python?: string | undefined;
-  launcher?: AgentLauncher | undefined;
+  /** Rewrites the command (normalized with core's `toLauncher`). */
+  launcher?: Launcher | undefined;
+  /**
+   * The slot of the next file-carrier call (round-robin over the client's slots), so a
+   * launcher can spread one-shot agents over nodes as it does session slots. Default: slot 0.
+   */
+  nextFileSlot?: (() => number) | undefined;
 }
 
 function baseEnv(options: AgentCommandOptions): Record<string, string> {
@@ -30,7 +33,7 @@ function baseEnv(options: AgentCommandOptions): Record<string, string> {
 /** `sh interpreter.sh --serve <endpoint> <tmp> <pwd> --workers N --max-frame B` (session carrier). */
 export function sessionCommand(
   layout: RemoteLayout,
-  options: AgentCommandOptions & { workers: number; maxFrameBytes: number },
+  options: AgentCommandOptions & { workers: number; maxFrameBytes: number; slot?: number | undefined },
 ): AgentCommand {
   const command: AgentCommand = {
     argv: [
@@ -47,7 +50,7 @@ export function sessionCommand(
     ],
     env: baseEnv(options),
   };
-  return options.launcher ? options.launcher(command, "session") : command;
+  return options.launcher ? options.launcher.wrap(command, { carrier: "session", slot: options.slot ?? 0 }) : command;
 }
 
 /** `sh interpreter.sh <req> <resp> <endpoint> <tmp> <pwd>` (file carrier, the seed's argument order). */
@@ -61,5 +64,6 @@ export function fileCommand(
     argv: ["sh", interpreterPath(layout), requestPath, responsePath, layout.endpointDir, layout.tmpDir, layout.workDir],
     env: baseEnv(options),
   };
-  return options.launcher ? options.launcher(command, "file") : command;
+  if (!options.launcher) return command;
+  return options.launcher.wrap(command, { carrier: "file", slot: options.nextFileSlot?.() ?? 0 });
 }

@@ -4,18 +4,26 @@ import {
   type Connector,
   ConnectorError,
   discoverLayout,
+  type Launcher,
   type OperationOptions,
-  RemoteExecError,
-  type RemoteExecKind,
   type RemoteLayout,
   UsageError,
 } from "@sremote/core";
-import { type AgentInfo, DEFAULT_MAX_FRAME_BYTES, type ResultMessage } from "@sremote/protocol";
+import {
+  type AgentInfo,
+  type CallMessage,
+  DEFAULT_MAX_FRAME_BYTES,
+  type ProbeMessage,
+  type ResultMessage,
+} from "@sremote/protocol";
 import { sessionCommand } from "./agent-command.js";
 import { assertTimeout, buildCallMessage, IDENT_PATH, type Registrations } from "./call-message.js";
+import { execError, toCallResult } from "./call-result.js";
 import { ensureAgent } from "./endpoint-agent.js";
 import { FileCarrier, randomCallId } from "./file-carrier.js";
+import { type LauncherLifecycle, launcherFor, trackedCall } from "./launcher-lifecycle.js";
 import { type Logger, silentLogger } from "./logger.js";
+import { type MapOptions, type MapResult, mapCalls } from "./map.js";
 import type { CallMode, CallOptions, CallResult, RemoteClientOptions } from "./options.js";
 import { createModuleProxy, isKwargs, type ModuleProxy } from "./proxy.js";
 import { checkRequirements, parseRequirement, type Requirement } from "./requirements.js";
@@ -47,6 +55,10 @@ export class RemoteClient {
   #sequence = 0;
   readonly #sessionPrefix = randomCallId().slice(0, 8);
   #closing: Promise<void> | undefined;
+  readonly #launcher: Launcher | undefined;
+  /** Present for a launcher with a lifecycle (prepare, release or invalidate). */
+  readonly #lifecycle: LauncherLifecycle | undefined;
+  #fileSlot = 0;
 
   constructor(options: RemoteClientOptions) {
     if (!options || typeof options !== "object" || !options.connector) {
@@ -65,6 +77,8 @@ export class RemoteClient {
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
     if (options.layout) this.#layout = options.layout;
+    const stopAgents = () => this.#pool?.retireAll(options.cancelGraceMs ?? 2_000) ?? Promise.resolve();
+    ({ launcher: this.#launcher, lifecycle: this.#lifecycle } = launcherFor(options, this.#logger, stopAgents));
   }
 
   // ---- registrations (the seed's register_remote_*) -------------------------------------
@@ -122,10 +136,47 @@ export class RemoteClient {
     args: readonly unknown[] | Record<string, unknown> = [],
     options: CallOptions = {},
   ): Promise<CallResult<T>> {
-    const started = performance.now();
     if (this.#closing) throw new ConnectorError("CLOSED", this.connector.name, "the client is closed");
     const message = buildCallMessage(this.#nextId(), module, fn, args, options, this.#registrations);
     const carrier = this.#carrierFor(options.mode ?? this.#options.mode ?? "auto");
+    if (!this.#lifecycle) return this.#call<T>(module, fn, message, carrier, options);
+    return trackedCall(this.#lifecycle, carrier, () => this.#call<T>(module, fn, message, carrier, options));
+  }
+
+  /**
+   * Calls `module.fn` once per input, at most `concurrency` at a time, spread over the
+   * session pool (`poolSize` sessions; through a launcher, its slots). Each input is what
+   * {@link RemoteClient.call} takes as `args` (an array, which may end with `kw({...})`, or a
+   * plain object of keyword arguments). Yields one {@link MapResult} per input, in input
+   * order — a failing input never ends the batch; inputs are read lazily and memory is
+   * bounded by `concurrency`; abort: see {@link MapOptions.signal}. Breaking out of the loop
+   * aborts the calls still running.
+   *
+   * ```ts
+   * for await (const r of client.map("math", "sqrt", [[1], [4], [9]], { concurrency: 8 })) {
+   *   console.log(r.index, r.ok ? r.value : r.error.message);
+   * }
+   * ```
+   */
+  map<T = unknown>(
+    module: string,
+    fn: string,
+    inputs: Iterable<unknown> | AsyncIterable<unknown>,
+    options: MapOptions = {},
+  ): AsyncIterable<MapResult<T>> {
+    const call = (args: readonly unknown[] | Record<string, unknown>, o: CallOptions) =>
+      this.call<T>(module, fn, args, o);
+    return mapCalls<T>(call, inputs, options, Math.max(2, 2 * this.slots));
+  }
+
+  async #call<T>(
+    module: string,
+    fn: string,
+    message: CallMessage,
+    carrier: "session" | "file",
+    options: CallOptions,
+  ): Promise<CallResult<T>> {
+    const started = performance.now();
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs;
     const op = { signal: options.signal, timeoutMs, onOutput: options.onOutput };
     if (!this.#prepared(carrier)) await this.#prepare(carrier, op);
@@ -134,7 +185,7 @@ export class RemoteClient {
       result = await (this.#pool as SessionPool).request(message, op);
     } else {
       const fileMessage = { ...message, id: randomCallId(), stream: undefined };
-      result = await (this.#fileCarrier as FileCarrier).run(fileMessage, op);
+      result = await this.#runFile(fileMessage, op);
       if (options.onOutput) {
         if (result.stdout) options.onOutput("stdout", result.stdout);
         if (result.stderr) options.onOutput("stderr", result.stderr);
@@ -143,7 +194,7 @@ export class RemoteClient {
     // A file-carrier call's facts leave out numpy (only a probe looks it up): merge, so a
     // version an earlier probe reported stays known.
     if (result.agent) this.#agentInfo = { ...this.#agentInfo, ...result.agent };
-    return this.#toCallResult<T>(module, fn, result, carrier, started);
+    return toCallResult<T>(`${module}.${fn}`, result, carrier, started, this.#registrations.requirements);
   }
 
   /**
@@ -175,6 +226,14 @@ export class RemoteClient {
     options: OperationOptions & { mode?: CallMode } = {},
   ): Promise<{ layout: RemoteLayout; agent: AgentInfo | undefined }> {
     const carrier = this.#carrierFor(options.mode ?? this.#options.mode ?? "auto");
+    if (this.#lifecycle) return trackedCall(this.#lifecycle, carrier, () => this.#connect(carrier, options));
+    return this.#connect(carrier, options);
+  }
+
+  async #connect(
+    carrier: "session" | "file",
+    options: OperationOptions,
+  ): Promise<{ layout: RemoteLayout; agent: AgentInfo | undefined }> {
     await this.#prepare(carrier, options);
     if (carrier === "session" && !this.#agentInfo) {
       const r = await (this.#pool as SessionPool).request(
@@ -196,6 +255,11 @@ export class RemoteClient {
     return this.#agentInfo;
   }
 
+  /** Calls this client runs at once when busy, `poolSize × workersPerSession`: `map`'s unit of concurrency. */
+  get slots(): number {
+    return (this.#options.poolSize ?? 1) * (this.#options.workersPerSession ?? 1);
+  }
+
   /** Number of live agent sessions. */
   get sessionCount(): number {
     return this.#pool?.size ?? 0;
@@ -212,6 +276,8 @@ export class RemoteClient {
       // Running file-carrier calls finish (or are stopped) and their temp files are deleted
       // before the connector closes.
       await Promise.all([this.#pool?.close(graceMs), this.#fileCarrier?.close(graceMs)]);
+      // The agents are gone: give the launcher's resources back while the connector is open.
+      await this.#lifecycle?.release();
       if (this.#options.closeConnector !== false) await this.connector.close();
     })();
     return this.#closing;
@@ -223,9 +289,16 @@ export class RemoteClient {
 
   // ---- internals -----------------------------------------------------------------------
 
+  /** A file-carrier run: the launcher prepares first (each file-carrier call starts an agent). */
+  async #runFile(message: CallMessage | ProbeMessage, op: OperationOptions): Promise<ResultMessage> {
+    if (this.#lifecycle) await this.#lifecycle.prepare(op);
+    return (this.#fileCarrier as FileCarrier).run(message, op);
+  }
+
   /** True when nothing is left to do before a call on `carrier` (the per-call fast path). */
   #prepared(carrier: "session" | "file"): boolean {
     if (!this.#layoutReady || (carrier === "session" ? !this.#pool : !this.#fileCarrier)) return false;
+    if (carrier === "session" && this.#lifecycle && !this.#lifecycle.held) return false;
     const reqs = this.#registrations.requirements;
     return reqs.length === 0 || this.#requirementsPassed.has(this.#requirementKey(carrier, reqs));
   }
@@ -266,11 +339,18 @@ export class RemoteClient {
       this.#fileCarrier = new FileCarrier({
         connector: this.connector,
         layout,
-        command: { python: this.#options.python, launcher: this.#options.launcher },
+        command: {
+          python: this.#options.python,
+          launcher: this.#launcher,
+          nextFileSlot: () => this.#fileSlot++ % (this.#options.poolSize ?? 1),
+        },
         loginEnv: this.#options.loginEnv ?? false,
         logger: this.#logger,
       });
     }
+    // Session agents start in the pool, whose starts prepare too; this one carries the
+    // call's deadline (an allocation may be pending for long).
+    if (carrier === "session" && this.#lifecycle && !this.#lifecycle.held) await this.#lifecycle.prepare(op);
     const reqs = this.#registrations.requirements;
     if (reqs.length > 0) {
       const key = this.#requirementKey(carrier, reqs);
@@ -291,8 +371,8 @@ export class RemoteClient {
     const result =
       carrier === "session"
         ? await (this.#pool as SessionPool).request({ v: 1, kind: "probe", id: this.#nextId(), requires }, op)
-        : await (this.#fileCarrier as FileCarrier).run({ v: 1, kind: "probe", id: randomCallId(), requires }, op);
-    if (!result.ok) throw this.#execError("probe", result);
+        : await this.#runFile({ v: 1, kind: "probe", id: randomCallId(), requires }, op);
+    if (!result.ok) throw execError("probe", result);
     checkRequirements(reqs, result.modules ?? {});
   }
 
@@ -315,53 +395,32 @@ export class RemoteClient {
       cancelGraceMs: o.cancelGraceMs ?? 2_000,
       logger: this.#logger,
       connectorName: this.connector.name,
-      start: (signal) =>
-        AgentSession.start({
-          connector: this.connector,
-          command: sessionCommand(layout, { python: o.python, launcher: o.launcher, workers, maxFrameBytes }),
-          loginEnv: o.loginEnv,
-          maxFrameBytes,
-          startTimeoutMs: o.startTimeoutMs ?? 60_000,
-          protocol: AGENT_PROTOCOL_VERSION,
-          logger: this.#logger,
-          signal,
-        }),
-    });
-  }
-
-  #toCallResult<T>(
-    module: string,
-    fn: string,
-    result: ResultMessage,
-    carrier: "session" | "file",
-    started: number,
-  ): CallResult<T> {
-    if (!result.ok) throw this.#execError(`${module}.${fn}`, result);
-    const modules = result.modules ?? {};
-    const reqs = this.#registrations.requirements;
-    if (reqs.length > 0 && result.modules) checkRequirements(reqs, modules);
-    return {
-      value: result.value as T,
-      stdout: result.stdout ?? "",
-      stderr: result.stderr ?? "",
-      truncated: result.truncated === true,
-      modules,
-      durationMs: performance.now() - started,
-      remoteDurationMs: result.durationNs === undefined ? null : Number(result.durationNs) / 1e6,
-      carrier,
-    };
-  }
-
-  #execError(call: string, result: ResultMessage): RemoteExecError {
-    const e = result.error;
-    return new RemoteExecError({
-      kind: (e?.kind ?? "internal") as RemoteExecKind,
-      type: e?.type ?? "Error",
-      message: e?.message ?? "the agent reported a failure without details",
-      traceback: e?.traceback,
-      stdout: result.stdout,
-      stderr: result.stderr,
-      call,
+      onSessionLost: () => this.#lifecycle?.invalidate(),
+      start: async (signal, slot) => {
+        const life = this.#lifecycle;
+        try {
+          if (life) await life.prepare({ signal });
+          return await AgentSession.start({
+            connector: this.connector,
+            command: sessionCommand(layout, {
+              python: o.python,
+              launcher: this.#launcher,
+              workers,
+              maxFrameBytes,
+              slot,
+            }),
+            loginEnv: o.loginEnv,
+            maxFrameBytes,
+            startTimeoutMs: o.startTimeoutMs ?? 60_000,
+            protocol: AGENT_PROTOCOL_VERSION,
+            logger: this.#logger,
+            signal,
+          });
+        } catch (err) {
+          if (life && !signal.aborted) life.startFailed();
+          throw err;
+        }
+      },
     });
   }
 }

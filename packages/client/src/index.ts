@@ -9,15 +9,26 @@ export {
   type RemoteLayout,
   RemoteModulesError,
   RemoteNotSetupError,
+  SchedulerError,
   SremoteError,
   type SremoteErrorCode,
   TimeoutError,
   UsageError,
 } from "@sremote/core";
 export { NDArray } from "@sremote/protocol";
-export type { AgentCommand, AgentLauncher } from "./agent-command.js";
+export type {
+  AgentCommand,
+  AgentLauncher,
+  LaunchContext,
+  Launcher,
+  LauncherEvent,
+  LauncherFunction,
+  LauncherPrepareOptions,
+} from "./agent-command.js";
 export { RemoteClient } from "./client.js";
+export { ClientGroup, type GroupResult } from "./group.js";
 export type { Logger } from "./logger.js";
+export type { MapOptions, MapProgress, MapResult } from "./map.js";
 export type { CallMode, CallOptions, CallResult, RemoteClientOptions } from "./options.js";
 export {
   isKwargs,

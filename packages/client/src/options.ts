@@ -1,5 +1,4 @@
-import type { Connector, OperationOptions, RemoteLayout } from "@sremote/core";
-import type { AgentLauncher } from "./agent-command.js";
+import type { AgentLauncher, Connector, LauncherEvent, OperationOptions, RemoteLayout } from "@sremote/core";
 import type { Logger } from "./logger.js";
 import type { OutputListener } from "./session.js";
 
@@ -46,8 +45,22 @@ export interface RemoteClientOptions {
   cancelGraceMs?: number | undefined;
   /** Largest frame accepted from or sent to the agent (default 256 MiB). */
   maxFrameBytes?: number | undefined;
-  /** Rewrites the agent's command (e.g. to run it through `srun`). */
+  /**
+   * Starts agents somewhere else: a plain function rewrites the agent's command; a
+   * `Launcher` object (e.g. `slurm()` from `@sremote/launcher-slurm`) also has a
+   * lifecycle. The client awaits `prepare` before every agent start (a session slot, a
+   * file-carrier call) within that operation's deadline; `wrap`s each command with its slot
+   * (session slots 0…poolSize-1; file-carrier calls round-robin over the same slots); calls
+   * `release` on `close()`, after a failed start and after a call timed out or was aborted
+   * (once no other call is running on the same resources; idle session agents are stopped
+   * first); and `invalidate` when a session agent it started died unexpectedly.
+   */
   launcher?: AgentLauncher | undefined;
+  /**
+   * Receives the launcher's progress (an allocation pending, granted, released). Events are
+   * also logged at `info`. The launcher's own `onEvent` is the launcher's business.
+   */
+  onEvent?: ((event: LauncherEvent) => void) | undefined;
   /** Close the connector when the client closes (default true). */
   closeConnector?: boolean | undefined;
   logger?: Logger | undefined;

@@ -13,8 +13,13 @@ export interface SessionPoolOptions {
   workersPerSession: number;
   /** How long a cancelled call may take to end before its session is recycled. */
   cancelGraceMs: number;
-  /** Starts one session. */
-  start(signal: AbortSignal): Promise<AgentSession>;
+  /**
+   * Starts one session in `slot` (0 … size-1, the lowest free one), so a launcher can place
+   * slots on distinct nodes.
+   */
+  start(signal: AbortSignal, slot: number): Promise<AgentSession>;
+  /** A session ended that the pool did not end (its agent died, its node went away). */
+  onSessionLost?: ((slot: number) => void) | undefined;
   /** The connector's name, for the errors the pool raises. */
   connectorName: string;
   logger: Logger;
@@ -39,10 +44,16 @@ interface Job {
 export class SessionPool {
   readonly #options: SessionPoolOptions;
   readonly #sessions = new Set<AgentSession>();
+  /** The slot of each live session, and the slots of sessions starting. */
+  readonly #slots = new Map<AgentSession, number>();
+  readonly #startingSlots = new Set<number>();
+  /** Sessions the pool itself ended (shutdown, recycle, retire): their end is expected. */
+  readonly #ending = new WeakSet<AgentSession>();
   readonly #queue: Job[] = [];
   #starting = 0;
   #closed = false;
-  readonly #startAbort = new AbortController();
+  /** Aborted by close and by {@link SessionPool.retireAll} (then replaced). */
+  #startAbort = new AbortController();
 
   constructor(options: SessionPoolOptions) {
     this.#options = options;
@@ -103,7 +114,30 @@ export class SessionPool {
         new ConnectorError("CLOSED", this.#options.connectorName, "the client was closed before the call was sent"),
       );
     }
-    await Promise.all([...this.#sessions].map((s) => s.shutdown(graceMs)));
+    await Promise.all([...this.#sessions].map((s) => this.#shutdown(s, graceMs)));
+  }
+
+  /**
+   * Ends every session and every start under way, keeping the pool open: the next request
+   * starts fresh sessions. Used before a launcher gives back the resources the agents run in.
+   */
+  async retireAll(graceMs: number): Promise<void> {
+    this.#startAbort.abort();
+    this.#startAbort = new AbortController();
+    await Promise.all([...this.#sessions].map((s) => this.#shutdown(s, graceMs)));
+  }
+
+  #shutdown(session: AgentSession, graceMs: number): Promise<void> {
+    this.#ending.add(session);
+    return session.shutdown(graceMs);
+  }
+
+  /** The lowest slot neither live nor starting. */
+  #freeSlot(): number {
+    const used = new Set([...this.#slots.values(), ...this.#startingSlots]);
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    return slot;
   }
 
   #pump(): void {
@@ -141,17 +175,23 @@ export class SessionPool {
     const busy = [...this.#sessions].every((s) => !s.accepting || s.inFlight >= this.#options.workersPerSession);
     if (!busy || !this.#canGrow() || (this.#starting > 0 && this.#sessions.size > 0)) return;
     this.#starting++;
+    const slot = this.#freeSlot();
+    this.#startingSlots.add(slot);
+    const startSignal = this.#startAbort.signal;
     this.#options
-      .start(this.#startAbort.signal)
+      .start(startSignal, slot)
       .then(
         (session) => {
-          if (this.#closed) {
-            void session.shutdown(0);
+          if (this.#closed || startSignal.aborted) {
+            void this.#shutdown(session, 0);
             return;
           }
           this.#sessions.add(session);
+          this.#slots.set(session, slot);
           session.closed.then(() => {
             this.#sessions.delete(session);
+            this.#slots.delete(session);
+            if (!this.#closed && !this.#ending.has(session)) this.#options.onSessionLost?.(slot);
             this.#pump();
           });
         },
@@ -164,6 +204,7 @@ export class SessionPool {
       )
       .finally(() => {
         this.#starting--;
+        this.#startingSlots.delete(slot);
         this.#pump();
       });
   }
@@ -214,6 +255,7 @@ export class SessionPool {
   #recycle(session: AgentSession, stuckId: string): void {
     this.#options.logger.warn?.("recycling a session whose call could not be interrupted", { id: stuckId });
     session.accepting = false;
+    this.#ending.add(session);
     for (const id of session.pendingIds()) if (id !== stuckId) session.cancel(id);
     const timer = setTimeout(() => {
       session.kill(
