@@ -37,12 +37,31 @@ export interface SshLogger {
 }
 
 /**
+ * Which SSH implementation carries the connection:
+ * - `"ssh2"` (default): the pure-JavaScript ssh2 library — fastest start, full signal
+ *   reporting, no external program; no OpenSSH certificates, GSSAPI/Kerberos, `ProxyCommand`,
+ *   `Match exec` or `Include`.
+ * - `"openssh"`: the system `ssh` program (OpenSSH ≥ 7.6; ≥ 8.4 for password/prompt
+ *   answers) with one ControlMaster per connector: everything the user's ssh_config, agent,
+ *   certificates, Kerberos tickets and MFA prompts allow. Reports exit statuses but not
+ *   signal names (`capabilities.signals` is false: a command killed by signal N exits 128+N).
+ * - `"auto"`: `"openssh"` when `ssh -G` shows the host needs what ssh2 lacks (a certificate,
+ *   GSSAPI, ProxyCommand, a config with `Match exec` or `Include`), or when ssh2 fails to
+ *   authenticate; `"ssh2"` otherwise.
+ */
+export type SshTransportKind = "ssh2" | "openssh" | "auto";
+
+/**
  * Options of {@link sshConnector}. Everything but `host` is optional; values missing here
  * come from the OpenSSH client config (`~/.ssh/config`) for `host`, then from defaults.
  */
 export interface SshConnectorOptions {
   /** Host name, address or `~/.ssh/config` alias (resolved through `HostName`). */
   host: string;
+  /** The SSH implementation (default `"ssh2"`); see {@link SshTransportKind}. */
+  transport?: SshTransportKind | undefined;
+  /** The OpenSSH client program for the `"openssh"`/`"auto"` transports (default `ssh` on PATH). */
+  sshPath?: string | undefined;
   /** TCP port (config `Port`, else 22). */
   port?: number | undefined;
   /** Remote user name (config `User`, else the local user name). */
@@ -79,7 +98,8 @@ export interface SshConnectorOptions {
   hostKeyPolicy?: HostKeyPolicy | undefined;
   /**
    * The OpenSSH client config to read: a path, or `false` for none. Default
-   * `~/.ssh/config` when it exists. `Include` and `Match exec` are not supported.
+   * `~/.ssh/config` when it exists. With ssh2, `Include` and `Match exec` are not
+   * supported; the `"openssh"` transport hands the file to `ssh -F` (`false`: `-F /dev/null`).
    */
   sshConfigPath?: string | false | undefined;
   /**

@@ -21,17 +21,10 @@ import {
 import { type ResolvedSettings, resolveSettings } from "./config.js";
 import type { SshConnectorOptions, SshLogger } from "./options.js";
 import { killCommandLine, PidScanner, remoteCommandLine, takePidMarker } from "./remote-command.js";
-import { ssh2Transport } from "./ssh2-transport.js";
+import { createTransport } from "./select-transport.js";
 import type { ChannelEnd, CommandChannel, SshTransport } from "./transport.js";
 
 const NAME = "ssh";
-
-const CAPABILITIES: ConnectorCapabilities = Object.freeze({
-  spawn: true,
-  stdin: true,
-  signals: true,
-  fileModes: true,
-});
 
 /** After a KILL signal request, how long to wait for the channel before also killing by PID. */
 const SIGNAL_REQUEST_GRACE_MS = 300;
@@ -100,7 +93,7 @@ function readEnded(stream: Readable): Promise<void> {
 /** The SSH transport; core supplies checks, deadlines, CLOSED and the close protocol. */
 class SshDefinition implements ConnectorDefinition<{ settings: Readonly<ResolvedSettings> }> {
   readonly name = NAME;
-  readonly capabilities = CAPABILITIES;
+  readonly capabilities: ConnectorCapabilities;
   readonly settings: Readonly<ResolvedSettings>;
   readonly extra: { settings: Readonly<ResolvedSettings> };
   readonly #runtime: ConnectorRuntime;
@@ -114,13 +107,16 @@ class SshDefinition implements ConnectorDefinition<{ settings: Readonly<Resolved
     this.settings = Object.freeze(resolveSettings(options));
     this.extra = { settings: this.settings };
     this.#logger = options.logger;
-    this.#transport = ssh2Transport({
+    const { transport, signals } = createTransport({
       settings: this.settings,
       options,
       maxConnections: positiveInt(options.maxConnections, "maxConnections", 4),
       maxChannelsPerConnection: positiveInt(options.maxChannelsPerConnection, "maxChannelsPerConnection", 10),
       logger: options.logger,
     });
+    this.#transport = transport;
+    // Per instance: the system ssh client cannot tell a signal from an exit status.
+    this.capabilities = Object.freeze({ spawn: true, stdin: true, signals, fileModes: true });
   }
 
   connect(dl: Deadline): Promise<void> {
@@ -208,7 +204,7 @@ class SshDefinition implements ConnectorDefinition<{ settings: Readonly<Resolved
   async #signal(run: Running, signal: string): Promise<void> {
     if (run.ended) return;
     const name = signal.replace(/^SIG/, "");
-    if (name === "KILL") {
+    if (name === "KILL" && this.#transport.signalRequests !== false) {
       // OpenSSH ≥ 7.9 delivers this to the whole process group at once.
       run.channel.signal("KILL");
       if ((await within(run.channel.done, SIGNAL_REQUEST_GRACE_MS)) !== undefined) return;
@@ -217,6 +213,7 @@ class SshDefinition implements ConnectorDefinition<{ settings: Readonly<Resolved
     if (run.ended) return;
     if (pid === undefined) {
       run.channel.signal(name);
+      if (this.#transport.signalRequests === false) run.channel.close();
       return;
     }
     // A second channel runs `kill` on the group: works whatever the server does with signal requests.

@@ -55,6 +55,11 @@ export interface SshTransport {
   deleteFile(path: string, signal: AbortSignal): Promise<void>;
   /** The login folder, as the server reports it. */
   homeDir(signal: AbortSignal): Promise<string>;
+  /**
+   * False when the transport cannot deliver SSH signal requests (the system ssh client):
+   * the connector then ends commands by process group at once. Default true.
+   */
+  readonly signalRequests?: boolean;
   /** True while at least one connection is up. */
   readonly connected: boolean;
   info(): TransportInfo;
