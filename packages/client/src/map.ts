@@ -2,6 +2,7 @@
  * Fan-out: one call per input, a bounded window of calls in flight, results in input order.
  * Shared by `RemoteClient.map` and `ClientGroup.map`.
  */
+import { setMaxListeners } from "node:events";
 import { AbortError, SremoteError, UsageError } from "@sremote/core";
 import { describeValue, isPlainObject } from "./call-message.js";
 import type { CallOptions } from "./options.js";
@@ -135,6 +136,8 @@ export async function* orderedMap<R extends { ok: boolean }>(
   const iterator = inputIterator(inputs);
   const { signal: outer, onProgress, run } = options;
   const controller = new AbortController();
+  // Every call in the window listens on it: bounded by `concurrency`, not a leak.
+  setMaxListeners(0, controller.signal);
   const onAbort = () => controller.abort(outer?.reason);
   if (outer?.aborted) controller.abort(outer.reason);
   else outer?.addEventListener("abort", onAbort, { once: true });
