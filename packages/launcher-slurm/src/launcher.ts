@@ -1,0 +1,358 @@
+import {
+  AbortError,
+  type AgentCommand,
+  type Connector,
+  deadline,
+  type ExecResult,
+  type LaunchContext,
+  type Launcher,
+  type LauncherEvent,
+  type LauncherPrepareOptions,
+  type OperationOptions,
+  raceSignal,
+  SchedulerError,
+} from "@sremote/core";
+import { expandHostlist, neverStarts, parseJobId, sallocArgv, slurmMessage, srunArgv } from "./commands.js";
+import { clientHost, isDeadClientJob, JOB_NAME_PREFIX, makeJobName } from "./job-name.js";
+import { type SlurmOptions, validateSlurmOptions } from "./options.js";
+
+/** An allocation the launcher holds. */
+export interface SlurmJob {
+  /** Slurm's job id. */
+  id: string;
+  /** The job's name, `sremote-<host>-<pid>-<random>`. */
+  name: string;
+  /** Its nodes, in Slurm's order; slot `s` runs on `nodes[s % nodes.length]`. */
+  nodes: string[];
+}
+
+/** The Slurm launcher: see {@link slurm}. */
+export interface SlurmLauncher extends Launcher {
+  readonly name: "slurm";
+  /** The allocation held now, if any. */
+  readonly job: SlurmJob | undefined;
+  /** The options it was made with (validated). */
+  readonly options: Readonly<SlurmOptions>;
+  prepare(connector: Connector, options?: LauncherPrepareOptions): Promise<void>;
+  release(connector: Connector, options?: OperationOptions): Promise<void>;
+  invalidate(): void;
+}
+
+/** Bound on the Slurm commands the launcher runs besides `salloc` (squeue, scancel…). */
+const COMMAND_TIMEOUT_MS = 30_000;
+const FIRST_LOOK_MS = 300;
+
+interface Acquisition {
+  promise: Promise<SlurmJob>;
+  settled: boolean;
+  controller: AbortController;
+  waiters: number;
+  listeners: Set<(event: LauncherEvent) => void>;
+}
+
+/**
+ * A launcher that runs agents on Slurm compute nodes. The first `prepare` asks for one
+ * allocation (`salloc --no-shell --job-name=sremote-… --time=…`), reporting a pending job as
+ * `pending` events (from `squeue`) and honouring the caller's abort and timeout (the request
+ * is then cancelled: no job is left). Each agent then starts as a step of that allocation —
+ * `srun --jobid=ID -N1 -n1 -u --overlap --nodelist=NODE -- <agent>` — slot `s` on node
+ * `s % nodes`, for sessions and file-carrier calls alike. `release` cancels the job
+ * (`scancel`); after `invalidate` the next `prepare` asks `squeue` whether the job still runs
+ * and allocates anew when it does not. Slurm's refusals (bad partition, a request over a
+ * per-job limit, an unknown account…) reject with a `SCHEDULER` {@link SchedulerError}
+ * carrying Slurm's message, retryable (nothing ran).
+ */
+export function slurm(options: SlurmOptions = {}): SlurmLauncher {
+  validateSlurmOptions(options);
+  const opts: SlurmOptions = { ...options, env: { ...(options.env ?? {}) } };
+  const env = opts.env as Record<string, string>;
+  const pollMs = opts.pollIntervalMs ?? 1000;
+  const host = clientHost();
+  let job: SlurmJob | undefined;
+  let checkNeeded = false;
+  let swept = opts.sweep === false;
+  let acquiring: Acquisition | undefined;
+
+  const emitTo = (listeners: Iterable<(event: LauncherEvent) => void>, event: LauncherEvent) => {
+    for (const listener of new Set([launcher.onEvent, ...listeners])) {
+      try {
+        listener?.(event);
+      } catch {
+        // A listener's failure is not the allocation's.
+      }
+    }
+  };
+  const event = (kind: LauncherEvent["kind"], message: string, detail?: Record<string, unknown>): LauncherEvent => ({
+    launcher: "slurm",
+    kind,
+    message,
+    ...(detail ? { detail } : {}),
+  });
+
+  const exec = (connector: Connector, argv: string[], signal?: AbortSignal): Promise<ExecResult> =>
+    connector.exec(argv, { env, timeoutMs: COMMAND_TIMEOUT_MS, ...(signal ? { signal } : {}) });
+  /** salloc waits as long as the allocation is pending: bounded by its callers' deadlines only. */
+  const execSalloc = (connector: Connector, argv: string[], signal: AbortSignal): Promise<ExecResult> =>
+    connector.exec(argv, { env, signal });
+
+  /** `scancel` by name (all of this user's jobs with it), then by id; never throws. */
+  const cancel = async (connector: Connector, target: { name?: string; id?: string }) => {
+    const argv = target.id ? ["scancel", target.id] : ["scancel", "--me", `--name=${target.name}`];
+    await exec(connector, argv).catch(() => undefined);
+  };
+
+  /** Ends this user's `sremote-*` jobs whose client ran on this host and has died. */
+  const sweep = async (connector: Connector, emit: (e: LauncherEvent) => void) => {
+    const r = await exec(connector, ["squeue", "--me", "-h", "-o", "%i|%j"]).catch(() => undefined);
+    if (r?.exitCode !== 0) return;
+    const dead = r.stdout
+      .split("\n")
+      .map((l) => l.trim().split("|"))
+      .filter(([id, name]) => id && name?.startsWith(JOB_NAME_PREFIX) && isDeadClientJob(name, host))
+      .map(([id]) => id as string);
+    if (dead.length === 0) return;
+    await exec(connector, ["scancel", ...dead]).catch(() => undefined);
+    emit(event("info", `cancelled ${dead.length} leftover job(s) of dead clients: ${dead.join(", ")}`, { jobs: dead }));
+  };
+
+  const nodesOf = async (connector: Connector, id: string, signal: AbortSignal): Promise<string[]> => {
+    const r = await exec(connector, ["squeue", "-h", "-j", id, "-o", "%T|%N"], signal);
+    const [state = "", list = ""] = r.stdout.trim().split("|");
+    if (r.exitCode !== 0 || state !== "RUNNING") {
+      throw new SchedulerError(
+        "slurm",
+        `job ${id} was granted but is ${state || "gone"}: ${slurmMessage(r.stderr, "")}`,
+        {
+          details: { jobId: id, state },
+        },
+      );
+    }
+    const nodes = expandHostlist(list);
+    if (nodes) return nodes;
+    const h = await exec(connector, ["scontrol", "show", "hostnames", list], signal);
+    const names = h.stdout
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "");
+    if (h.exitCode !== 0 || names.length === 0) {
+      throw new SchedulerError("slurm", `cannot read the nodes of job ${id} (${list})`, { details: { jobId: id } });
+    }
+    return names;
+  };
+
+  /** Watches a pending request with squeue until `stop` fires; reports refusals via `refuse`. */
+  const watchPending = async (
+    connector: Connector,
+    name: string,
+    stop: AbortSignal,
+    emit: (e: LauncherEvent) => void,
+    refuse: (err: SchedulerError) => void,
+  ) => {
+    let lastReason = "";
+    let wait = FIRST_LOOK_MS;
+    while (!stop.aborted) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        stop.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
+      });
+      wait = pollMs;
+      if (stop.aborted) return;
+      const r = await exec(connector, ["squeue", "--me", "-h", `--name=${name}`, "-o", "%i|%T|%r"], stop).catch(
+        () => undefined,
+      );
+      const [id = "", state = "", reason = ""] = (r?.stdout.trim().split("\n")[0] ?? "").split("|");
+      if (state !== "PENDING" || stop.aborted) continue;
+      if (neverStarts(reason)) {
+        refuse(
+          new SchedulerError(
+            "slurm",
+            `job ${id} can never start: ${reason} (salloc ${sallocArgv(opts, name).slice(3).join(" ")})`,
+            {
+              retryable: true,
+              details: { jobId: id, state, reason },
+            },
+          ),
+        );
+        return;
+      }
+      if (reason !== lastReason) {
+        lastReason = reason;
+        emit(event("pending", `job ${id} pending: ${reason}`, { jobId: id, state, reason }));
+      }
+    }
+  };
+
+  const acquire = async (connector: Connector, acq: Acquisition): Promise<SlurmJob> => {
+    const emit = (e: LauncherEvent) => emitTo(acq.listeners, e);
+    const signal = acq.controller.signal;
+    if (job && checkNeeded) {
+      const held = job;
+      const r = await exec(connector, ["squeue", "-h", "-j", held.id, "-o", "%T"], signal).catch((err: unknown) => {
+        if (signal.aborted) throw err;
+        return undefined;
+      });
+      const state = r?.exitCode === 0 ? r.stdout.trim() : "";
+      checkNeeded = false;
+      if (state === "RUNNING") return held;
+      job = undefined;
+      if (state !== "") await cancel(connector, { id: held.id });
+      emit(event("info", `job ${held.id} is ${state || "gone"}: allocating anew`, { jobId: held.id, state }));
+    }
+    if (job) return job;
+    const name = makeJobName(host);
+    const sweeping = swept ? Promise.resolve() : sweep(connector, emit).catch(() => undefined);
+    swept = true;
+    let refused: SchedulerError | undefined;
+    const stopWatch = new AbortController();
+    const watcher = watchPending(connector, name, stopWatch.signal, emit, (err) => {
+      refused = err;
+      acq.controller.abort(err);
+    });
+    let result: ExecResult;
+    try {
+      result = await execSalloc(connector, sallocArgv(opts, name), signal).then(
+        (r) => r,
+        async (err: unknown) => {
+          await cancel(connector, { name });
+          throw refused ?? (signal.aborted ? signal.reason : err);
+        },
+      );
+    } finally {
+      stopWatch.abort();
+      await watcher;
+      await sweeping;
+    }
+    const id = parseJobId(result.stderr);
+    if (result.exitCode !== 0 || id === undefined || refused || signal.aborted) {
+      await cancel(connector, id ? { id } : { name });
+      if (refused) throw refused;
+      if (signal.aborted) throw signal.reason;
+      const message = slurmMessage(result.stderr, `salloc exited with status ${result.exitCode}`);
+      const missing = result.exitCode === 127 ? " (is Slurm installed there and on PATH?)" : "";
+      throw new SchedulerError("slurm", `${message}${missing}`, {
+        retryable: id === undefined,
+        details: { command: "salloc", exitCode: result.exitCode, ...(id ? { jobId: id } : {}) },
+      });
+    }
+    try {
+      const granted: SlurmJob = { id, name, nodes: await nodesOf(connector, id, signal) };
+      emit(event("ready", `job ${id} running on ${granted.nodes.join(",")}`, { jobId: id, nodes: granted.nodes }));
+      return granted;
+    } catch (err) {
+      await cancel(connector, { id });
+      throw err;
+    }
+  };
+
+  const launcher: SlurmLauncher = {
+    name: "slurm",
+    onEvent: opts.onEvent,
+    options: opts,
+    get job() {
+      return job;
+    },
+    wrap(command: AgentCommand, context: LaunchContext): AgentCommand {
+      if (!job) {
+        throw new SchedulerError(
+          "slurm",
+          `no allocation is held: prepare() must come before wrap() (${context.carrier} slot ${context.slot})`,
+        );
+      }
+      const node = job.nodes[Math.abs(context.slot) % job.nodes.length];
+      return { argv: srunArgv(opts, job.id, node, command.argv), env: { ...env, ...command.env } };
+    },
+    async prepare(connector: Connector, options: LauncherPrepareOptions = {}): Promise<void> {
+      if (job && !checkNeeded) return;
+      const dl = deadline(options);
+      try {
+        dl.throwIfDone("slurm: allocation");
+        if (!acquiring) {
+          const acq: Acquisition = {
+            controller: new AbortController(),
+            settled: false,
+            waiters: 0,
+            listeners: new Set(),
+            promise: Promise.resolve(undefined as unknown as SlurmJob),
+          };
+          acq.promise = acquire(connector, acq).then(
+            (granted) => {
+              acq.settled = true;
+              if (acquiring === acq) acquiring = undefined;
+              job = granted;
+              return granted;
+            },
+            (err: unknown) => {
+              acq.settled = true;
+              if (acquiring === acq) acquiring = undefined;
+              throw err;
+            },
+          );
+          acq.promise.catch(() => undefined);
+          acquiring = acq;
+        }
+        const acq = acquiring;
+        const listener = options.onEvent;
+        acq.waiters++;
+        if (listener) acq.listeners.add(listener);
+        try {
+          await raceSignal(acq.promise, dl.signal);
+        } catch (err) {
+          if (dl.signal.aborted) throw dl.error("slurm: waiting for an allocation");
+          throw err;
+        } finally {
+          acq.waiters--;
+          if (listener) acq.listeners.delete(listener);
+          // The last caller gave up: cancel the request and wait until no job is left.
+          if (acq.waiters === 0 && dl.signal.aborted && !acq.settled) {
+            acq.controller.abort(new AbortError("slurm: every caller gave up waiting for the allocation"));
+            const granted = await acq.promise.catch(() => undefined);
+            // Granted at the last moment: nobody wants it any more.
+            if (granted && job === granted) {
+              job = undefined;
+              await cancel(connector, { id: granted.id });
+            }
+          }
+        }
+      } finally {
+        dl.dispose();
+      }
+    },
+    async release(connector: Connector, options: OperationOptions = {}): Promise<void> {
+      const acq = acquiring;
+      if (acq) {
+        acq.controller.abort(new AbortError("slurm: the allocation request was cancelled by release()"));
+        await acq.promise.catch(() => undefined);
+      }
+      const held = job;
+      job = undefined;
+      checkNeeded = false;
+      if (!held) return;
+      const r = await connector.exec(["scancel", held.id], {
+        env,
+        timeoutMs: options.timeoutMs ?? COMMAND_TIMEOUT_MS,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      if (r.exitCode !== 0 && !/Invalid job id|already completing or completed/i.test(r.stderr)) {
+        throw new SchedulerError(
+          "slurm",
+          `scancel ${held.id}: ${slurmMessage(r.stderr, `exit status ${r.exitCode}`)}`,
+          {
+            details: { command: "scancel", jobId: held.id, exitCode: r.exitCode },
+          },
+        );
+      }
+      emitTo([], event("released", `job ${held.id} cancelled`, { jobId: held.id }));
+    },
+    invalidate(): void {
+      if (job) checkNeeded = true;
+    },
+  };
+  return launcher;
+}

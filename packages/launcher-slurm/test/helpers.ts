@@ -1,0 +1,36 @@
+import type { Connector } from "@sremote/core";
+import type { SlurmCluster } from "@sremote/testkit/slurm";
+import type { SlurmLauncher } from "../src/index.js";
+
+/** Job states that hold (or wait for) resources. */
+const ACTIVE = new Set(["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING"]);
+
+/** Jobs still in the queue (any user), optionally only those whose name starts with `prefix`. */
+export async function activeJobs(cluster: SlurmCluster, prefix = "") {
+  return (await cluster.jobs()).filter((j) => ACTIVE.has(j.state) && j.name.startsWith(prefix));
+}
+
+/** Polls `check` every 50 ms until it returns true, or throws after `timeoutMs`. */
+export async function until(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Runs a Python one-liner as a step of the launcher's allocation for `slot`; its stdout. */
+export async function runInSlot(
+  connector: Connector,
+  launcher: SlurmLauncher,
+  slot: number,
+  code: string,
+  carrier: "session" | "file" = "file",
+): Promise<{ stdout: string; stderr: string; exitCode: number | null }> {
+  const wrapped = launcher.wrap({ argv: ["/usr/bin/python3", "-c", code], env: {} }, { carrier, slot });
+  return connector.exec(wrapped.argv, { env: wrapped.env, timeoutMs: 30_000 });
+}
+
+/** Python printing the node a step runs on and the user it runs as. */
+export const WHERE = "import os, pwd; print(os.environ['SLURMD_NODENAME'], pwd.getpwuid(os.getuid()).pw_name)";
