@@ -34,7 +34,7 @@ sremote_start_dir=${PWD-}
 [ -n "$sremote_start_dir" ] || sremote_start_dir=$(pwd)
 sremote_r=
 
-sremote_mode=file
+sremote_mode='file'
 sremote_req=
 sremote_resp=
 sremote_dir=
@@ -81,8 +81,9 @@ case ${1-} in
     sremote_usage
     ;;
   *)
-    [ $# -ge 2 ] && [ $# -le 5 ] || sremote_usage
-    [ -n "$1" ] && [ -n "$2" ] || sremote_usage
+    if [ $# -lt 2 ] || [ $# -gt 5 ] || [ -z "$1" ] || [ -z "$2" ]; then
+      sremote_usage
+    fi
     sremote_abs "$1"
     sremote_req=$sremote_r
     sremote_abs "$2"
@@ -100,7 +101,7 @@ if [ -z "$sremote_dir" ]; then
     */*) sremote_dir=${0%/*} ;;
     *) sremote_dir=. ;;
   esac
-  sremote_dir=$(CDPATH= cd -- "$sremote_dir" && pwd -P) || {
+  sremote_dir=$(CDPATH='' cd -- "$sremote_dir" && pwd -P) || {
     printf 'sremote: cannot find the folder of %s\n' "$0" >&2
     exit 1
   }
@@ -131,10 +132,10 @@ export PATH
 
 if [ "$sremote_mode" != info ]; then
   if [ ! -d "$sremote_tmp" ]; then
-    mkdir -p "$sremote_tmp" && chmod 700 "$sremote_tmp" || {
+    if ! { mkdir -p "$sremote_tmp" && chmod 700 "$sremote_tmp"; }; then
       printf 'sremote: cannot create the temp folder %s\n' "$sremote_tmp" >&2
       exit 1
-    }
+    fi
   fi
   if [ ! -d "$sremote_pwd" ]; then
     mkdir -p "$sremote_pwd" || {
@@ -148,12 +149,14 @@ fi
 # goes to stderr: stdout carries frames (session) or JSON (--info).
 set +u
 if [ -f "$sremote_dir/preamble.sh" ]; then
+  # shellcheck source=/dev/null
   . "$sremote_dir/preamble.sh" >&2
 fi
 SREMOTE_BACKUP_ENV=
 if [ -f "$sremote_dir/env/bin/activate" ]; then
   VIRTUAL_ENV_DISABLE_PROMPT=1
   export VIRTUAL_ENV_DISABLE_PROMPT
+  # shellcheck source=/dev/null
   . "$sremote_dir/env/bin/activate" >&2
   SREMOTE_BACKUP_ENV=$sremote_dir/env
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Lints the code that runs on remote machines, which biome does not read: the installer's
-// shell scripts with shellcheck (POSIX sh: remote accounts may have dash or ash) and the
+// shell scripts and the agent's interpreter.sh with shellcheck (POSIX sh: remote accounts
+// may have dash or ash) and the
 // Python of the agent, its tests and the installer's scripts with pyflakes (Debian's
 // shellcheck and pyflakes3). Missing tools skip this step with the reason, or fail it under
 // SREMOTE_TEST_STRICT=1 (CI installs them).
@@ -18,7 +19,12 @@ const files = (dir, ext) =>
     .map((n) => join(dir, n));
 
 const checks = [
-  { tool: "shellcheck", pkg: "shellcheck", args: ["--shell=sh"], files: files("packages/installer/scripts", ".sh") },
+  {
+    tool: "shellcheck",
+    pkg: "shellcheck",
+    args: ["--shell=sh"],
+    files: [...files("packages/installer/scripts", ".sh"), "remote/interpreter.sh"],
+  },
   {
     tool: "pyflakes3",
     pkg: "pyflakes3",

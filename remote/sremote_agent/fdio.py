@@ -48,3 +48,39 @@ def readiness_check(fds):
             return True
 
     return ready_select
+
+
+def watch_peer(fd, on_gone):
+    """Calls `on_gone()` from a daemon thread when the reader of `fd` (a pipe's write end, or
+    a socket) has gone away: poll reports POLLERR/POLLHUP then, without anything being
+    written. For a file carrier, whose client reads the agent's stdout, this is the client
+    (or its sshd) dying mid-call. Nothing is watched when `fd` is a file, a terminal or
+    /dev/null (a launcher may point stdout there). Returns True when a watch started."""
+    import stat
+    import threading
+
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    poll = getattr(select, "poll", None)
+    if poll is None or not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return False
+    poller = poll()
+    poller.register(fd, select.POLLERR | select.POLLHUP)
+
+    def run():
+        for _ in range(1000):  # bounded: poll returns only on an event or EINTR
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            except (OSError, ValueError):
+                return
+            if any(ev & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _fd, ev in events):
+                if not any(ev & select.POLLNVAL for _fd, ev in events):
+                    on_gone()
+                return
+
+    threading.Thread(target=run, name="sremote-peer-watch", daemon=True).start()
+    return True

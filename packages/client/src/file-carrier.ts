@@ -36,6 +36,8 @@ export class FileCarrier {
   readonly #loginEnv: boolean;
   readonly #logger: Logger;
   #tmpReady = false;
+  /** Whether this client's first call (which asks the agent to sweep stale temp files) went out. */
+  #swept = false;
   /** Cleanups still running, awaited by {@link FileCarrier.drain}. */
   readonly #cleanups = new Set<Promise<void>>();
   /** Calls still running, which {@link FileCarrier.close} waits for or stops. */
@@ -99,14 +101,25 @@ export class FileCarrier {
 
   async #run(message: CallMessage | ProbeMessage, options: OperationOptions): Promise<ResultMessage> {
     // The call's budget travels with it: an agent whose client is gone ends the call then.
+    // `inlineReply`: the agent removes the request once read and answers on its stdout (one
+    // upload and one exec per call); `sweep`, on a client's first call: it removes the temp
+    // files of clients that are gone (docs/reliability.md). Agents before these keys ignore
+    // them, and the response file is read as in the seed's flow.
     const timeoutMs = options.timeoutMs;
-    const request = encodeMessage(
-      message.kind === "call" && timeoutMs !== undefined && timeoutMs > 0
-        ? { ...message, timeoutMs: Math.ceil(timeoutMs) }
-        : message,
-    );
+    const sweep = !this.#swept;
+    this.#swept = true;
+    const request = encodeMessage({
+      ...message,
+      ...(message.kind === "call" && timeoutMs !== undefined && timeoutMs > 0
+        ? { timeoutMs: Math.ceil(timeoutMs) }
+        : {}),
+      inlineReply: INLINE_REPLY_BYTES,
+      ...(sweep ? { sweep: true } : {}),
+    } as unknown as CallMessage);
     const reqPath = posixJoin(this.#layout.tmpDir, `${message.id}.req`);
     const respPath = posixJoin(this.#layout.tmpDir, `${message.id}.resp`);
+    // What may be left when the call ends: all three unless the agent said otherwise.
+    let leftovers = [reqPath, respPath, `${respPath}.part`];
     try {
       await this.#upload(reqPath, request, options);
       const command = fileCommand(this.#layout, reqPath, respPath, this.#command);
@@ -116,12 +129,19 @@ export class FileCarrier {
         signal: options.signal,
         timeoutMs: options.timeoutMs,
       });
+      const reply = inlineReply(run.stdout);
       let bytes: Uint8Array;
-      try {
-        bytes = await this.#connector.getFile(respPath, options);
-      } catch (err) {
-        if (!hasErrorCode(err, "FILE_NOT_FOUND")) throw afterTheCallRan(err);
-        throw noResponse(this.#connector.name, this.#layout, run, err);
+      if (reply !== undefined && reply !== "file") {
+        leftovers = [];
+        bytes = reply;
+      } else {
+        if (reply === "file") leftovers = [respPath];
+        try {
+          bytes = await this.#connector.getFile(respPath, options);
+        } catch (err) {
+          if (!hasErrorCode(err, "FILE_NOT_FOUND")) throw afterTheCallRan(err);
+          throw noResponse(this.#connector.name, this.#layout, run, err);
+        }
       }
       let msg: ReturnType<typeof decodeAgentMessage>;
       try {
@@ -137,7 +157,7 @@ export class FileCarrier {
       }
       return msg;
     } finally {
-      this.#cleanup([reqPath, respPath, `${respPath}.part`]);
+      if (leftovers.length > 0) this.#cleanup(leftovers);
     }
   }
 
@@ -170,16 +190,47 @@ export class FileCarrier {
 
   #cleanup(paths: string[]): void {
     // Deleting is not part of the caller's deadline: a timed-out call must still clean up.
-    const work = Promise.all(
-      paths.map((p) =>
-        this.#connector.deleteFile(p, { timeoutMs: 60_000 }).catch((err: unknown) => {
-          this.#logger.warn?.("could not delete a temp file", { path: p, error: String(err) });
-        }),
-      ),
+    // One batched deletion where the connector has it (one command for all three files).
+    const connector = this.#connector;
+    const warn = (err: unknown) => {
+      this.#logger.warn?.("could not delete a temp file", { paths, error: String(err) });
+    };
+    const work = (
+      connector.deleteFiles
+        ? connector.deleteFiles(paths, { timeoutMs: 60_000 }).catch(warn)
+        : Promise.all(paths.map((p) => connector.deleteFile(p, { timeoutMs: 60_000 }).catch(warn)))
     ).then(() => undefined);
     this.#cleanups.add(work);
     work.finally(() => this.#cleanups.delete(work));
   }
+}
+
+/**
+ * Responses up to this size come back inline on the agent's stdout (base64, one line);
+ * bigger ones through the response file, whose download then costs little beside the
+ * transfer itself (docs/reliability.md has the measurements).
+ */
+export const INLINE_REPLY_BYTES = 1024 * 1024;
+
+const REPLY_PREFIX = "sremote-reply:";
+const REPLY_IN_FILE = "sremote-reply-file";
+
+/**
+ * The agent's reply line in a file-carrier command's stdout: the response bytes, `"file"`
+ * when it wrote the response file instead, `undefined` when there is no reply line (an agent
+ * of the seed's flow, or one that died before answering). Only the last line counts:
+ * a login shell's profile may print before the agent starts.
+ */
+export function inlineReply(stdout: string): Uint8Array | "file" | undefined {
+  let end = stdout.length;
+  while (end > 0 && stdout.charCodeAt(end - 1) === 10) end--;
+  const start = stdout.lastIndexOf("\n", end - 1) + 1;
+  if (stdout.startsWith(REPLY_PREFIX, start)) {
+    const b64 = stdout.slice(start + REPLY_PREFIX.length, end);
+    return Buffer.from(b64, "base64");
+  }
+  if (end - start === REPLY_IN_FILE.length && stdout.startsWith(REPLY_IN_FILE, start)) return "file";
+  return undefined;
 }
 
 /**

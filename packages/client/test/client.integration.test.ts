@@ -340,11 +340,12 @@ describe("RemoteClient over local: carrier facts", () => {
       expect((await client.call("math", "sqrt", [9])).value).toBe(3);
       const running = client.call("sremote_testmod", "sleep", [30]);
       const outcome = running.catch((e: unknown) => e);
-      // the request file is there while the call runs
-      for (let i = 0; i < 200 && !leftovers().some((f) => f.endsWith(".req")); i++) {
-        await new Promise((r) => setTimeout(r, 25));
+      // the call runs once its agent has taken the request file (the agent removes it)
+      let uploaded = false;
+      for (let i = 0; i < 400 && !(uploaded && leftovers().length === 0); i++) {
+        uploaded ||= leftovers().some((f) => f.endsWith(".req"));
+        await new Promise((r) => setTimeout(r, 10));
       }
-      expect(leftovers().some((f) => f.endsWith(".req"))).toBe(true);
       await client.close({ graceMs: 100 });
       expect(await outcome).toMatchObject({ code: "CLOSED" });
       expect(leftovers()).toEqual([]);
@@ -391,7 +392,7 @@ describe("RemoteClient over local: carrier facts", () => {
         layout: { endpointDir: agentDir(), tmpDir: mount, workDir: fixturesDir },
       });
       try {
-        const err = await client.call("sremote_testmod", "big", [1_000_000]).catch((e: unknown) => e);
+        const err = await client.call("sremote_testmod", "big", [2_000_000]).catch((e: unknown) => e);
         expect(err).toMatchObject({ code: "REMOTE_IO" });
         expect(String((err as Error).message)).toContain(mount);
         expect((await client.call("math", "sqrt", [16])).value).toBe(4);
