@@ -1,5 +1,6 @@
 // ssh2 ships no types: this package's own declarations, referenced so that programs
 // compiling these sources from another package (the @sremote/source condition) see them.
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { ConnectorError, UsageError } from "@sremote/core";
 import ssh2, { type AuthHandlerMiddleware as AuthHandler, type AnyAuthMethod as AuthMethodAttempt } from "ssh2";
@@ -25,6 +26,8 @@ export interface AuthPlan {
   serverMethods(): string[] | undefined;
   /** An error raised by a step itself (a keyboard-interactive callback that threw). */
   stepError(): Error | undefined;
+  /** OpenSSH user certificates (`<identity>-cert.pub`) found beside the keys: ssh2 cannot use them. */
+  certificates: string[];
 }
 
 function keyBuffer(key: string | Uint8Array): Buffer {
@@ -190,5 +193,8 @@ export async function buildAuthPlan(
     // ssh2 takes `false` for "no method left"; @types/ssh2 does not list it.
     (next as unknown as (method: false) => void)(false);
   };
-  return { steps, handler, tried, serverMethods: () => serverMethods, stepError: () => stepError };
+  const certificates = [...(options.privateKeyPath ? [options.privateKeyPath] : []), ...candidates]
+    .map((path) => `${path}-cert.pub`)
+    .filter((cert, i, all) => all.indexOf(cert) === i && existsSync(cert));
+  return { steps, handler, tried, serverMethods: () => serverMethods, stepError: () => stepError, certificates };
 }

@@ -224,6 +224,17 @@ function forwardOut(client: Ssh2Client, host: ResolvedHost, via: ResolvedHost): 
   });
 }
 
+/**
+ * What AUTH_FAILED says about the other transport: ssh2 has no OpenSSH certificates,
+ * GSSAPI or ssh_config `Match exec`; the system ssh has them all.
+ */
+function opensshHint(auth: AuthPlan): string {
+  if (auth.certificates.length > 0) {
+    return `. ssh2 cannot log in with OpenSSH certificates (found ${auth.certificates.join(", ")}): use transport: "openssh" (the system ssh client; CLI --transport openssh)`;
+  }
+  return `. If this account needs a certificate, Kerberos or an MFA prompt, use transport: "openssh" (the system ssh client)`;
+}
+
 /** Everything needed to open connections, prepared once per connector. */
 export interface ConnectPlan {
   settings: ResolvedSettings;
@@ -273,7 +284,8 @@ function handshake(
             `authentication failed for ${hostLabel(host)}` +
               (auth.tried.length > 0 ? `; tried ${auth.tried.join(", ")}` : "; no credentials to try") +
               (accepted ? `; the server accepts ${accepted.join(", ")}` : "") +
-              (stepError ? `; keyboard-interactive callback failed: ${stepError.message}` : ""),
+              (stepError ? `; keyboard-interactive callback failed: ${stepError.message}` : "") +
+              opensshHint(auth),
             {
               cause: stepError,
               details: { user: host.username, host: host.hostname, port: host.port, tried: [...auth.tried] },

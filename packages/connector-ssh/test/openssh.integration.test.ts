@@ -1,0 +1,194 @@
+import { spawn } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expectCode } from "@sremote/testkit";
+import { listProcesses, type SshdFixture, startSshd } from "@sremote/testkit/sshd";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { baseDir } from "../src/openssh/private-dir.js";
+import { connectorFor, describeSsh, sshd } from "./helpers.js";
+import { eventually, ourPrivateDirs, ourSshProcesses } from "./openssh-helpers.js";
+
+// Real processes and servers on a shared machine: an explicit budget per test and hook,
+// never vitest's 5 s default (a slow python3 start-up must not fail the suite).
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
+// One certificate-only sshd for the file (NERSC sshproxy style: no authorized_keys, a user
+// CA signed the key, `<key>-cert.pub` beside it).
+describeSsh("openssh transport", () => {
+  let cert: SshdFixture;
+  beforeAll(async () => {
+    cert = await startSshd({ userCertificate: true, authorizedKeys: false });
+  });
+  afterAll(async () => {
+    await cert?.stop();
+  });
+
+  it('ssh2 on a certificate-only account fails AUTH_FAILED recommending transport: "openssh"', async () => {
+    const c = connectorFor(cert);
+    const err = await expectCode(c.exec(["true"]), "AUTH_FAILED");
+    expect(err.message).toContain('transport: "openssh"');
+    expect(err.message).toContain(`${cert.privateKeyPath}-cert.pub`);
+    await c.close();
+  });
+
+  it("auto picks the system ssh for the certificate, and logs in", async () => {
+    const c = connectorFor(cert, { transport: "auto" });
+    try {
+      expect((await c.exec(["id", "-un"])).stdout).toBe(`${cert.user}\n`);
+      const status = await c.status();
+      expect(status.info).toMatchObject({ transport: "openssh" });
+      expect(String(status.info?.autoReason)).toContain("-cert.pub");
+      expect(c.capabilities.signals).toBe(false);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("close() ends the master and every session: no ssh process, socket or private folder is left", async () => {
+    const c = connectorFor(cert, { transport: "openssh" });
+    const spawned = await c.spawn(["sleep", "600"]);
+    spawned.stdout.resume();
+    spawned.stderr.resume();
+    expect((await c.exec(["echo", "hi"])).stdout).toBe("hi\n");
+    const running = await ourSshProcesses();
+    expect(running.some((p) => / -N /.test(p.cmdline))).toBe(true);
+    const dirs = ourPrivateDirs();
+    expect(dirs.length).toBeGreaterThan(0);
+    expect(statSync(dirs[0] as string).mode & 0o777).toBe(0o700);
+    await c.close();
+    await spawned.exited;
+    expect(await eventually(async () => (await ourSshProcesses()).length === 0)).toBe(true);
+    expect(ourPrivateDirs()).toEqual([]);
+  });
+
+  it("the master dying mid-call fails the call CONNECTION_LOST; the next call opens a new master", async () => {
+    const c = connectorFor(cert, { transport: "openssh" });
+    try {
+      await c.exec(["true"]);
+      const master = (await ourSshProcesses()).find((p) => / -N /.test(p.cmdline));
+      expect(master).toBeDefined();
+      // An hour-long command: only the loss can end it within the test's budget.
+      const inFlight = c.exec(["sleep", "3607"]).then(
+        () => "resolved",
+        (err: unknown) => err,
+      );
+      await eventually(async () => (await ourSshProcesses()).length >= 2);
+      process.kill(master?.pid as number, "SIGKILL");
+      expect(await inFlight).toMatchObject({ code: "CONNECTION_LOST" });
+      expect((await c.exec(["echo", "again"])).stdout).toBe("again\n");
+      const after = (await ourSshProcesses()).filter((p) => / -N /.test(p.cmdline));
+      expect(after.map((p) => p.pid)).not.toContain(master?.pid);
+    } finally {
+      await c.close();
+    }
+    expect(await eventually(async () => (await ourSshProcesses()).length === 0)).toBe(true);
+    expect(ourPrivateDirs()).toEqual([]);
+    // The orphaned `sleep 3607` on the server (no tty: a dropped connection does not end it).
+    for (const p of await listProcesses()) {
+      if (p.cmdline === "sleep 3607") process.kill(p.pid, "SIGKILL");
+    }
+  });
+
+  it("a master left by a killed process (stale folder and socket) is ended and removed by the next client", async () => {
+    // What a SIGKILLed test process leaves: its private folder, and a master still serving
+    // the socket in it. The folder is named after a PID that no longer exists.
+    const dead = spawn("true");
+    const deadPid = await new Promise<number>((resolve) => dead.on("exit", () => resolve(dead.pid as number)));
+    const stale = join(baseDir(), `${deadPid}-0dead0`);
+    mkdirSync(join(stale, "c"), { recursive: true, mode: 0o700 });
+    const orphan = spawn(
+      "ssh",
+      [
+        "-F",
+        "/dev/null",
+        "-i",
+        cert.privateKeyPath,
+        "-o",
+        `UserKnownHostsFile=${cert.knownHostsPath}`,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        `ControlPath=${join(stale, "c", "%C")}`,
+        "-o",
+        "ControlMaster=yes",
+        "-N",
+        "-p",
+        String(cert.port),
+        `${cert.user}@${cert.host}`,
+      ],
+      { stdio: "ignore" },
+    );
+    const orphanGone = new Promise<void>((resolve) => orphan.on("exit", () => resolve()));
+    expect(await eventually(() => existsSync(join(stale, "c")) && readdirNames(join(stale, "c")).length > 0)).toBe(
+      true,
+    );
+    const c = connectorFor(cert, { transport: "openssh" });
+    try {
+      await c.connect();
+      await orphanGone;
+      expect(existsSync(stale)).toBe(false);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("maps host key failures: HOST_KEY_UNKNOWN for an empty known_hosts, HOST_KEY_MISMATCH for another key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sremote-kh-"));
+    const empty = join(dir, "empty");
+    writeFileSync(empty, "");
+    const unknown = connectorFor(cert, { transport: "openssh", knownHostsPath: empty });
+    await expectCode(unknown.exec(["true"]), "HOST_KEY_UNKNOWN");
+    await unknown.close();
+    const other = readFileSync(join(cert.dir, "user_ca.pub"), "utf8").split(" ").slice(0, 2).join(" ");
+    const wrong = join(dir, "wrong");
+    writeFileSync(wrong, `[127.0.0.1]:${cert.port} ${other}\n`);
+    const mismatch = connectorFor(cert, { transport: "openssh", knownHostsPath: wrong });
+    await expectCode(mismatch.exec(["true"]), "HOST_KEY_MISMATCH");
+    await mismatch.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a missing ssh program fails UNAVAILABLE saying what to install", async () => {
+    const c = connectorFor(cert, { transport: "openssh", sshPath: "/nonexistent/sremote/ssh" });
+    const err = await expectCode(c.exec(["true"]), "UNAVAILABLE");
+    expect(err.message).toMatch(/openssh-client/);
+    await c.close();
+  });
+});
+
+function readdirNames(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+describeSsh("openssh transport with an in-memory key", () => {
+  it("writes privateKey 0600 into the private folder while connected and removes it on close", async () => {
+    const facts = sshd();
+    const c = connectorFor(facts, {
+      transport: "openssh",
+      privateKeyPath: undefined,
+      privateKey: readFileSync(facts.privateKeyPath, "utf8"),
+    });
+    expect((await c.exec(["id", "-un"])).stdout).toBe(`${facts.user}\n`);
+    const keys = ourPrivateDirs()
+      .map((d) => join(d, "id"))
+      .filter((p) => existsSync(p));
+    expect(keys.length).toBe(1);
+    expect(statSync(keys[0] as string).mode & 0o777).toBe(0o600);
+    await c.close();
+    expect(existsSync(keys[0] as string)).toBe(false);
+  });
+});
