@@ -30,7 +30,11 @@ export function addTargetOptions(
     .option("--identity <file>", "SSH private key file")
     .option("--known-hosts <file>", "SSH known_hosts file (default: ~/.ssh/known_hosts)")
     .option("--ssh-config <file>", "ssh config file (default: ~/.ssh/config when present)")
-    .option("--password-env <VAR>", "read the SSH password from this environment variable");
+    .option("--password-env <VAR>", "read the SSH password from this environment variable")
+    .option(
+      "--transport <kind>",
+      "SSH implementation: ssh2 (built in, default), openssh (the system ssh: certificates, Kerberos, MFA, your whole ssh_config) or auto",
+    );
 }
 
 /** Help text of the `<target>` argument. */

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, openSync, readSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +28,18 @@ export interface ConnectionFlags {
   sshConfig?: string | undefined;
   /** Name of the environment variable holding the SSH password (never the password itself). */
   passwordEnv?: string | undefined;
+  /** SSH implementation: `ssh2` (default), `openssh` (the system ssh client) or `auto`. */
+  transport?: string | undefined;
+}
+
+const SSH_TRANSPORTS = ["ssh2", "openssh", "auto"] as const;
+
+/** `--transport`: one of {@link SSH_TRANSPORTS}, or undefined when not given. */
+export function parseTransport(text: string | undefined): (typeof SSH_TRANSPORTS)[number] | undefined {
+  if (text === undefined) return undefined;
+  const kind = SSH_TRANSPORTS.find((k) => k === text);
+  if (!kind) throw new UsageError(`--transport expects ssh2, openssh or auto, got ${JSON.stringify(text)}`);
+  return kind;
 }
 
 /** A connector plus the client options that go with the target. */
@@ -44,6 +56,10 @@ export interface OpenedTarget {
  * ~100 ms per start; resolving once keeps per-call costs honest.
  */
 export async function resolvePython(command = "python3"): Promise<string> {
+  // A compiled interpreter found on PATH is its own sys.executable: no process start needed
+  // (CLI start-up, issue 16). Scripts (pyenv/asdf shims) are asked, as below.
+  const direct = nativeOnPath(command);
+  if (direct !== undefined) return direct;
   try {
     const { stdout } = await promisify(execFile)(command, ["-c", "import sys; print(sys.executable)"], {
       timeout: 30_000,
@@ -54,6 +70,29 @@ export async function resolvePython(command = "python3"): Promise<string> {
     // Fall through to the clear error below.
   }
   throw new UsageError(`no usable ${command} found on PATH: install Python 3.8+ or pass --python /path/to/python3`);
+}
+
+/** The first `command` on PATH when it is an executable ELF file (not a script), else undefined. */
+function nativeOnPath(command: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    if (!dir.startsWith("/")) continue;
+    const path = join(dir, command);
+    let fd: number | undefined;
+    try {
+      if (!statSync(path).isFile()) continue;
+      accessSync(path, constants.X_OK);
+      fd = openSync(path, "r");
+      const head = Buffer.alloc(4);
+      readSync(fd, head, 0, 4, 0);
+      // The first hit decides, as the shell's lookup would.
+      return head.toString("latin1") === "\x7fELF" ? path : undefined;
+    } catch {
+      // Not there (or unreadable): keep looking, as the shell would.
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+  return undefined;
 }
 
 /** True when `endpointDir` holds an install's venv or its recorded `python` file. */
@@ -102,6 +141,7 @@ export async function openTarget(text: string, flags: ConnectionFlags = {}): Pro
       };
     }
     case "ssh": {
+      const transport = parseTransport(flags.transport);
       let password: string | undefined;
       if (flags.passwordEnv !== undefined) {
         password = process.env[flags.passwordEnv];
@@ -118,6 +158,7 @@ export async function openTarget(text: string, flags: ConnectionFlags = {}): Pro
         knownHostsPath: flags.knownHosts,
         sshConfigPath: flags.sshConfig,
         password,
+        transport,
       });
       return {
         target,
