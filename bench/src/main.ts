@@ -12,6 +12,7 @@ import { sfapiConnector } from "@sremote/connector-sfapi";
 import { UsageError } from "@sremote/core";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
 import { startSfapiDouble } from "@sremote/testkit/sfapi-double";
+import { cliRows, cliVerdicts } from "./cli.js";
 import { peerComparison, peerReport, writePeerSshConfig } from "./peers.js";
 import { CALL, clientRows, FULL, floorAndSessionRows, type Plan, QUICK } from "./rows.js";
 import { openSshBench, sshRows } from "./ssh.js";
@@ -225,10 +226,11 @@ async function pinnedLocalRows(cpu: string, python: string, quick: boolean): Pro
 }
 
 /**
- * `npm run bench -- [--quick] [--json FILE] [--ssh auto|ssh://…] [--pin CPU] [--peers] [--all]`.
+ * `npm run bench -- [--quick] [--json FILE] [--ssh auto|ssh://…] [--pin CPU] [--peers] [--cli] [--all]`.
  *
  * Sections: the local, NEWT and SFAPI rows (by default), the SSH rows (`--ssh`), the peer
- * comparison (`--peers`, over `--ssh` or a private sshd). When `--peers` is asked for, the
+ * comparison (`--peers`, over `--ssh` or a private sshd), CLI start-up (`--cli`, with a
+ * `call ssh://` row when `--ssh` is given). When `--peers` or `--cli` is asked for, the
  * default sections run only with `--all`. Local rows run pinned to CPU 0 (`--pin-local CPU`,
  * `--pin-local none` to leave them unpinned); everything else runs unpinned unless `--pin`.
  */
@@ -251,6 +253,8 @@ export async function runBench(argv: string[]): Promise<number> {
       pin: { type: "string" },
       "pin-local": { type: "string", default: "0" },
       peers: { type: "boolean", default: false },
+      cli: { type: "boolean", default: false },
+      "cli-compare": { type: "string" },
       all: { type: "boolean", default: false },
     },
     strict: true,
@@ -267,7 +271,7 @@ export async function runBench(argv: string[]): Promise<number> {
     process.stdout.write(`${formatTable(rows)}\n`);
     return 0;
   }
-  const focused = values.peers;
+  const focused = values.peers || values.cli;
   const classic = !focused || values.all;
   const rows: BenchRow[] = [];
   const notes: string[] = [];
@@ -302,6 +306,11 @@ export async function runBench(argv: string[]): Promise<number> {
     const scratch = await mkdtemp(join(tmpdir(), "sremote-bench-ssh-"));
     try {
       if (values.ssh !== undefined) rows.push(...(await sshRows(ssh, values["ssh-python"], plan)));
+      if (values.cli) {
+        const cli = await cliRows({ runs: values.quick ? 5 : 15, ssh: ssh.facts, compareBin: values["cli-compare"] });
+        rows.push(...cli);
+        notes.push(...cliVerdicts(cli));
+      }
       if (values.peers) {
         const peers = await peerComparison({
           facts: ssh.facts,
@@ -318,6 +327,12 @@ export async function runBench(argv: string[]): Promise<number> {
       await rm(scratch, { recursive: true, force: true });
       await ssh.close();
     }
+  }
+
+  if (values.cli && sshTarget === undefined) {
+    const cli = await cliRows({ runs: values.quick ? 5 : 15, compareBin: values["cli-compare"] });
+    rows.push(...cli);
+    notes.push(...cliVerdicts(cli));
   }
 
   const parts: string[] = [];

@@ -1,5 +1,5 @@
 import { UsageError } from "@sremote/core";
-import { type AttachResult, attach } from "@sremote/installer";
+import type { AttachResult } from "@sremote/installer";
 import type { Command } from "commander";
 import type { CliIO } from "../io.js";
 import { printable } from "../progress.js";
@@ -36,6 +36,7 @@ export async function attachCommand(
 ): Promise<number> {
   return runEndpointCommand("attach", targetText, opts, io, signal, async (s) => {
     if (dir.trim() === "") throw new UsageError("attach needs the shared endpoint's folder, got an empty string");
+    const { attach } = await import("@sremote/installer");
     const result = await attach(s.opened.connector, {
       dir,
       tmpDir: opts.tmpDir,

@@ -1,4 +1,4 @@
-import { doctor, type DoctorReport as InstallerDoctorReport } from "@sremote/installer";
+import type { DoctorReport as InstallerDoctorReport } from "@sremote/installer";
 import { EXIT, exitCodeFor } from "../exit-codes.js";
 import { type CliIO, redactingIO } from "../io.js";
 import { printable } from "../progress.js";
@@ -29,6 +29,7 @@ export async function doctorCommand(
     // local: names its layout (a folder, or the client's own packaged agent); other targets
     // are found the way calls find them, through ~/.sremote/.location.
     const packaged = target.kind === "local" && !target.endpointDir;
+    const { doctor } = await import("@sremote/installer");
     const found = await doctor(connector, {
       layout: target.kind === "local" ? clientOptions.layout : undefined,
       agentFromPackage: packaged,

@@ -1,12 +1,6 @@
 import { resolve } from "node:path";
 import { UsageError } from "@sremote/core";
-import {
-  type InstallOptions,
-  type InstallResult,
-  install,
-  type PackageInput,
-  parseGitSource,
-} from "@sremote/installer";
+import type { InstallOptions, InstallResult, PackageInput } from "@sremote/installer";
 import { type Command, Option } from "commander";
 import type { CliIO } from "../io.js";
 import { formatDuration, formatSize, printable } from "../progress.js";
@@ -116,7 +110,9 @@ export function registerInstallCommands(
 }
 
 /** The package flags as installer inputs, checked (a malformed git URL is a usage error). */
-export function packagesFromFlags(flags: readonly PackageFlag[]): PackageInput[] {
+export async function packagesFromFlags(flags: readonly PackageFlag[]): Promise<PackageInput[]> {
+  // The installer loads only for the commands that use it (CLI start-up: issue 16).
+  const { parseGitSource } = await import("@sremote/installer");
   return flags.map(({ flag, value }) => {
     if (flag === "git") return parseGitSource(value);
     if (flag === "local") {
@@ -156,7 +152,7 @@ export async function installCommand(
       preamble: opts.preamble,
       venv: opts.venv === false ? false : undefined,
       systemSitePackages: opts.systemSitePackages,
-      packages: packagesFromFlags(packageFlags),
+      packages: await packagesFromFlags(packageFlags),
       index: indexOption(opts),
       findLinks: opts.findLinks,
       upgrade: opts.upgrade,
@@ -165,6 +161,7 @@ export async function installCommand(
       loginEnv: opts.loginEnv,
       onProgress: s.listener,
     };
+    const { install } = await import("@sremote/installer");
     const result = await install(s.opened.connector, options);
     return { json: result as unknown as Record<string, unknown>, text: renderInstall(targetText, result) };
   });

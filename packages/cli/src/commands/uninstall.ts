@@ -1,6 +1,5 @@
-import { createInterface } from "node:readline";
 import { UsageError } from "@sremote/core";
-import { discover, type UninstallResult, uninstall } from "@sremote/installer";
+import type { UninstallResult } from "@sremote/installer";
 import type { Command } from "commander";
 import { EXIT } from "../exit-codes.js";
 import type { CliIO } from "../io.js";
@@ -54,6 +53,7 @@ export async function uninstallCommand(
   return runEndpointCommand("uninstall", targetText, opts, io, signal, async (s) => {
     const layout = targetLayout(s.opened, { dir: opts.dir });
     const connector = s.opened.connector;
+    const { discover, uninstall } = await import("@sremote/installer");
     if (!opts.yes) {
       const found = await discover(connector, { layout, signal: s.signal });
       const endpoint = opts.dir ?? found.layout.endpointDir;
@@ -84,6 +84,7 @@ async function confirm(io: CliIO, question: string): Promise<boolean> {
   const stdin = io.stdin;
   if (!stdin) return false;
   io.stderr.write(question);
+  const { createInterface } = await import("node:readline");
   const rl = createInterface({ input: stdin, terminal: false });
   try {
     const answer = await new Promise<string>((done) => {
