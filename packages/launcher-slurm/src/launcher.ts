@@ -8,7 +8,6 @@ import {
   type Launcher,
   type LauncherEvent,
   type LauncherPrepareOptions,
-  type OperationOptions,
   raceSignal,
   SchedulerError,
 } from "@sremote/core";
@@ -34,13 +33,18 @@ export interface SlurmLauncher extends Launcher {
   /** The options it was made with (validated). */
   readonly options: Readonly<SlurmOptions>;
   prepare(connector: Connector, options?: LauncherPrepareOptions): Promise<void>;
-  release(connector: Connector, options?: OperationOptions): Promise<void>;
+  /** Also reports `released` to `options.onEvent` (the client passes its own receiver). */
+  release(connector: Connector, options?: LauncherPrepareOptions): Promise<void>;
   invalidate(): void;
 }
 
 /** Bound on the Slurm commands the launcher runs besides `salloc` (squeue, scancel…). */
 const COMMAND_TIMEOUT_MS = 30_000;
 const FIRST_LOOK_MS = 300;
+/** How long `release` waits for Slurm to confirm the cancellation. */
+const RELEASE_CONFIRM_MS = 10_000;
+/** Job states that hold nodes or wait for them (a cancelled job is `CANCELLED` or `COMPLETING`). */
+const HOLDING = new Set(["PENDING", "RUNNING", "CONFIGURING", "SUSPENDED", "RESIZING", "REQUEUED"]);
 
 interface Acquisition {
   promise: Promise<SlurmJob>;
@@ -324,7 +328,7 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
         dl.dispose();
       }
     },
-    async release(connector: Connector, options: OperationOptions = {}): Promise<void> {
+    async release(connector: Connector, options: LauncherPrepareOptions = {}): Promise<void> {
       const acq = acquiring;
       if (acq) {
         acq.controller.abort(new AbortError("slurm: the allocation request was cancelled by release()"));
@@ -348,7 +352,21 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
           },
         );
       }
-      emitTo([], event("released", `job ${held.id} cancelled`, { jobId: held.id }));
+      // scancel only asks slurmctld: wait (bounded) until the job no longer holds or waits for nodes.
+      const end = Date.now() + Math.min(options.timeoutMs ?? COMMAND_TIMEOUT_MS, RELEASE_CONFIRM_MS);
+      let state = "";
+      for (;;) {
+        const q = await exec(connector, ["squeue", "-h", "-j", held.id, "-o", "%T"], options.signal).catch(
+          () => undefined,
+        );
+        state = q?.exitCode === 0 ? q.stdout.trim() : "";
+        if (!HOLDING.has(state) || Date.now() > end) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      emitTo(
+        options.onEvent ? [options.onEvent] : [],
+        event("released", `job ${held.id} cancelled`, { jobId: held.id, ...(state ? { state } : {}) }),
+      );
     },
     invalidate(): void {
       if (job) checkNeeded = true;

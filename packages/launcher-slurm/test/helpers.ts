@@ -3,11 +3,29 @@ import type { SlurmCluster } from "@sremote/testkit/slurm";
 import type { SlurmLauncher } from "../src/index.js";
 
 /** Job states that hold (or wait for) resources. */
-const ACTIVE = new Set(["PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING"]);
+const ACTIVE = new Set(["PENDING", "RUNNING", "CONFIGURING", "SUSPENDED", "RESIZING", "REQUEUED"]);
 
-/** Jobs still in the queue (any user), optionally only those whose name starts with `prefix`. */
+/**
+ * Jobs that hold nodes or wait for them (any user), optionally only those whose name starts
+ * with `prefix`. A cancelled job is `COMPLETING` while slurmd ends its processes: see
+ * {@link noJobsLeft}.
+ */
 export async function activeJobs(cluster: SlurmCluster, prefix = "") {
   return (await cluster.jobs()).filter((j) => ACTIVE.has(j.state) && j.name.startsWith(prefix));
+}
+
+/**
+ * Waits (bounded) until no job named `prefix…` is left in the queue at all, `COMPLETING`
+ * included: what was cancelled really ends, with nobody's help.
+ */
+export async function noJobsLeft(cluster: SlurmCluster, prefix = "sremote-"): Promise<void> {
+  const left = async () =>
+    (await cluster.jobs()).filter(
+      (j) => (ACTIVE.has(j.state) || j.state === "COMPLETING") && j.name.startsWith(prefix),
+    );
+  await until(async () => (await left()).length === 0, "no job left in the queue").catch(async (err: unknown) => {
+    throw new Error(`${(err as Error).message}: ${JSON.stringify(await left())}`);
+  });
 }
 
 /** Polls `check` every 50 ms until it returns true, or throws after `timeoutMs`. */

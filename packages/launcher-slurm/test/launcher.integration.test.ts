@@ -8,7 +8,7 @@ import { slurmSkipReason, useSlurmCluster } from "@sremote/testkit/slurm";
 import { type SshdFixture, sshConnectorOptions, sshdMissing, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, describe, expect, it, type TestContext, vi } from "vitest";
 import { clientHost, type SlurmOptions, slurm } from "../src/index.js";
-import { activeJobs, runInSlot, until, WHERE } from "./helpers.js";
+import { activeJobs, noJobsLeft, runInSlot, until, WHERE } from "./helpers.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -81,6 +81,7 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
         expect(launcher.job).toBeUndefined();
         expect(events.at(-1)).toMatchObject({ kind: "released" });
         expect(await activeJobs(cluster, "sremote-")).toEqual([]);
+        await noJobsLeft(cluster);
         // Idempotent.
         await launcher.release(connector);
       });
@@ -109,6 +110,7 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
           });
           expect((err2 as Error).message).toMatch(/can never start: Partition(Config|NodeLimit) \(salloc .*--nodes=5/);
           expect(await activeJobs(big.cluster, "sremote-")).toEqual([]);
+          await noJobsLeft(big.cluster);
         } finally {
           await connector.close();
         }
@@ -141,6 +143,7 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
           await connector.close();
         }
         expect(await activeJobs(cluster, "sremote-")).toEqual([]);
+        await noJobsLeft(cluster);
       });
 
       it("reports a pending allocation, and an abort or timeout while pending leaves no job", async (ctx) => {
@@ -162,10 +165,12 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
           expect(err).toMatchObject({ code: "ABORTED" });
           expect(events[0]).toMatchObject({ kind: "pending", detail: { state: "PENDING", reason: "BeginTime" } });
           expect(await activeJobs(cluster, "sremote-")).toEqual([]);
+          await noJobsLeft(cluster);
 
           const err2 = await launcher.prepare(connector, { timeoutMs: 700 }).catch((e: unknown) => e);
           expect(err2).toMatchObject({ code: "TIMEOUT" });
           expect(await activeJobs(cluster, "sremote-")).toEqual([]);
+          await noJobsLeft(cluster);
           expect(launcher.job).toBeUndefined();
         } finally {
           await launcher.release(connector);

@@ -128,7 +128,8 @@ export function slurmConf(c: SlurmConfInput): string {
     "JobCompType=jobcomp/none",
     "AccountingStorageType=accounting_storage/none",
     "InactiveLimit=0",
-    "KillWait=2",
+    // Seconds between SIGTERM and SIGKILL of a cancelled job's processes (sites: 30).
+    "KillWait=1",
     "MinJobAge=300",
     "SlurmdTimeout=30",
     ...nodes.map(
