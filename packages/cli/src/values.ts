@@ -49,3 +49,59 @@ export function formatReadable(value: unknown): string | undefined {
     return inspect(value, { depth: 8, colors: false });
   }
 }
+
+const BYTE_UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/**
+ * A byte count from the command line: a whole number, optionally with a binary unit
+ * (`512`, `64k`, `100M`, `1G`, `16MiB`). Undefined when `text` is undefined.
+ *
+ * @throws UsageError for anything else.
+ */
+export function parseByteCount(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$/i.exec(text);
+  const n = m ? Number(m[1]) * (BYTE_UNITS[(m[2] as string).toLowerCase()] as number) : Number.NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new UsageError(
+      `${what} expects a number of bytes (e.g. 1048576, 64k, 100M, 1G), got ${JSON.stringify(text)}`,
+    );
+  }
+  return n;
+}
+
+/** A positive whole number from the command line, or undefined when not given. */
+export function parsePositiveInt(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`${what} expects a positive whole number, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+/**
+ * One input line of `sremote map` as the call's arguments: tagged JSON; an array is the
+ * positional arguments, an object the keyword arguments, any other value the only argument.
+ *
+ * @throws UsageError when the line is not valid (tagged) JSON.
+ */
+export function parseInputLine(line: string, lineNumber: number): unknown[] | Record<string, unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch (err) {
+    throw new UsageError(`input line ${lineNumber} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  let value: unknown;
+  try {
+    value = fromTaggedJson(json);
+  } catch (err) {
+    throw new UsageError(`input line ${lineNumber}: ${(err as Error).message}`, { cause: err });
+  }
+  if (Array.isArray(value)) return value;
+  if (typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    return value as Record<string, unknown>;
+  }
+  return [value];
+}

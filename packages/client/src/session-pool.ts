@@ -158,10 +158,10 @@ export class SessionPool {
       if (!best || s.inFlight < best.inFlight) best = s;
     }
     if (!best) return undefined;
-    // A session about to start will have free workers; prefer waiting for it over queueing
-    // behind work that may be long.
-    if (best.inFlight >= this.#options.workersPerSession && this.#canGrow()) {
-      this.#maybeStart();
+    // A session about to start (or starting already) will have free workers; prefer waiting
+    // for it over queueing behind work that may be long.
+    if (best.inFlight >= this.#options.workersPerSession) {
+      if (this.#canGrow()) this.#maybeStart();
       if (this.#starting > 0) return undefined;
     }
     return best;

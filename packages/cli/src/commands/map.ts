@@ -1,0 +1,174 @@
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { type CallOptions, RemoteClient } from "@sremote/client";
+import { AbortError, UsageError } from "@sremote/core";
+import { EXIT, exitCodeFor } from "../exit-codes.js";
+import type { CliIO } from "../io.js";
+import { parseTimeout } from "../target-options.js";
+import { openTarget } from "../targets.js";
+import { formatJson, parseAssignment, parseByteCount, parseInputLine, parsePositiveInt } from "../values.js";
+import {
+  type CallCommandOptions,
+  errorJson,
+  launcherEventPrinter,
+  reportError,
+  slurmLauncher,
+  splitCallable,
+} from "./call.js";
+
+/** Options of `sremote map`, as parsed from the command line. */
+export interface MapCommandOptions extends Omit<CallCommandOptions, "kw" | "json"> {
+  /** `--inputs FILE`: JSON lines, one input each; `-` reads stdin. */
+  inputs: string;
+  /** `--concurrency N`: calls in flight (default: twice the sessions). */
+  concurrency?: string | undefined;
+  /** `--sessions N`: agent sessions (default: the Slurm allocation's nodes, else 1). */
+  sessions?: string | undefined;
+}
+
+/** One input, or the reason its line could not be read as one. */
+type LineInput = { args: unknown[] | Record<string, unknown> } | { bad: UsageError };
+
+/** The non-blank lines of `stream` as inputs, read lazily (one line per input). */
+async function* readInputs(stream: NodeJS.ReadableStream): AsyncGenerator<LineInput> {
+  const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+  let n = 0;
+  try {
+    for await (const line of lines) {
+      n++;
+      if (line.trim() === "") continue;
+      try {
+        yield { args: parseInputLine(line, n) };
+      } catch (err) {
+        yield { bad: err as UsageError };
+      }
+    }
+  } finally {
+    lines.close();
+  }
+}
+
+/** Writes `text`, waiting while the stream's buffer is full (a slow reader of 100,000 lines). */
+async function writeLine(io: CliIO, text: string): Promise<void> {
+  const out = io.stdout as CliIO["stdout"] & { once?: (event: string, listener: () => void) => unknown };
+  if (out.write(text) === false && typeof out.once === "function") {
+    await new Promise<void>((resolve) => out.once?.("drain", resolve));
+  }
+}
+
+/**
+ * `sremote map <target> <module.function> --inputs FILE`: one call per input line, one JSON
+ * line per input on stdout in input order (`{"ok":true,"value":…}` or
+ * `{"ok":false,"error":{…}}`). Exit 0 when all succeeded, 1 when any failed.
+ */
+export async function mapCommand(
+  targetText: string,
+  callable: string,
+  opts: MapCommandOptions,
+  io: CliIO,
+  signal?: AbortSignal,
+): Promise<number> {
+  let opened: Awaited<ReturnType<typeof openTarget>> | undefined;
+  let client: RemoteClient | undefined;
+  let input: NodeJS.ReadableStream | undefined;
+  try {
+    const { module, fn } = splitCallable(callable);
+    const env = Object.fromEntries(opts.env.map((a) => parseAssignment(a, "--env", false))) as Record<string, string>;
+    const envDefault = Object.fromEntries(
+      opts.envDefault.map((a) => parseAssignment(a, "--env-default", false)),
+    ) as Record<string, string>;
+    const timeoutMs = parseTimeout(opts.timeout);
+    const outputLimit = parseByteCount(opts.outputLimit, "--output-limit");
+    const concurrency = parsePositiveInt(opts.concurrency, "--concurrency");
+    const launcher = opts.slurm === undefined ? undefined : await slurmLauncher(opts.slurm);
+    const poolSize = parsePositiveInt(opts.sessions, "--sessions") ?? launcher?.options.nodes ?? 1;
+    input = opts.inputs === "-" ? (io.stdin ?? process.stdin) : await openInputFile(opts.inputs);
+    opened = await openTarget(targetText, opts);
+    client = new RemoteClient({
+      connector: opened.connector,
+      ...opened.clientOptions,
+      mode: opts.mode,
+      poolSize,
+      launcher,
+      onEvent: launcher ? launcherEventPrinter(io) : undefined,
+    });
+    for (const r of opts.require) client.registerModule(r);
+    const callOptions: Omit<CallOptions, "signal"> = {
+      env,
+      envDefault,
+      pathAppend: opts.pathAppend,
+      cwd: opts.cwd,
+      timeoutMs,
+      outputLimit,
+    };
+    // A line that is not an input fails as itself: it is sent as no call (null is no
+    // argument list), and its result carries the line's own error.
+    const badLines = new Map<number, UsageError>();
+    let index = 0;
+    async function* inputs() {
+      for await (const item of readInputs(input as NodeJS.ReadableStream)) {
+        if ("bad" in item) {
+          badLines.set(index++, item.bad);
+          yield null;
+        } else {
+          index++;
+          yield item.args;
+        }
+      }
+    }
+    let failed = 0;
+    let total = 0;
+    try {
+      for await (const r of client.map(module, fn, inputs(), { ...callOptions, concurrency, signal })) {
+        total++;
+        let line: string | undefined;
+        let error: unknown;
+        if (r.ok) {
+          try {
+            line = formatJson({ ok: true, value: r.value });
+          } catch (err) {
+            error = err; // a value with no JSON form
+          }
+        } else {
+          error = badLines.get(r.index) ?? r.error;
+          badLines.delete(r.index);
+        }
+        if (line === undefined) {
+          failed++;
+          line = JSON.stringify({ ok: false, error: errorJson(error) });
+        }
+        await writeLine(io, `${line}\n`);
+      }
+    } catch (err) {
+      if (err instanceof AbortError || signal?.aborted) {
+        io.stderr.write(`sremote: map interrupted after ${total} results (${failed} failed)\n`);
+        return EXIT.interrupted;
+      }
+      throw err;
+    }
+    if (failed > 0) io.stderr.write(`sremote: ${failed} of ${total} inputs failed\n`);
+    return failed > 0 ? EXIT.remoteFailed : EXIT.ok;
+  } catch (err) {
+    reportError(err, io, false);
+    return exitCodeFor(err);
+  } finally {
+    if (input && input !== process.stdin && input !== io.stdin)
+      (input as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
+    await client?.close({ graceMs: 200 }).catch(() => {});
+    if (!client) await opened?.connector.close().catch(() => {});
+    await opened?.cleanup().catch(() => {});
+  }
+}
+
+/** Opens the inputs file, or fails with a usage error naming it. */
+function openInputFile(path: string): Promise<NodeJS.ReadableStream> {
+  return new Promise((resolve, reject) => {
+    const stream = createReadStream(path, { encoding: "utf8" });
+    stream.once("open", () => resolve(stream));
+    stream.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new UsageError(`--inputs ${path}: ${err.code === "ENOENT" ? "no such file" : err.message}`, { cause: err }),
+      ),
+    );
+  });
+}

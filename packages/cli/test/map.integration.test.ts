@@ -1,0 +1,134 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { EXIT, main } from "../src/index.js";
+
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
+const dir = mkdtempSync(join(tmpdir(), "sremote-cli-map-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs the CLI in-process; `stdin` becomes its standard input. */
+async function run(argv: string[], stdin?: string): Promise<{ status: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const io = {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    stdin: stdin === undefined ? undefined : Readable.from([stdin]),
+  };
+  const status = await main(argv, io);
+  return { status, stdout, stderr };
+}
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe("sremote map local:", () => {
+  it("prints one JSON line per input in order, failures included, and exits 1 when any failed", async () => {
+    const inputs = file(
+      "mixed.jsonl",
+      ["[16]", "[-1]", "", "{bad", "9", '{"x": 1}', '[{"$bigint":"4"}]', '["a", "b"]'].join("\n"),
+    );
+    const r = await run(["map", "local:", "math.sqrt", "--inputs", inputs, "--concurrency", "3"]);
+    expect(r.status).toBe(EXIT.remoteFailed);
+    const lines = r.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(7); // the blank line is no input
+    expect(lines[0]).toEqual({ ok: true, value: 4 });
+    expect(lines[1]).toMatchObject({ ok: false, error: { code: "REMOTE_EXEC", type: "ValueError" } });
+    expect(lines[2]).toMatchObject({
+      ok: false,
+      error: { code: "INVALID_ARGUMENT", message: expect.stringContaining("input line 4 is not JSON") },
+    });
+    expect(lines[3]).toEqual({ ok: true, value: 3 }); // a bare value is the only argument
+    expect(lines[4]).toMatchObject({ ok: false, error: { type: "TypeError" } }); // kwargs: sqrt takes none
+    expect(lines[5]).toEqual({ ok: true, value: 2 }); // tagged JSON
+    expect(lines[6]).toMatchObject({ ok: false, error: { type: "TypeError" } }); // two arguments
+    expect(r.stderr).toContain("4 of 7 inputs failed");
+  });
+
+  it("reads --inputs - from stdin and answers 2,000 inputs in order over 2 sessions, exit 0", async () => {
+    const n = 2_000;
+    const text = Array.from({ length: n }, (_, i) => `[${i}]`).join("\n");
+    const r = await run(
+      ["map", "local:", "operator.neg", "--inputs", "-", "--sessions", "2", "--concurrency", "16"],
+      `${text}\n`,
+    );
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(EXIT.ok);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines).toHaveLength(n);
+    const wrong = lines.filter((l, i) => l !== JSON.stringify({ ok: true, value: i === 0 ? 0 : -i }));
+    expect(wrong).toEqual([]);
+  });
+
+  it("exits 2 on bad usage, before any call", async () => {
+    const one = file("one.jsonl", "[1]\n");
+    const cases = [
+      ["map", "local:", "math.sqrt"], // no --inputs
+      ["map", "local:", "math.sqrt", "--inputs", join(dir, "missing.jsonl")],
+      ["map", "local:", "math.sqrt", "--inputs", one, "--concurrency", "0"],
+      ["map", "local:", "math.sqrt", "--inputs", one, "--sessions", "x"],
+      ["map", "local:", "math.sqrt", "--inputs", one, "--slurm", "nodes=two"],
+      ["map", "local:", "nodot", "--inputs", one],
+    ];
+    for (const argv of cases) {
+      const r = await run(argv);
+      expect({ argv, status: r.status, stdout: r.stdout }).toEqual({ argv, status: EXIT.usage, stdout: "" });
+    }
+  });
+
+  it("a per-input --timeout fails that input only", async () => {
+    const inputs = file("sleep.jsonl", "[0]\n[30]\n[0]\n");
+    const r = await run(["map", "local:", "time.sleep", "--inputs", inputs, "--timeout", "1500", "--sessions", "2"]);
+    expect(r.status).toBe(EXIT.remoteFailed);
+    expect(
+      r.stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+    ).toMatchObject([
+      { ok: true, value: null },
+      { ok: false, error: { code: "TIMEOUT" } },
+      { ok: true, value: null },
+    ]);
+  });
+});
+
+describe("sremote call: output beyond the limit is reported, never cut silently", () => {
+  // 9,000,001 bytes printed: over the agent's default 8 MiB (8,388,608) per stream.
+  const PRINT = "print('x' * 9_000_000)";
+
+  it("cuts at 8 MiB by default with a notice on stderr, exit 0; --json says truncated", async () => {
+    const r = await run(["call", "local:", "builtins.exec", PRINT]);
+    expect(r.status).toBe(EXIT.ok);
+    expect(r.stdout.length).toBe(8 * 1024 * 1024);
+    expect(r.stderr).toMatch(/output was cut at 8388608 bytes per stream \(the default limit\).*--output-limit/);
+    const j = await run(["call", "local:", "builtins.exec", PRINT, "--json"]);
+    const out = JSON.parse(j.stdout);
+    expect(out).toMatchObject({ ok: true, truncated: true });
+    expect(out.stdout.length).toBe(8 * 1024 * 1024);
+    expect(j.stderr).toContain("output was cut");
+  });
+
+  it("--output-limit raises or lowers the limit", async () => {
+    const print3k = "print('y' * 3000)"; // 3,001 bytes with the newline
+    const cut = await run(["call", "local:", "builtins.exec", print3k, "--output-limit", "2k"]);
+    expect(cut.stdout.length).toBe(2048);
+    expect(cut.stderr).toContain("cut at 2048 bytes per stream; raise it with --output-limit");
+    const whole = await run(["call", "local:", "builtins.exec", print3k, "--output-limit", "4k", "--json"]);
+    const out = JSON.parse(whole.stdout);
+    expect(out).toMatchObject({ ok: true, truncated: false });
+    expect(out.stdout.length).toBe(3001);
+    expect(whole.stderr).toBe("");
+    expect((await run(["call", "local:", "math.sqrt", "4", "--output-limit", "-5"])).status).toBe(EXIT.usage);
+  });
+});
