@@ -15,7 +15,7 @@ import { expectCode } from "@sremote/testkit";
 import { listProcesses, type SshdFixture, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { baseDir } from "../src/openssh/private-dir.js";
-import { connectorFor, describeSsh, sshd } from "./helpers.js";
+import { connectorFor, describeSsh, recordingLogger, sshd } from "./helpers.js";
 import { eventually, ourPrivateDirs, ourSshProcesses } from "./openssh-helpers.js";
 
 // Real processes and servers on a shared machine: an explicit budget per test and hook,
@@ -190,5 +190,32 @@ describeSsh("openssh transport with an in-memory key", () => {
     expect(statSync(keys[0] as string).mode & 0o777).toBe(0o600);
     await c.close();
     expect(existsSync(keys[0] as string)).toBe(false);
+  });
+});
+
+describeSsh("openssh transport against the server's MaxSessions", () => {
+  it("sessions the master refuses beyond MaxSessions (10) lower the cap, wait, and run once a session frees", async () => {
+    const facts = sshd();
+    const { lines, logger } = recordingLogger();
+    const c = connectorFor(facts, { transport: "openssh", maxChannelsPerConnection: 20, logger });
+    try {
+      // Ten open sessions: the server's whole MaxSessions.
+      const cats = await Promise.all(Array.from({ length: 10 }, () => c.spawn(["cat"])));
+      for (const p of cats) p.stderr.resume();
+      const execs = Promise.all([c.exec(["echo", "a"]), c.exec(["echo", "b"])]);
+      expect(await eventually(() => lines.some((l) => /refused a channel/.test(l)))).toBe(true);
+      for (const [i, p] of cats.entries()) {
+        const out: Buffer[] = [];
+        p.stdout.on("data", (b: Buffer) => out.push(b));
+        p.stdin.end(`cat-${i}`);
+        expect(await p.exited).toEqual({ exitCode: 0, signal: null });
+        expect(Buffer.concat(out).toString()).toBe(`cat-${i}`);
+      }
+      expect((await execs).map((r) => r.stdout)).toEqual(["a\n", "b\n"]);
+      const info = (await c.status()).info as { channelCaps: number[] };
+      expect(info.channelCaps).toEqual([10]);
+    } finally {
+      await c.close();
+    }
   });
 });

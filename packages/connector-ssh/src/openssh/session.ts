@@ -24,6 +24,7 @@ export function openSession(
   args: SshArgsInput,
   master: OpensshMaster,
   command: string,
+  /** Called once an opened session has ended (frees its slot). */
   onClosed: () => void,
 ): Promise<CommandChannel> {
   const wrapped = wrapWithStatus(command);
@@ -64,7 +65,8 @@ export function openSession(
     child.once("close", (code) => resolve({ code }));
   });
   const done: Promise<ChannelEnd> = closed.then(async ({ code }) => {
-    onClosed();
+    // A session that never opened is the opener's to account for (refused: queue again).
+    if (scanner.opened) onClosed();
     if (scanner.status !== undefined) return { exitCode: scanner.status, signal: null };
     if (!scanner.opened) return { exitCode: null, signal: null, lost: master.endError };
     // No status: the remote shell was killed, or the connection (master) went away.

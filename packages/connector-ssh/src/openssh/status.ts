@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
  * again, so the caller sees exactly the command's own bytes.
  */
 export interface StatusWrapper {
-  /** The line to send: `printf OPEN >&2; { (COMMAND) 2>&3; } 3>&2 2>/dev/null; s=$?; printf STATUS >&2; exit $s`. */
+  /** The line to send: `printf OPEN >&2; exec 3>&2 2>/dev/null; (exec 2>&3 3>&-; COMMAND); s=$?; printf STATUS >&3; exit $s`. */
   line: string;
   nonce: string;
 }
@@ -16,13 +16,15 @@ export interface StatusWrapper {
 /** Wraps one remote command line; `$$` inside `command` still names the shell sshd started. */
 export function wrapWithStatus(command: string): StatusWrapper {
   const nonce = `SREMOTE-${randomBytes(9).toString("hex")}`;
-  // The subshell (not `exec`) keeps the outer shell alive to report the status; the newlines
-  // around COMMAND keep a trailing comment in it from swallowing the closing parenthesis.
-  // The outer shell's own stderr goes to /dev/null around the subshell (bash would print
-  // "Killed" for a child killed by a signal); the command gets the real stderr back (fd 3).
+  // The subshell (not `exec`) keeps the outer shell alive to report the status; the newline
+  // after COMMAND keeps a trailing comment in it from swallowing the closing parenthesis.
+  // The outer shell's own stderr goes to /dev/null (bash would print "Killed" for a child
+  // killed by a signal) and the real one is kept on fd 3: the subshell takes it back before
+  // COMMAND runs, the status line goes there at the end. (`exec` redirections, not
+  // redirections of a compound command: dash loses the inner `2>&3` of the latter.)
   const line =
-    `printf '%s:open\\n' ${nonce} >&2; { (\n${command}\n) 2>&3 3>&-; } 3>&2 2>/dev/null; s=$?; ` +
-    `printf '\\n%s:%d\\n' ${nonce} "$s" >&2; exit "$s"`;
+    `printf '%s:open\\n' ${nonce} >&2; exec 3>&2 2>/dev/null; (exec 2>&3 3>&-\n${command}\n); s=$?; ` +
+    `printf '\\n%s:%d\\n' ${nonce} "$s" >&3; exit "$s"`;
   return { line, nonce };
 }
 
