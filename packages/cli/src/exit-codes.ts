@@ -6,12 +6,13 @@ export const EXIT = {
   ok: 0,
   /**
    * The remote function failed (raised, not importable, not found, unserializable result),
-   * or a remote command an install runs failed (pip, git, venv).
+   * or a remote command an install runs failed (pip, git, venv); for `sremote map`, any
+   * input failed (each failure is on its own output line).
    */
   remoteFailed: 1,
   /** Bad usage: unknown option, bad target, bad argument. */
   usage: 2,
-  /** Connection, setup, requirement or protocol problem. */
+  /** Connection, setup, scheduler (`--slurm` refused: `SCHEDULER`), requirement or protocol problem. */
   setup: 3,
   /** The call timed out. */
   timeout: 124,
