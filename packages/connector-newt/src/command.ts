@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { shCommand, shQuote } from "@sremote/core";
+import { type RecordOptions, recordedRun, shCommand, shQuote } from "@sremote/core";
 
 /** Everything needed to build one wrapped command line. */
 export interface WrapperInput {
@@ -8,6 +8,11 @@ export interface WrapperInput {
   env?: Readonly<Record<string, string>> | undefined;
   /** Remote file to read stdin from; the script deletes it once the command has ended. */
   stdinFile?: string | undefined;
+  /**
+   * Run at most once for `record.nonce`, with start and exit markers (core's `recordedRun`),
+   * so that an ambiguous failure can be resolved by asking. Idempotent commands go without.
+   */
+  record?: Omit<RecordOptions, "nonce"> | undefined;
 }
 
 /** A wrapped command: what to send as `executable`, and the marker to look for. */
@@ -39,8 +44,9 @@ export function newNonce(): string {
 
 /**
  * Builds the spec's §4 recipe: `/bin/sh -c <script>` where the script runs the quoted argv
- * (with `cd`/`env` from core's {@link shCommand}) in a subshell, stdin from the uploaded
- * file or `/dev/null`, then prints `\n<nonce> <status>\n` on stderr. NEWT does not report
+ * (with `cd`/`env` from core's {@link shCommand}) in a subshell — recorded under `nonce`
+ * when `input.record` is given — stdin from the uploaded file or `/dev/null`, then prints
+ * `\n<nonce> <status>\n` on stderr. NEWT does not report
  * exit statuses; the marker does, and its absence means the command was killed or never ran.
  */
 export function wrapCommand(input: WrapperInput, nonce = newNonce()): WrappedCommand {
@@ -49,7 +55,10 @@ export function wrapCommand(input: WrapperInput, nonce = newNonce()): WrappedCom
   const inner = shCommand(input.argv, { cwd: input.cwd, env: { ...input.env, [EXEC_ENV]: nonce } });
   const source = input.stdinFile === undefined ? "/dev/null" : shQuote(input.stdinFile);
   const cleanup = input.stdinFile === undefined ? "" : `/bin/rm -f -- ${shQuote(input.stdinFile)}; `;
-  const script = `( ${inner} ) < ${source}; sremote_rc=$?; ${cleanup}printf '\\n%s %d\\n' ${nonce} "$sremote_rc" >&2`;
+  const run = input.record
+    ? recordedRun(inner, source, { ...input.record, nonce })
+    : `( ${inner} ) < ${source}; sremote_rc=$?`;
+  const script = `${run}; ${cleanup}printf '\\n%s %d\\n' ${nonce} "$sremote_rc" >&2`;
   return { executable: `/bin/sh -c ${shQuote(script)}`, nonce };
 }
 

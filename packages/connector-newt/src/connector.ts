@@ -9,16 +9,18 @@ import {
   defineConnector,
   type ExecOptions,
   type ExecResult,
+  isIdempotentCommand,
   type OperationOptions,
+  raceSignal,
   withRetry,
 } from "@sremote/core";
 import { NewtApi } from "./api.js";
-import { KILL_SCRIPT, newNonce } from "./command.js";
+import { KILL_SCRIPT } from "./command.js";
 import { fail, oneLine } from "./errors.js";
 import { deleteByHttp, download, pathSegments, upload } from "./files.js";
 import { NewtHttp } from "./http.js";
+import { NewtLogin } from "./login.js";
 import { type NewtConnectorOptions, type ResolvedOptions, resolveOptions } from "./options.js";
-import { NewtSession } from "./session.js";
 
 /** A {@link Connector} talking to a NEWT REST API; see {@link newtConnector}. */
 export interface NewtConnector extends Connector {
@@ -62,10 +64,12 @@ class NewtDefinition implements ConnectorDefinition<{ machine: string; baseUrl: 
   readonly #opts: ResolvedOptions;
   readonly #runtime: ConnectorRuntime;
   readonly #http: NewtHttp;
-  readonly #session: NewtSession;
+  readonly #session: NewtLogin;
   readonly #api: NewtApi;
   /** Nonces of user commands whose request is in flight, ended remotely on close(). */
   readonly #running = new Set<string>();
+  /** Paths waiting to be deleted by one `rm` (see #rmBatched). */
+  #rmBatch: { paths: string[]; done?: Promise<void> } | undefined;
 
   constructor(opts: ResolvedOptions, runtime: ConnectorRuntime) {
     this.#opts = opts;
@@ -73,7 +77,7 @@ class NewtDefinition implements ConnectorDefinition<{ machine: string; baseUrl: 
     this.tempDir = opts.tempDir;
     this.extra = { machine: opts.machine, baseUrl: opts.baseUrl };
     this.#http = new NewtHttp(opts.baseUrl);
-    this.#session = new NewtSession(opts, this.#http, runtime.closeSignal);
+    this.#session = new NewtLogin(opts, this.#http, runtime.closeSignal);
     this.#api = new NewtApi(opts, this.#session, this.#http);
   }
 
@@ -136,22 +140,64 @@ class NewtDefinition implements ConnectorDefinition<{ machine: string; baseUrl: 
   async deleteFile(path: string, dl: Deadline): Promise<void> {
     pathSegments(path, "deleteFile");
     if (this.#opts.deleteMethod === "http" && (await deleteByHttp(this.#api, path, dl))) return;
-    await this.#runtime.deleteByCommand([path], dl);
+    await this.#rmBatched([path], dl);
+  }
+
+  async deleteFiles(paths: readonly string[], dl: Deadline): Promise<void> {
+    for (const p of paths) pathSegments(p, "deleteFiles");
+    if (this.#opts.deleteMethod === "http") {
+      for (const p of paths) await this.deleteFile(p, dl);
+      return;
+    }
+    await this.#rmBatched(paths, dl);
+  }
+
+  /**
+   * Deletions asked for together (a file-carrier call deletes
+   * its request, response and partial response at once) go in one `rm -f` — an idempotent
+   * command, sent again after a 503 or a lost answer under the retry budget.
+   */
+  #rmBatched(paths: readonly string[], dl: Deadline): Promise<void> {
+    let batch = this.#rmBatch;
+    if (!batch) {
+      const fresh: { paths: string[]; done?: Promise<void> } = { paths: [] };
+      batch = fresh;
+      this.#rmBatch = fresh;
+      // Flushed once the current synchronous stretch ends: deletions asked for together go together.
+      fresh.done = Promise.resolve().then(async () => {
+        this.#rmBatch = undefined;
+        // Not ended by close(): close() waits for it, so no temp file is left behind.
+        const own = deadline({ timeoutMs: this.#opts.requestTimeoutMs * 2 });
+        try {
+          await this.#runtime.deleteByCommand(fresh.paths, own);
+        } finally {
+          own.dispose();
+        }
+      });
+      fresh.done.catch(() => {});
+    }
+    batch.paths.push(...paths);
+    return raceSignal(batch.done as Promise<void>, dl.signal);
   }
 
   async exec(argv: readonly string[], options: ExecOptions, dl: Deadline): Promise<ExecResult> {
-    const nonce = newNonce();
-    this.#running.add(nonce);
+    const input = { argv, cwd: options.cwd, env: options.env };
+    const loginEnv = options.loginEnv === true;
+    // mkdir -p, pwd, rm -f, chmod, cat: safe to send again (core's fallbacks, the client's mkdir).
+    const idempotent = isIdempotentCommand(argv);
+    const sent: string[] = [];
     try {
-      const input = { argv, cwd: options.cwd, env: options.env };
-      return await this.#api.runWrapped(input, dl, false, `run ${argv[0]}`, options.loginEnv === true, nonce);
+      return await this.#api.runWrapped(input, dl, idempotent, `run ${argv[0]}`, loginEnv, (nonce) => {
+        sent.push(nonce);
+        this.#running.add(nonce);
+      });
     } catch (err) {
-      // Timed out, aborted or answer lost: the command may still be running remotely.
-      // NEWT cannot stop it, so a second command ends it and everything it started.
-      if (!this.#runtime.closed && mayStillRun(err)) await this.#killRemote([nonce]);
+      // Timed out, aborted, or whether it ran could not be told: the command may still be
+      // running remotely. NEWT cannot stop it, so a second command ends it and all it started.
+      if (!this.#runtime.closed && !idempotent && mayStillRun(err)) await this.#killRemote(sent);
       throw err;
     } finally {
-      this.#running.delete(nonce);
+      for (const n of sent) this.#running.delete(n);
     }
   }
 
@@ -168,10 +214,22 @@ class NewtDefinition implements ConnectorDefinition<{ machine: string; baseUrl: 
     }
   }
 
-  /** Ends the commands in flight, logs out (a session it opened itself) and closes the pool. */
+  /**
+   * Ends the commands in flight, removes the markers of finished commands, logs out (a
+   * session it opened itself) and closes the pool.
+   */
   async close(): Promise<void> {
     const running = [...this.#running];
     if (running.length > 0 && this.#session.knownId !== undefined) await this.#killRemote(running);
+    await this.#rmBatch?.done?.catch(() => {});
+    if (this.#api.ledger.pending > 0 && this.#session.knownId !== undefined) {
+      const dl = deadline({ timeoutMs: Math.min(10_000, this.#opts.requestTimeoutMs) });
+      try {
+        await this.#api.cleanMarkers(dl);
+      } finally {
+        dl.dispose();
+      }
+    }
     const { id, ours } = this.#session.drop();
     if (id !== undefined && (this.#opts.logoutOnClose ?? ours)) {
       const dl = deadline({ timeoutMs: Math.min(5_000, this.#opts.requestTimeoutMs) });

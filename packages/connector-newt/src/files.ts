@@ -16,7 +16,7 @@ export function pathSegments(path: string, what: string): string[] {
 
 /** `GET /file/…?view=read`; NEWT's vague failures are explained by asking the system. */
 export async function download(api: NewtApi, path: string, dl: Deadline): Promise<Uint8Array> {
-  const res = await api.session.authed(
+  const res = await api.request(
     {
       method: "GET",
       path: api.filePath(pathSegments(path, "getFile")),
@@ -54,7 +54,7 @@ export async function download(api: NewtApi, path: string, dl: Deadline): Promis
 /** PUT of the bytes (the mode is NEWT's default); a missing parent becomes `FILE_NOT_FOUND`. */
 export async function upload(api: NewtApi, path: string, data: Uint8Array, dl: Deadline): Promise<void> {
   const segments = pathSegments(path, "putFile");
-  const res = await api.session.authed(
+  const res = await api.request(
     {
       method: "PUT",
       path: api.filePath(segments),
@@ -91,7 +91,7 @@ export async function upload(api: NewtApi, path: string, data: Uint8Array, dl: D
  * missing file or an unknown verb, 405, 501, 500…): the caller then deletes by command.
  */
 export async function deleteByHttp(api: NewtApi, path: string, dl: Deadline): Promise<boolean> {
-  const res = await api.session.authed(
+  const res = await api.request(
     {
       method: "DELETE",
       path: api.filePath(pathSegments(path, "deleteFile")),

@@ -1,9 +1,9 @@
 import { ConnectorError, type Deadline, networkErrorCode, neverSent, TimeoutError } from "@sremote/core";
 import { Agent, request } from "undici";
 
-/** Retry of safe operations, done by core's `withRetry` around the connector (see `newtConnector`). */
+/** Repetition of requests that are safe to repeat (see `NewtConnectorOptions.retry`). */
 export interface HttpRetryOptions {
-  /** Total attempts of a safe operation, the first included (default 3). */
+  /** Total sends of a safe request, the first included (default 5). */
   attempts?: number | undefined;
   /** Backoff bound before the second attempt, in ms (default 200). */
   baseDelayMs?: number | undefined;
@@ -43,8 +43,12 @@ export interface NewtResponse {
 
 /** Statuses a gateway sends when it is overloaded or restarting. */
 const TRANSIENT_STATUS = new Set([429, 502, 503, 504]);
-/** Of those, the ones that say the request was refused before processing. */
-const REFUSED_STATUS = new Set([429, 503]);
+/**
+ * Of those, the one that says the request was refused before processing. A 503 does not:
+ * a gateway may answer it after the server acted (see docs/exactly-once.md), so for a
+ * command it is ambiguous and the connector asks whether the command ran.
+ */
+const REFUSED_STATUS = new Set([429]);
 /** Error codes meaning the request never left this machine or never reached a server. */
 function headerOf(headers: NewtResponse["headers"], name: string): string | undefined {
   const v = headers[name];
@@ -101,7 +105,8 @@ export class NewtHttp {
    *
    * @throws ConnectorError `CONNECT_FAILED` (never reached the server; retryable),
    *   `CONNECTION_LOST` (sent, answer lost or cut; retryable when idempotent),
-   *   `UNAVAILABLE`, or the deadline's `TIMEOUT`/`ABORTED` error.
+   *   `UNAVAILABLE` (retryable for 429 or when idempotent; else ambiguous), a per-request
+   *   `TIMEOUT` (retryable when idempotent), or the deadline's `TIMEOUT`/`ABORTED` error.
    */
   async send(req: NewtRequest, dl: Deadline): Promise<NewtResponse> {
     try {
@@ -199,7 +204,7 @@ export class NewtHttp {
       // A read that got no answer in time may simply be asked again; anything else may have run.
       return new TimeoutError(`newt: ${req.what}: no answer within ${req.timeoutMs} ms`, req.timeoutMs, {
         cause: err,
-        retryable: req.method === "GET",
+        retryable: req.idempotent,
       });
     }
     const code = networkErrorCode(err);

@@ -1,3 +1,4 @@
+import type { RequestBudget } from "@sremote/core";
 import { UsageError } from "@sremote/core";
 import type { HttpRetryOptions } from "./http.js";
 
@@ -56,9 +57,12 @@ export interface NewtConnectorOptions {
   /** Time limit of one command request, in ms (default 660000: NEWT's 600 s plus a margin). */
   commandTimeoutMs?: number | undefined;
   /**
-   * Repetition of safe operations — reads, and any operation whose request never reached
-   * the server — by core's `withRetry`, composed around the connector by the factory.
-   * `{ attempts: 1 }` turns it off. A command that may have been received is never repeated.
+   * Repetition of requests that are safe to repeat: reads, uploads, idempotent commands
+   * (`mkdir -p`, `pwd`, `rm -f`, `chmod`), requests refused before processing (429, no
+   * connection), and a command proven not to have run (see docs/exactly-once.md). Default
+   * `{ attempts: 5, baseDelayMs: 200, maxDelayMs: 2000 }`, always within the operation's
+   * deadline; `{ attempts: 1 }` turns it off. A command that may have run is never repeated:
+   * NEWT is asked whether it did, and its recorded answer is used when it did.
    */
   retry?: HttpRetryOptions | undefined;
   /**
@@ -85,6 +89,8 @@ export interface ResolvedOptions {
   requestTimeoutMs: number;
   commandTimeoutMs: number;
   retry: HttpRetryOptions;
+  /** `retry` with its defaults. */
+  budget: RequestBudget;
   deleteMethod: "command" | "http";
   tempDir: string | undefined;
   logoutOnClose: boolean | undefined;
@@ -183,6 +189,11 @@ export function resolveOptions(options: NewtConnectorOptions): ResolvedOptions {
     requestTimeoutMs: positive("requestTimeoutMs", options.requestTimeoutMs, 60_000),
     commandTimeoutMs: positive("commandTimeoutMs", options.commandTimeoutMs, 660_000),
     retry,
+    budget: {
+      attempts: retry.attempts ?? 5,
+      baseDelayMs: retry.baseDelayMs ?? 200,
+      maxDelayMs: retry.maxDelayMs ?? 2000,
+    },
     deleteMethod,
     tempDir: options.tempDir,
     logoutOnClose: options.logoutOnClose,

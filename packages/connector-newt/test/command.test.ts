@@ -1,6 +1,10 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { parseMarker, wrapCommand } from "../src/index.js";
+
+// Each check starts python3 (the oracle) several times: on a loaded machine that takes
+// longer than vitest's 5 s default.
+vi.setConfig({ testTimeout: 30_000 });
 
 /**
  * NEWT (a Django service) split `executable` into argv with Python's `shlex.split`: the

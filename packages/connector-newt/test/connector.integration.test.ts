@@ -365,17 +365,20 @@ describe("exec", () => {
   });
 
   it("emulates stdin with an uploaded temp file, creating the temp folder, and leaves nothing behind", async () => {
-    const c = make();
-    const tmp = join(home, ".sremote", "tmp");
+    const tmp = join(home, `stdin-tmp-${token()}`);
+    const c = make({ tempDir: tmp });
     expect(existsSync(tmp)).toBe(false);
     const bytes = new Uint8Array([0, 1, 2, 10, 255, 0, 65]);
     const r = await c.exec(["/bin/sh", "-c", "od -An -tu1 | tr -s ' ' ' '"], { stdin: bytes });
     expect(r.stdout.trim()).toBe("0 1 2 10 255 0 65");
     expect((await stat(tmp)).mode & 0o777).toBe(0o700);
     expect((await c.exec(["/bin/cat"], { stdin: "héllo\n" })).stdout).toBe("héllo\n");
-    expect(await filesUnder(tmp)).toEqual([]);
+    // Only the command markers (exactly-once), removed by close().
+    expect((await filesUnder(tmp)).filter((f) => !f.startsWith("once/"))).toEqual([]);
     const cat = await c.exec(["/bin/cat"]);
     expect(cat).toMatchObject({ stdout: "", exitCode: 0 });
+    await c.close();
+    expect(await filesUnder(tmp)).toEqual([]);
   });
 
   it("a command killed by NEWT's time limit is a ConnectorError saying the marker was missing", async () => {
@@ -390,6 +393,7 @@ describe("exec", () => {
   it("a killed command with stdin leaves no temp file behind", async () => {
     const c = make();
     await rejection(c.exec(["/bin/sh", "-c", "cat >/dev/null; sleep 30"], { stdin: "data" }));
+    await c.close(); // removes the killed command's markers
     expect(await filesUnder(join(home, ".sremote", "tmp"))).toEqual([]);
   });
 

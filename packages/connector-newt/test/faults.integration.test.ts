@@ -43,52 +43,120 @@ async function outcome<T>(
 }
 
 describe("commands are never run twice", () => {
-  it("a 503 burst on /command: retryable UNAVAILABLE, withRetry gets through, the command runs once", async () => {
+  /** Requests whose command line names `t` (the command itself, sent once or again). */
+  const sends = (from: number, t: string) =>
+    since(double, from).filter((e) => e.route === "POST /command" && (e.form.executable ?? "").includes(t));
+  /** The connector's questions "did it run?" since `from`. */
+  const questions = (from: number) =>
+    since(double, from).filter((e) => e.route === "POST /command" && /\bnot-run\b/.test(e.form.executable ?? ""));
+
+  it("a 503 burst on /command (nothing ran): NEWT is asked, the command is sent again and runs once", async () => {
     const c = make();
     await c.connect();
     const t = token();
-    double.inject("POST /command", { kind: "status", status: 503, times: 2 });
-    const first = await outcome(c.exec(["/bin/echo", t]));
-    expect(first.error).toMatchObject({ code: "UNAVAILABLE", retryable: true });
-    expect(commandsRun(double, t)).toHaveLength(0);
-    double.inject("POST /command", { kind: "status", status: 503, times: 2 });
-    const r = await withRetry(c, retrying).exec(["/bin/echo", t]);
+    const from = double.requestLog.length;
+    double.inject("POST /command", {
+      kind: "status",
+      status: 503,
+      times: 2,
+      match: (r) => r.form.executable?.includes(t) ?? false,
+    });
+    const r = await c.exec(["/bin/echo", t]);
     expect(r).toMatchObject({ stdout: `${t}\n`, exitCode: 0 });
     expect(commandsRun(double, t)).toHaveLength(1);
+    expect(sends(from, t)).toHaveLength(3);
+    expect(questions(from)).toHaveLength(2);
   });
 
-  it("a reset after the command ran: CONNECTION_LOST, not retryable, not repeated even by withRetry", async () => {
+  it("a 503 after the command ran: its recorded answer is used, it is not sent again", async () => {
+    const c = make();
+    await c.connect();
+    const t = token();
+    const from = double.requestLog.length;
+    double.inject("POST /command", {
+      kind: "status",
+      status: 503,
+      when: "after",
+      match: (r) => r.form.executable?.includes(t) ?? false,
+    });
+    const r = await c.exec(["/bin/sh", "-c", `echo ${t}; echo err-${t} >&2; exit 3`]);
+    expect(r).toEqual({ stdout: `${t}\n`, stderr: `err-${t}\n`, exitCode: 3, signal: null });
+    expect(commandsRun(double, t)).toHaveLength(1);
+    expect(sends(from, t)).toHaveLength(1);
+    expect(questions(from)).toHaveLength(1);
+  });
+
+  it("a reset after the command ran, also of the questions: asked until answered, run once, even under withRetry", async () => {
     const c = withRetry(make(), retrying);
     await c.connect();
     const t = token();
     const from = double.requestLog.length;
     double.inject("POST /command", { kind: "reset", when: "after", times: 3 });
-    const r = await outcome(c.exec(["/bin/echo", t]));
-    expect(r.error).toMatchObject({ code: "CONNECTION_LOST", retryable: false });
-    expect(r.error?.message).toMatch(/may have been processed/);
+    const r = await c.exec(["/bin/echo", t]);
+    expect(r).toMatchObject({ stdout: `${t}\n`, exitCode: 0 });
     expect(commandsRun(double, t)).toHaveLength(1);
-    expect(since(double, from).filter((e) => (e.form.executable ?? "").includes(t))).toHaveLength(1);
+    expect(sends(from, t)).toHaveLength(1);
+    expect(questions(from)).toHaveLength(3);
   });
 
-  it("a reset before processing is still not repeated for a command (the connector cannot tell)", async () => {
+  it("a reset before processing: asked, found not run (and fenced), sent again once", async () => {
     const c = make();
     await c.connect();
     const t = token();
+    const from = double.requestLog.length;
     double.inject("POST /command", { kind: "reset", when: "before" });
-    const r = await outcome(c.exec(["/bin/echo", t]));
-    expect(r.error).toMatchObject({ code: "CONNECTION_LOST", retryable: false });
-    expect(double.requestLog.filter((e) => (e.form.executable ?? "").includes(t))).toHaveLength(1);
-    expect(commandsRun(double, t)).toHaveLength(0);
+    const r = await c.exec(["/bin/echo", t]);
+    expect(r.stdout).toBe(`${t}\n`);
+    expect(sends(from, t)).toHaveLength(2);
+    expect(commandsRun(double, t)).toHaveLength(1);
   });
 
-  it("502/504 on a command may mean it ran: UNAVAILABLE but not retryable", async () => {
+  it("502/504 on a command: asked, not guessed", async () => {
     const c = make();
     await c.connect();
     for (const status of [502, 504]) {
-      double.inject("POST /command", { kind: "status", status });
-      const r = await outcome(c.exec(["/bin/true"]));
-      expect(r.error).toMatchObject({ code: "UNAVAILABLE", retryable: false });
+      const t = token();
+      double.inject("POST /command", { kind: "status", status, match: (r) => r.form.executable?.includes(t) ?? false });
+      expect((await c.exec(["/bin/echo", t])).stdout).toBe(`${t}\n`);
+      expect(commandsRun(double, t)).toHaveLength(1);
     }
+  });
+
+  it("when whether it ran cannot be told, the call fails, not retryable, and is never sent again", async () => {
+    const c = withRetry(make({ retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 } }), retrying);
+    await c.connect();
+    const t = token();
+    const from = double.requestLog.length;
+    double.inject("POST /command", {
+      kind: "status",
+      status: 503,
+      when: "after",
+      match: (r) => r.form.executable?.includes(t) ?? false,
+    });
+    double.inject("POST /command", {
+      kind: "status",
+      status: 503,
+      times: 2,
+      match: (r) => /\bnot-run\b/.test(r.form.executable ?? ""),
+    });
+    const r = await outcome(c.exec(["/bin/echo", t]));
+    expect(r.error).toMatchObject({ code: "UNAVAILABLE", retryable: false });
+    expect(r.error?.message).toMatch(/whether it ran cannot be told/);
+    expect(sends(from, t)).toHaveLength(1);
+    expect(commandsRun(double, t)).toHaveLength(1);
+  });
+
+  it("idempotent commands (mkdir -p, rm -f, pwd) are simply sent again, without questions", async () => {
+    const c = make();
+    await c.connect();
+    const dir = join(home, `idem-${token()}`);
+    const from = double.requestLog.length;
+    double.inject("POST /command", { kind: "status", status: 503, when: "after", times: 2 });
+    expect((await c.exec(["/bin/mkdir", "-p", dir])).exitCode).toBe(0);
+    double.inject("POST /command", { kind: "status", status: 503, times: 2 });
+    expect((await c.exec(["/bin/rm", "-f", "--", join(dir, "x")])).exitCode).toBe(0);
+    expect(questions(from)).toHaveLength(0);
+    expect(since(double, from).filter((e) => e.route === "POST /command")).toHaveLength(6);
   });
 
   it("an answer delayed beyond the timeout: TIMEOUT once, the command ran once", async () => {
@@ -102,13 +170,14 @@ describe("commands are never run twice", () => {
     expect(commandsRun(double, t)).toHaveLength(1);
   });
 
-  it("a per-request time limit on commands ends the call with TIMEOUT", async () => {
+  it("an answer outlasting the per-request time limit: asked, and the command's recorded answer is used", async () => {
     const c = make({ commandTimeoutMs: 200 });
     await c.connect();
+    const t = token();
     double.inject("POST /command", { kind: "delay", ms: 800, when: "after" });
-    const r = await outcome(c.exec(["/bin/true"]));
-    expect(r.error).toMatchObject({ code: "TIMEOUT", retryable: false });
-    expect(r.error?.message).toMatch(/no answer within 200 ms/);
+    const r = await c.exec(["/bin/echo", t]);
+    expect(r.stdout).toBe(`${t}\n`);
+    expect(commandsRun(double, t)).toHaveLength(1);
   });
 });
 
@@ -139,7 +208,7 @@ describe("reads are repeated where that is safe", () => {
     expect(r.error).toMatchObject({ code: "UNAVAILABLE", retryable: true });
   });
 
-  it("one retry path: a lasting 503 on a download makes 3 attempts, also under withRetry (was 3 × its attempts)", async () => {
+  it("one retry path: a lasting 503 on a download makes 5 attempts, also under withRetry (not 5 × its attempts)", async () => {
     const c = make({ retry: { baseDelayMs: 1, maxDelayMs: 2 } });
     const p = join(home, "lasting.txt");
     await writeFile(p, "x");
@@ -147,10 +216,10 @@ describe("reads are repeated where that is safe", () => {
     double.inject("GET /file", { kind: "status", status: 503, times: Number.POSITIVE_INFINITY });
     let from = double.requestLog.length;
     expect((await outcome(c.getFile(p))).error).toMatchObject({ code: "UNAVAILABLE" });
-    expect(since(double, from).filter((e) => e.route === "GET /file")).toHaveLength(3);
+    expect(since(double, from).filter((e) => e.route === "GET /file")).toHaveLength(5);
     from = double.requestLog.length;
     expect((await outcome(withRetry(c, retrying).getFile(p))).error).toMatchObject({ code: "UNAVAILABLE" });
-    expect(since(double, from).filter((e) => e.route === "GET /file")).toHaveLength(3);
+    expect(since(double, from).filter((e) => e.route === "GET /file")).toHaveLength(5);
   });
 
   it("an unreachable server is CONNECT_FAILED and retryable", async () => {
@@ -201,12 +270,13 @@ describe("reads are repeated where that is safe", () => {
 });
 
 describe("nothing is left behind", () => {
-  it("stdin temp files are removed when the command request fails, whatever the fault", async () => {
+  it("whatever the fault on a command with stdin, it runs once, answers, and its temp file is removed", async () => {
     const c = make();
     await c.connect();
     const tmp = join(home, ".sremote", "tmp");
     const faults = [
       { kind: "status", status: 503 },
+      { kind: "status", status: 503, when: "after" },
       { kind: "status", status: 502 },
       { kind: "reset", when: "before" },
       { kind: "reset", when: "after" },
@@ -216,14 +286,15 @@ describe("nothing is left behind", () => {
       const t = token();
       // Only the exec's own command: the cleanup command must get through.
       double.inject("POST /command", { ...fault, match: (r) => (r.form.executable ?? "").includes(t) });
-      const r = await outcome(c.exec(["/bin/sh", "-c", `cat >/dev/null; echo ${t}`], { stdin: `input ${t}` }));
-      expect(r.error, JSON.stringify(fault)).toBeDefined();
-      expect(commandsRun(double, t).length).toBeLessThanOrEqual(1);
-      expect(await filesUnder(tmp), JSON.stringify(fault)).toEqual([]);
+      const r = await c.exec(["/bin/sh", "-c", `cat >/dev/null; echo ${t}`], { stdin: `input ${t}` });
+      expect(r.stdout, JSON.stringify(fault)).toBe(`${t}\n`);
+      expect(commandsRun(double, t), JSON.stringify(fault)).toHaveLength(1);
+      const left = (await filesUnder(tmp)).filter((f) => !f.startsWith("once/"));
+      expect(left, JSON.stringify(fault)).toEqual([]);
     }
   });
 
-  it("a stdin upload whose answer is lost is cleaned up, and the command is not run", async () => {
+  it("a stdin upload whose answer is lost is sent again (an overwrite); the command runs once, the file is removed", async () => {
     const c = make();
     await c.connect();
     const tmp = join(home, ".sremote", "tmp");
@@ -231,11 +302,32 @@ describe("nothing is left behind", () => {
     const t = token();
     const from = double.requestLog.length;
     double.inject("PUT /file", { kind: "reset", when: "after", match: (r) => r.path.includes("/stdin-") });
-    const r = await outcome(c.exec(["/bin/echo", t], { stdin: "x" }));
-    expect(r.error).toMatchObject({ code: "CONNECTION_LOST", retryable: true });
-    expect(double.requestLog.filter((e) => (e.form.executable ?? "").includes(t))).toHaveLength(0);
-    const removal = since(double, from).filter((e) => e.command && /rm -f -- \S*stdin-/.test(e.form.executable ?? ""));
-    expect(removal).toHaveLength(1);
+    const r = await c.exec(["/bin/echo", t], { stdin: "x" });
+    expect(r.stdout).toBe(`${t}\n`);
+    expect(since(double, from).filter((e) => e.route === "PUT /file")).toHaveLength(2);
+    expect(commandsRun(double, t)).toHaveLength(1);
+    expect((await filesUnder(tmp)).filter((f) => !f.startsWith("once/"))).toEqual([]);
+  });
+
+  it("close() removes the markers of every command it ran, also of one whose fate was not known", async () => {
+    const tmp = join(home, `markers-${token()}`);
+    const c = make({ tempDir: tmp, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 } });
+    for (let i = 0; i < 3; i++) await c.exec(["/bin/true"]);
+    const t = token();
+    double.inject("POST /command", {
+      kind: "reset",
+      when: "after",
+      match: (r) => r.form.executable?.includes(t) ?? false,
+    });
+    double.inject("POST /command", {
+      kind: "status",
+      status: 503,
+      times: 2,
+      match: (r) => /\bnot-run\b/.test(r.form.executable ?? ""),
+    });
+    expect((await outcome(c.exec(["/bin/echo", t]))).error).toMatchObject({ retryable: false });
+    expect((await filesUnder(join(tmp, "once"))).length).toBeGreaterThan(0);
+    await c.close();
     expect(await filesUnder(tmp)).toEqual([]);
   });
 

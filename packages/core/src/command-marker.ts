@@ -76,7 +76,8 @@ export function recordedRun(inner: string, stdinSource: string, options: RecordO
   const rm = cleanup.length > 0 ? `/bin/rm -rf -- ${cleanup.map((c) => `${d}/${c}`).join(" ")} 2>/dev/null; ` : "";
   const replay = `/bin/cat ${d}/${n}/out 2>/dev/null; /bin/cat ${d}/${n}/err >&2 2>/dev/null`;
   return [
-    `sremote_d=${options.dir}; ${rm}/bin/mkdir -p -m 700 ${d} 2>/dev/null; `,
+    // umask 077: every folder created on the way is private, not only the last one.
+    `sremote_d=${options.dir}; ${rm}(umask 077 && /bin/mkdir -p ${d}) 2>/dev/null; `,
     `if /bin/mkdir ${d}/${n} 2>/dev/null; then `,
     `printf '%s %s\\n' "$(uname -n 2>/dev/null)" "$$" > ${d}/${n}/start; `,
     `( ${inner} ) < ${stdinSource} > ${d}/${n}/out 2> ${d}/${n}/err; sremote_rc=$?; `,
@@ -116,7 +117,7 @@ export function markerQueryScript(nonce: string, dir: string, queryNonce: string
   return [
     `sremote_d=${dir}; `,
     `if [ -f ${d}/rc ]; then /bin/cat ${d}/out; /bin/cat ${d}/err >&2; ${say(`done $(/bin/cat ${d}/rc)`)}; `,
-    `elif /bin/mkdir -p -m 700 "$sremote_d" 2>/dev/null && /bin/mkdir ${d} 2>/dev/null; then : > ${d}/fenced; ${say("not-run")}; `,
+    `elif (umask 077 && /bin/mkdir -p "$sremote_d") 2>/dev/null && /bin/mkdir ${d} 2>/dev/null; then : > ${d}/fenced; ${say("not-run")}; `,
     `elif [ -f ${d}/fenced ]; then ${say("not-run")}; `,
     `elif [ -f ${d}/start ]; then set -- $(/bin/cat ${d}/start 2>/dev/null); `,
     `if [ "$1" = "$(uname -n 2>/dev/null)" ] && [ -n "$2" ] && ! kill -0 "$2" 2>/dev/null && [ ! -f ${d}/rc ]; then ${say("died")}; `,
@@ -157,14 +158,20 @@ export function parseMarkerQuery(stdout: string, stderr: string, queryNonce: str
 export const MARKER_MAX_AGE_MINUTES = 24 * 60;
 
 /**
- * A shell script removing the markers of `nonces`, and any marker older than
- * {@link MARKER_MAX_AGE_MINUTES} (left by a client that died). Idempotent.
+ * A shell script removing the markers of `nonces`; those of `unsettled` (commands whose
+ * fate was not known: maybe still running) only if they have ended or were fenced; and
+ * any marker older than {@link MARKER_MAX_AGE_MINUTES} (left by a client that died).
+ * Idempotent.
  */
-export function markerCleanupScript(nonces: readonly string[], dir: string): string {
+export function markerCleanupScript(nonces: readonly string[], dir: string, unsettled: readonly string[] = []): string {
   const list = nonces.map(checkNonce).map((n) => `"$sremote_d"/${n}`);
+  const maybe = unsettled.map(checkNonce);
   return [
     `sremote_d=${dir}; [ -d "$sremote_d" ] || exit 0; `,
     list.length > 0 ? `/bin/rm -rf -- ${list.join(" ")}; ` : "",
+    maybe.length > 0
+      ? `for n in ${maybe.join(" ")}; do if [ -f "$sremote_d/$n/rc" ] || [ -f "$sremote_d/$n/fenced" ]; then /bin/rm -rf -- "$sremote_d/$n"; fi; done; `
+      : "",
     `find "$sremote_d" -mindepth 1 -maxdepth 1 -name 'sremote-*' -mmin +${MARKER_MAX_AGE_MINUTES} -exec /bin/rm -rf -- {} + 2>/dev/null; `,
     "exit 0",
   ].join("");
@@ -173,10 +180,12 @@ export function markerCleanupScript(nonces: readonly string[], dir: string): str
 /**
  * Nonces whose markers can go: each recorded command hands the ones it finds to the next
  * command it sends ({@link take}), which removes them before running; a command that did
- * not run gives them back ({@link restore}). Whatever is left is removed on close.
+ * not run gives them back ({@link restore}). Whatever is left is removed on close, with
+ * {@link markerCleanupScript}.
  */
 export class MarkerLedger {
   readonly #done = new Set<string>();
+  readonly #unsettled = new Set<string>();
   /** Most nonces handed to one command (keeps the command line short). */
   readonly #perCommand: number;
 
@@ -208,6 +217,23 @@ export class MarkerLedger {
   /** Gives back nonces a command did not get to remove. */
   restore(nonces: readonly string[]): void {
     for (const n of nonces) this.#done.add(n);
+  }
+
+  /** Notes a nonce whose command may still be running: removed on close only if it ended. */
+  addUnsettled(nonce: string): void {
+    this.#unsettled.add(checkNonce(nonce));
+  }
+
+  /** Nonces noted by {@link addUnsettled}, taken out of the ledger. */
+  takeUnsettled(): string[] {
+    const out = [...this.#unsettled];
+    this.#unsettled.clear();
+    return out;
+  }
+
+  /** Nonces of either kind waiting. */
+  get pending(): number {
+    return this.#done.size + this.#unsettled.size;
   }
 }
 

@@ -197,6 +197,7 @@ export async function runExactlyOnce<R>(io: ExactlyOnceIo<R>, dl: Deadline, budg
         { markerMissing: true, ran: true },
       );
     }
+    io.ledger.addUnsettled(nonce);
     throw ambiguousError(
       io,
       (cause as SremoteError).code as ConnectorErrorCode,

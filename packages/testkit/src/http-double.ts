@@ -1,8 +1,11 @@
 /**
  * What the HTTP test doubles (newt-double, sfapi-double) share: reading a bounded request
- * body, errno codes, and the parts of fault injection that do not depend on the API.
+ * body, errno codes, fault arming and matching (with seeded rates), and the skeleton that
+ * answers a request with a fault applied.
  */
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** Reads a request body of at most `limit` bytes; a larger one rejects with `tooLarge(message)`. */
 export function readBody(req: IncomingMessage, limit: number, tooLarge: (message: string) => Error): Promise<Buffer> {
@@ -46,6 +49,14 @@ export interface FaultCommon<R extends FaultRequest = FaultRequest> {
   times?: number | undefined;
   /** Only requests this returns true for. */
   match?: ((request: R) => boolean) | undefined;
+  /**
+   * Hit only this fraction of the matching requests, in (0, 1] (default 1: every one),
+   * drawn from a generator seeded with {@link seed}: the same requests in the same order
+   * meet the same faults in every run. `{ rate: 0.3, times: Infinity }` is a flaky gateway.
+   */
+  rate?: number | undefined;
+  /** Seed of the {@link rate} draws (default 1). */
+  seed?: number | undefined;
 }
 
 /** A fault waiting for requests: its route key, the fault, and the hits left. */
@@ -53,6 +64,20 @@ export interface Armed<F> {
   route: string;
   fault: F;
   remaining: number;
+  /** Draws in [0, 1) for `rate` (seeded). */
+  random: () => number;
+}
+
+/** mulberry32: a small seeded generator, enough to spread faults reproducibly. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /**
@@ -75,7 +100,10 @@ export function armCommon<F extends FaultCommon & { kind: string; status?: numbe
   if ("ms" in fault && !(Number.isFinite(fault.ms) && (fault.ms as number) >= 0)) {
     throw new TypeError(`${prefix}: fault.ms must be a non-negative number, got ${fault.ms}`);
   }
-  return { route, fault, remaining: times };
+  if (fault.rate !== undefined && !(fault.rate > 0 && fault.rate <= 1)) {
+    throw new TypeError(`${prefix}: fault.rate must be in (0, 1], got ${fault.rate}`);
+  }
+  return { route, fault, remaining: times, random: seededRandom(fault.seed ?? 1) };
 }
 
 /**
@@ -89,5 +117,100 @@ export function faultMatches<R extends FaultRequest>(armed: Armed<FaultCommon<R>
     route === "*" ||
     route === request.route ||
     (route.startsWith("/") && request.route.slice(request.route.indexOf(" ") + 1) === route);
-  return routeOk && (armed.fault.match?.(request) ?? true);
+  if (!routeOk || !(armed.fault.match?.(request) ?? true)) return false;
+  const { rate } = armed.fault as FaultCommon<R>;
+  return rate === undefined || armed.random() < rate;
+}
+
+/** What one HTTP reply of a double is made of. */
+export interface DoubleReply {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** The request-log fields the shared fault handling fills in. */
+export interface FaultedEntry {
+  status?: number | undefined;
+  outcome?: "answered" | "reset" | "truncated" | "client-gone" | undefined;
+}
+
+/** Sends a whole reply, or notes that the client has gone. */
+export function sendReply(res: ServerResponse, entry: FaultedEntry, reply: DoubleReply): void {
+  entry.status = reply.status;
+  if (res.destroyed || res.writableEnded) {
+    entry.outcome = "client-gone";
+    return;
+  }
+  res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
+  res.end(reply.body);
+  entry.outcome = "answered";
+}
+
+/** The fault kinds every double applies the same way (a double may add its own). */
+export type SharedFault =
+  | { kind: "status"; status: number; when?: "before" | "after" | undefined }
+  | { kind: "reset"; when?: "before" | "after" | undefined }
+  | { kind: "delay"; ms: number; when?: "before" | "after" | undefined }
+  | { kind: "truncate"; bytes?: number | undefined }
+  | { kind: string };
+
+/**
+ * Answers one request of a double with `fault` applied, the skeleton both doubles share:
+ *
+ * - `status` `before` (default): `statusReply()` without processing; `after`: process
+ *   (`process()` runs: the command starts, the file is written), then answer the status —
+ *   the ambiguous gateway answer.
+ * - `reset` `before`: destroy the connection unprocessed; `after`: process, then destroy.
+ * - `delay` `before`: wait, then process unless the client left; `after`: process, then wait.
+ * - `truncate`: process, then send the full `Content-Length` and only part of the body.
+ *
+ * Fills in `entry.status` and `entry.outcome`.
+ */
+export async function answerWithFault(options: {
+  req: IncomingMessage;
+  res: ServerResponse;
+  entry: FaultedEntry;
+  fault: SharedFault | undefined;
+  process: () => Promise<DoubleReply>;
+  statusReply: (status: number) => DoubleReply;
+}): Promise<void> {
+  const { req, res, entry, process } = options;
+  const fault = options.fault as
+    | { kind: string; status?: number; when?: "before" | "after"; ms?: number; bytes?: number }
+    | undefined;
+  let gone = res.destroyed;
+  res.once("close", () => {
+    if (!res.writableEnded) gone = true;
+  });
+  const send = (reply: DoubleReply) => sendReply(res, entry, reply);
+  const reset = () => {
+    entry.outcome = "reset";
+    const socket = req.socket as Socket & { resetAndDestroy?: () => void };
+    if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy();
+    else socket.destroy();
+  };
+  const when = fault?.when ?? "before";
+  if (fault?.kind === "status" && when === "before") return send(options.statusReply(fault.status as number));
+  if (fault?.kind === "reset" && when === "before") return reset();
+  if (fault?.kind === "delay" && when === "before") {
+    await sleep(fault.ms as number);
+    if (gone || res.destroyed) {
+      entry.outcome = "client-gone";
+      return;
+    }
+  }
+  const reply = await process();
+  if (fault?.kind === "status") return send(options.statusReply(fault.status as number));
+  if (fault?.kind === "reset") return reset();
+  if (fault?.kind === "delay") await sleep(fault.ms as number);
+  if (fault?.kind === "truncate" && !gone) {
+    const keep = Math.max(0, Math.min(reply.body.length - 1, fault.bytes ?? Math.floor(reply.body.length / 2)));
+    entry.status = reply.status;
+    entry.outcome = "truncated";
+    res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
+    res.write(reply.body.subarray(0, keep), () => req.socket.destroy());
+    return;
+  }
+  send(reply);
 }

@@ -3,7 +3,7 @@
  * `"PUT /file"`, `"POST /auth"`, `"GET /login"`…), `"/resource"` for every method, or `"*"`.
  * The resource is the first path segment after the base URL.
  */
-import { armCommon, faultMatches } from "../http-double.js";
+import { type Armed, armCommon, type FaultCommon, faultMatches } from "../http-double.js";
 export type NewtRoute = "*" | `/${string}` | `${"GET" | "PUT" | "POST" | "DELETE" | "PATCH" | "HEAD"} /${string}`;
 
 /** Facts a fault's `match` predicate can look at. */
@@ -19,18 +19,15 @@ export interface NewtFaultRequest {
   form: Readonly<Record<string, string>>;
 }
 
-interface FaultCommon {
-  /** How many matching requests this fault hits before it is used up (default 1; `Infinity` allowed). */
-  times?: number | undefined;
-  /** Narrows the fault to some requests of the route (e.g. only downloads of `*.resp`). */
-  match?: ((request: NewtFaultRequest) => boolean) | undefined;
-}
+/** Fields every fault has: `times`, `match`, and a seeded `rate` (see http-double.ts). */
+type Common = FaultCommon<NewtFaultRequest>;
 
 /**
  * What the double does to a request instead of (or on top of) answering it.
  *
- * - `status`: answer `status` (500, 502, 503, 504, 429…) with a JSON error **without
- *   processing** the request — nothing runs, nothing is written.
+ * - `status` `before` (default): answer `status` (500, 502, 503, 504, 429…) with a JSON
+ *   error **without processing** the request — nothing runs, nothing is written. `after`:
+ *   process it fully (the command runs), then answer the status: the ambiguous gateway.
  * - `reset` `before`: read the request, then destroy the connection without processing it.
  *   `after`: process it fully (the command runs, the file is written), then destroy the
  *   connection instead of answering — the "lost answer" case.
@@ -38,19 +35,18 @@ interface FaultCommon {
  *   nothing is processed (logged as `client-gone`). `after`: process, then wait before answering.
  * - `truncate`: process, then send the headers (with the full `Content-Length`) and only
  *   the first `bytes` of the body (default: half), then destroy the connection.
+ *
+ * With `rate` (and `times: Infinity`) a fault hits a seeded fraction of the requests:
+ * `inject("/command", { kind: "status", status: 503, rate: 0.3, times: Infinity })`.
  */
 export type NewtFault =
-  | (FaultCommon & { kind: "status"; status: number; body?: string | undefined })
-  | (FaultCommon & { kind: "reset"; when?: "before" | "after" | undefined })
-  | (FaultCommon & { kind: "delay"; ms: number; when?: "before" | "after" | undefined })
-  | (FaultCommon & { kind: "truncate"; bytes?: number | undefined });
+  | (Common & { kind: "status"; status: number; when?: "before" | "after" | undefined; body?: string | undefined })
+  | (Common & { kind: "reset"; when?: "before" | "after" | undefined })
+  | (Common & { kind: "delay"; ms: number; when?: "before" | "after" | undefined })
+  | (Common & { kind: "truncate"; bytes?: number | undefined });
 
 /** A fault as stored by the double, with its remaining uses. */
-export interface ArmedFault {
-  route: string;
-  fault: NewtFault;
-  remaining: number;
-}
+export type ArmedFault = Armed<NewtFault>;
 
 const ROUTE = /^(?:\*|(?:(GET|PUT|POST|DELETE|PATCH|HEAD) )?\/[A-Za-z0-9_-]*)$/;
 
@@ -69,7 +65,7 @@ export function armFault(route: string, fault: NewtFault): ArmedFault {
 export function faultLabel(fault: NewtFault): string {
   switch (fault.kind) {
     case "status":
-      return `status ${fault.status}`;
+      return `status ${fault.status}${fault.when === "after" ? " after" : ""}`;
     case "reset":
       return `reset ${fault.when ?? "before"}`;
     case "delay":

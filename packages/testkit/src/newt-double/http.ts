@@ -1,7 +1,6 @@
 /** Request handling of the NEWT double: routing, the request log, and injected faults. */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Socket } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
+import { answerWithFault, sendReply } from "../http-double.js";
 import { command } from "./api-command.js";
 import { file } from "./api-file.js";
 import { queue } from "./api-queue.js";
@@ -80,10 +79,6 @@ function redact(form: Record<string, string>): Record<string, string> {
 }
 
 export async function handle(st: DoubleState, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  let gone = false;
-  res.once("close", () => {
-    if (!res.writableEnded) gone = true;
-  });
   const method = (req.method ?? "GET").toUpperCase();
   const url = req.url ?? "/";
   const q = url.indexOf("?");
@@ -117,28 +112,11 @@ export async function handle(st: DoubleState, req: IncomingMessage, res: ServerR
   };
   st.requestLog.push(entry);
 
-  const send = (reply: Reply) => {
-    entry.status = reply.status;
-    if (gone) {
-      entry.outcome = "client-gone";
-      return;
-    }
-    res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
-    res.end(reply.body);
-    entry.outcome = "answered";
-  };
-  const reset = () => {
-    entry.outcome = "reset";
-    const socket = req.socket as Socket & { resetAndDestroy?: () => void };
-    if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy();
-    else socket.destroy();
-  };
-
   let body: Buffer;
   try {
     body = await readBody(req, st.maxBodyBytes);
   } catch (err) {
-    if (err instanceof HttpError) send(errorReply(err.status, err.message));
+    if (err instanceof HttpError) sendReply(res, entry, errorReply(err.status, err.message));
     else entry.outcome = "client-gone";
     return;
   }
@@ -150,61 +128,37 @@ export async function handle(st: DoubleState, req: IncomingMessage, res: ServerR
   entry.form = redact(form);
 
   if (rest === undefined) {
-    send(errorReply(404, `Not under ${st.prefix}`));
+    sendReply(res, entry, errorReply(404, `Not under ${st.prefix}`));
     return;
   }
 
   const info: NewtFaultRequest = { method, route: entry.route, path: decodedPath, query, form: entry.form };
   const armed = st.faults.find((f) => faultMatches(f, info));
-  const fault = armed?.fault;
   if (armed) {
     armed.remaining--;
     entry.fault = faultLabel(armed.fault);
   }
-  if (fault?.kind === "status") {
-    send({
-      status: fault.status,
+  const fault = armed?.fault;
+  await answerWithFault({
+    req,
+    res,
+    entry,
+    fault,
+    statusReply: (status) => ({
+      status,
       headers: { "content-type": "application/json" },
       body: Buffer.from(
-        fault.body ??
-          JSON.stringify({ status: "ERROR", status_code: fault.status, error: "injected fault", output: "" }),
+        (fault?.kind === "status" ? fault.body : undefined) ??
+          JSON.stringify({ status: "ERROR", status_code: status, error: "injected fault", output: "" }),
       ),
-    });
-    return;
-  }
-  if (fault?.kind === "reset" && (fault.when ?? "before") === "before") {
-    reset();
-    return;
-  }
-  if (fault?.kind === "delay" && (fault.when ?? "before") === "before") {
-    await sleep(fault.ms);
-    if (gone) {
-      entry.outcome = "client-gone";
-      return;
-    }
-  }
-
-  let reply: Reply;
-  try {
-    reply = await dispatch(st, entry, method, rest, query, form, body, req, sessionId);
-  } catch (err) {
-    if (err instanceof HttpError) reply = errorReply(err.status, err.message);
-    else if (err instanceof PathRejected) reply = errorReply(err.status, err.message);
-    else reply = errorReply(500, `newt-double internal error: ${(err as Error).message}`);
-  }
-
-  if (fault?.kind === "reset") {
-    reset();
-    return;
-  }
-  if (fault?.kind === "delay") await sleep(fault.ms);
-  if (fault?.kind === "truncate" && !gone) {
-    const keep = Math.max(0, Math.min(reply.body.length - 1, fault.bytes ?? Math.floor(reply.body.length / 2)));
-    entry.status = reply.status;
-    entry.outcome = "truncated";
-    res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
-    res.write(reply.body.subarray(0, keep), () => req.socket.destroy());
-    return;
-  }
-  send(reply);
+    }),
+    process: async () => {
+      try {
+        return await dispatch(st, entry, method, rest, query, form, body, req, sessionId);
+      } catch (err) {
+        if (err instanceof HttpError || err instanceof PathRejected) return errorReply(err.status, err.message);
+        return errorReply(500, `newt-double internal error: ${(err as Error).message}`);
+      }
+    },
+  });
 }

@@ -4,7 +4,7 @@
  * are checked against the routes the double serves, so a typo cannot arm a fault that
  * never fires.
  */
-import { armCommon, faultMatches } from "../http-double.js";
+import { type Armed, armCommon, type FaultCommon, faultMatches } from "../http-double.js";
 
 /** Route paths of the double (`/token` is the token endpoint; the rest live under the API base). */
 export const SFAPI_ROUTES = [
@@ -40,38 +40,39 @@ export interface SfapiFaultRequest {
   form: Readonly<Record<string, string>>;
 }
 
-interface FaultCommon {
-  /** How many matching requests this fault hits (default 1; `Infinity` allowed). */
-  times?: number | undefined;
-  /** Narrows the fault to some requests of the route. */
-  match?: ((request: SfapiFaultRequest) => boolean) | undefined;
-}
+/** Fields every fault has: `times`, `match`, and a seeded `rate` (see http-double.ts). */
+type Common = FaultCommon<SfapiFaultRequest>;
 
 /**
  * What the double does to a request instead of (or on top of) answering it.
  *
- * - `status`: answer `status` (429, 502, 503, 504…) **without processing** — nothing runs,
- *   nothing is written, no token is issued. `retryAfterSeconds` adds `Retry-After`.
+ * - `status` `before` (default): answer `status` (429, 502, 503, 504…) **without
+ *   processing** — nothing runs, nothing is written, no token is issued.
+ *   `retryAfterSeconds` adds `Retry-After`. `after`: process (the command task is created
+ *   and runs), then answer the status — the ambiguous gateway answer.
  * - `reset` `before`: read the request, then reset the connection, nothing processed;
  *   `after`: process it (the command task is created and runs), then reset — the lost answer.
  * - `delay` `before`: wait, then process unless the client has gone; `after`: process, then wait.
  * - `truncate`: process, send the full `Content-Length` but only `bytes` (default half), close.
  * - `slow-task` (only `POST /utilities/command`): the task created stays `new` `ms` longer
  *   before its process starts.
+ *
+ * With `rate` (and `times: Infinity`) a fault hits a seeded fraction of the requests.
  */
 export type SfapiFault =
-  | (FaultCommon & { kind: "status"; status: number; retryAfterSeconds?: number | undefined })
-  | (FaultCommon & { kind: "reset"; when?: "before" | "after" | undefined })
-  | (FaultCommon & { kind: "delay"; ms: number; when?: "before" | "after" | undefined })
-  | (FaultCommon & { kind: "truncate"; bytes?: number | undefined })
-  | (FaultCommon & { kind: "slow-task"; ms: number });
+  | (Common & {
+      kind: "status";
+      status: number;
+      when?: "before" | "after" | undefined;
+      retryAfterSeconds?: number | undefined;
+    })
+  | (Common & { kind: "reset"; when?: "before" | "after" | undefined })
+  | (Common & { kind: "delay"; ms: number; when?: "before" | "after" | undefined })
+  | (Common & { kind: "truncate"; bytes?: number | undefined })
+  | (Common & { kind: "slow-task"; ms: number });
 
 /** A fault as stored, with its remaining uses. */
-export interface ArmedFault {
-  route: string;
-  fault: SfapiFault;
-  remaining: number;
-}
+export type ArmedFault = Armed<SfapiFault>;
 
 const KINDS = ["status", "reset", "delay", "truncate", "slow-task"];
 
@@ -96,7 +97,7 @@ export function armFault(route: string, fault: SfapiFault): ArmedFault {
 export function faultLabel(fault: SfapiFault): string {
   switch (fault.kind) {
     case "status":
-      return `status ${fault.status}`;
+      return `status ${fault.status}${fault.when === "after" ? " after" : ""}`;
     case "reset":
       return `reset ${fault.when ?? "before"}`;
     case "delay":

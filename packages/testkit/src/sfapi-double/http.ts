@@ -1,7 +1,6 @@
 /** Request handling of the SFAPI double: routing, bearer checks, the request log, injected faults. */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Socket } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
+import { answerWithFault, sendReply } from "../http-double.js";
 import { PathRejected } from "../newt-double/files.js";
 import { download, ls, upload } from "./api-files.js";
 import { jobsRoute } from "./api-jobs.js";
@@ -132,10 +131,6 @@ function faultReply(fault: SfapiFault & { kind: "status" }, isToken: boolean): R
 }
 
 export async function handle(st: SfapiState, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  let gone = false;
-  res.once("close", () => {
-    if (!res.writableEnded) gone = true;
-  });
   const method = (req.method ?? "GET").toUpperCase();
   const url = req.url ?? "/";
   const q = url.indexOf("?");
@@ -168,28 +163,11 @@ export async function handle(st: SfapiState, req: IncomingMessage, res: ServerRe
   };
   st.requestLog.push(entry);
 
-  const send = (reply: Reply) => {
-    entry.status = reply.status;
-    if (gone) {
-      entry.outcome = "client-gone";
-      return;
-    }
-    res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
-    res.end(reply.body);
-    entry.outcome = "answered";
-  };
-  const reset = () => {
-    entry.outcome = "reset";
-    const socket = req.socket as Socket & { resetAndDestroy?: () => void };
-    if (typeof socket.resetAndDestroy === "function") socket.resetAndDestroy();
-    else socket.destroy();
-  };
-
   let body: Buffer;
   try {
     body = await readBody(req, st.maxBodyBytes);
   } catch (err) {
-    if (err instanceof ApiError) send(detail(err.status, err.message));
+    if (err instanceof ApiError) sendReply(res, entry, detail(err.status, err.message));
     else entry.outcome = "client-gone";
     return;
   }
@@ -200,7 +178,7 @@ export async function handle(st: SfapiState, req: IncomingMessage, res: ServerRe
     : {};
   entry.form = redactForm(form);
   if (!isToken && rest === undefined) {
-    send(detail(404, "Not Found"));
+    sendReply(res, entry, detail(404, "Not Found"));
     return;
   }
 
@@ -211,35 +189,22 @@ export async function handle(st: SfapiState, req: IncomingMessage, res: ServerRe
     armed.remaining--;
     entry.fault = faultLabel(armed.fault);
   }
-  if (fault?.kind === "status") return send(faultReply(fault, isToken));
-  if (fault?.kind === "reset" && (fault.when ?? "before") === "before") return reset();
-  if (fault?.kind === "delay" && (fault.when ?? "before") === "before") {
-    await sleep(fault.ms);
-    if (gone) {
-      entry.outcome = "client-gone";
-      return;
-    }
-  }
-
-  let reply: Reply;
-  try {
-    reply = isToken
-      ? tokenEndpoint(st, entry, method, contentType, form)
-      : await dispatch(st, entry, req, rest as string, query, form, body, fault);
-  } catch (err) {
-    if (err instanceof ApiError || err instanceof PathRejected) reply = detail(err.status, err.message);
-    else reply = detail(500, `sfapi-double internal error: ${(err as Error).message}`);
-  }
-
-  if (fault?.kind === "reset") return reset();
-  if (fault?.kind === "delay") await sleep(fault.ms);
-  if (fault?.kind === "truncate" && !gone) {
-    const keep = Math.max(0, Math.min(reply.body.length - 1, fault.bytes ?? Math.floor(reply.body.length / 2)));
-    entry.status = reply.status;
-    entry.outcome = "truncated";
-    res.writeHead(reply.status, { ...reply.headers, "content-length": String(reply.body.length) });
-    res.write(reply.body.subarray(0, keep), () => req.socket.destroy());
-    return;
-  }
-  send(reply);
+  await answerWithFault({
+    req,
+    res,
+    entry,
+    fault,
+    statusReply: (status) =>
+      faultReply({ kind: "status", status, ...(fault?.kind === "status" ? fault : {}) }, isToken),
+    process: async () => {
+      try {
+        return isToken
+          ? tokenEndpoint(st, entry, method, contentType, form)
+          : await dispatch(st, entry, req, rest as string, query, form, body, fault);
+      } catch (err) {
+        if (err instanceof ApiError || err instanceof PathRejected) return detail(err.status, err.message);
+        return detail(500, `sfapi-double internal error: ${(err as Error).message}`);
+      }
+    },
+  });
 }

@@ -57,7 +57,7 @@ function cookieFrom(res: NewtResponse): string | undefined {
  * for concurrent callers), renewed when it expired and credentials allow, and never
  * re-sending credentials NEWT refused (accounts lock).
  */
-export class NewtSession {
+export class NewtLogin {
   #session: Session = NO_SESSION;
   /** A session id given in the credentials and not yet checked. */
   #pendingSessionId: string | undefined;
