@@ -1,0 +1,40 @@
+/** One line of the fault summary: a fault kind on a connector and what it led to. */
+export interface FaultRow {
+  fault: string;
+  connector: string;
+  injections: number;
+  /** How each injection ended (a value, a typed error code, "killed"…) → count. */
+  outcomes: Record<string, number>;
+  leftoverProcesses?: number;
+  leftoverFiles?: number;
+}
+
+/** The fault summary table the soak and fault suites print. */
+export function faultTable(rows: FaultRow[]): string {
+  const lines = rows.map((r) => [
+    r.fault,
+    r.connector,
+    String(r.injections),
+    Object.entries(r.outcomes)
+      .map(([k, v]) => `${k} ×${v}`)
+      .join(", ") || "-",
+    String(r.leftoverProcesses ?? "-"),
+    String(r.leftoverFiles ?? "-"),
+  ]);
+  const head = ["fault", "connector", "injections", "outcomes", "leftover processes", "leftover files"];
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] as number)).join("  ");
+  return ["fault summary:", fmt(head), fmt(widths.map((w) => "-".repeat(w))), ...lines.map(fmt)].join("\n");
+}
+
+/** A small seeded PRNG (mulberry32): the same faults at the same places on every run. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
