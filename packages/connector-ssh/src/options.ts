@@ -118,6 +118,13 @@ export interface SshConnectorOptions {
   /** Missed keepalives before the connection counts as lost (config `ServerAliveCountMax`, else 3). */
   keepaliveCountMax?: number | undefined;
 
+  /**
+   * Attempts per operation when the connection could not be opened and nothing ran
+   * (`CONNECT_FAILED`, e.g. sshd's `MaxStartups` dropping a burst of logins): retried with
+   * jittered backoff within the operation's `timeoutMs`. Default 4; `1` disables.
+   */
+  connectAttempts?: number | undefined;
+
   /** At most this many SSH connections to the host (default 4); opened one at a time, only when needed. */
   maxConnections?: number | undefined;
   /**

@@ -19,6 +19,7 @@ import {
   UsageError,
 } from "@sremote/core";
 import { type ResolvedSettings, resolveSettings } from "./config.js";
+import { retryNothingRan } from "./connect-retry.js";
 import type { SshConnectorOptions, SshLogger } from "./options.js";
 import { killCommandLine, PidScanner, remoteCommandLine, takePidMarker } from "./remote-command.js";
 import { createTransport } from "./select-transport.js";
@@ -383,5 +384,6 @@ class SshDefinition implements ConnectorDefinition<{ settings: Readonly<Resolved
  * @throws UsageError (`INVALID_ARGUMENT`) for bad options or an unreadable ssh config.
  */
 export function sshConnector(options: SshConnectorOptions): SshConnector {
-  return defineConnector((runtime) => new SshDefinition(options, runtime)) as SshConnector;
+  const connector = defineConnector((runtime) => new SshDefinition(options, runtime)) as SshConnector;
+  return retryNothingRan(connector, options?.connectAttempts, options?.logger);
 }
