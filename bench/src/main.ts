@@ -12,6 +12,7 @@ import { sfapiConnector } from "@sremote/connector-sfapi";
 import { UsageError } from "@sremote/core";
 import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
 import { startSfapiDouble } from "@sremote/testkit/sfapi-double";
+import { bulkReport, bulkRows } from "./bulk.js";
 import { cliRows, cliVerdicts } from "./cli.js";
 import { peerComparison, peerReport, writePeerSshConfig } from "./peers.js";
 import { CALL, clientRows, FULL, floorAndSessionRows, type Plan, QUICK } from "./rows.js";
@@ -230,8 +231,9 @@ async function pinnedLocalRows(cpu: string, python: string, quick: boolean): Pro
  *
  * Sections: the local, NEWT and SFAPI rows (by default), the SSH rows (`--ssh`), the peer
  * comparison (`--peers`, over `--ssh` or a private sshd), CLI start-up (`--cli`, with a
- * `call ssh://` row when `--ssh` is given). When `--peers` or `--cli` is asked for, the
- * default sections run only with `--all`. Local rows run pinned to CPU 0 (`--pin-local CPU`,
+ * `call ssh://` row when `--ssh` is given), bulk data (`--bulk`, `--bulk-sizes 8,64` MiB,
+ * over SSH too with `--ssh`). When `--peers`, `--cli` or `--bulk` is asked for, the default
+ * sections run only with `--all`. Local rows run pinned to CPU 0 (`--pin-local CPU`,
  * `--pin-local none` to leave them unpinned); everything else runs unpinned unless `--pin`.
  */
 export async function runBench(argv: string[]): Promise<number> {
@@ -254,6 +256,8 @@ export async function runBench(argv: string[]): Promise<number> {
       "pin-local": { type: "string", default: "0" },
       peers: { type: "boolean", default: false },
       cli: { type: "boolean", default: false },
+      bulk: { type: "boolean", default: false },
+      "bulk-sizes": { type: "string" },
       "cli-compare": { type: "string" },
       all: { type: "boolean", default: false },
     },
@@ -271,7 +275,8 @@ export async function runBench(argv: string[]): Promise<number> {
     process.stdout.write(`${formatTable(rows)}\n`);
     return 0;
   }
-  const focused = values.peers || values.cli;
+  const focused = values.peers || values.cli || values.bulk;
+  const bulkSizes = (values["bulk-sizes"] ?? (values.quick ? "8,64" : "8,64,255.99")).split(",").map(Number);
   const classic = !focused || values.all;
   const rows: BenchRow[] = [];
   const notes: string[] = [];
@@ -311,6 +316,16 @@ export async function runBench(argv: string[]): Promise<number> {
         rows.push(...cli);
         notes.push(...cliVerdicts(cli));
       }
+      if (values.bulk) {
+        const bulk = await bulkRows({
+          python,
+          sizesMiB: bulkSizes,
+          runs: values.quick ? 1 : 3,
+          ssh: { facts: ssh.facts, layout: ssh.layout, python: values["ssh-python"] },
+        });
+        rows.push(...bulk.rows);
+        reports.push(bulkReport(bulk.results));
+      }
       if (values.peers) {
         const peers = await peerComparison({
           facts: ssh.facts,
@@ -329,6 +344,11 @@ export async function runBench(argv: string[]): Promise<number> {
     }
   }
 
+  if (values.bulk && sshTarget === undefined) {
+    const bulk = await bulkRows({ python, sizesMiB: bulkSizes, runs: values.quick ? 1 : 3 });
+    rows.push(...bulk.rows);
+    reports.push(bulkReport(bulk.results));
+  }
   if (values.cli && sshTarget === undefined) {
     const cli = await cliRows({ runs: values.quick ? 5 : 15, compareBin: values["cli-compare"] });
     rows.push(...cli);

@@ -14,7 +14,7 @@ import {
   decodeAgentMessage,
   encodeFrame,
   encodeMessage,
-  encodeMessageFrame,
+  encodeMessageFrameParts,
   FrameDecoder,
   type ProbeMessage,
   type ResultMessage,
@@ -273,23 +273,24 @@ export class AgentSession {
     if (!failure && this.#pending.has(message.id)) {
       failure = new SremoteError("INTERNAL", `duplicate call id ${message.id} on one session (a client bug)`);
     }
-    let frame: Uint8Array | undefined;
+    let parts: Uint8Array[] | undefined;
     if (!failure) {
       try {
         // Over the limit: a UsageError for this call alone (the agent would refuse the frame
-        // and end the session, failing every call on it).
-        frame = encodeMessageFrame(message, { pooled: true, maxFrameBytes: this.#maxFrameBytes });
+        // and end the session, failing every call on it). Large bytes arguments are written
+        // from the caller's memory, not copied into the frame.
+        parts = encodeMessageFrameParts(message, { maxFrameBytes: this.#maxFrameBytes });
       } catch (err) {
         failure = err as Error;
       }
     }
-    if (failure || !frame) {
+    if (failure || !parts) {
       const error = failure as Error;
       queueMicrotask(() => handler.reject(error));
       return;
     }
     this.#pending.set(message.id, handler);
-    this.#write(frame);
+    this.#out.pushParts(parts);
   }
 
   /** Asks the agent to cancel a call (answered by the call's result). */
@@ -342,7 +343,9 @@ export class AgentSession {
     for (const frame of frames) {
       let msg: AgentMessage;
       try {
-        msg = decodeAgentMessage(frame);
+        // A frame spread over several chunks was assembled in a buffer of its own, which
+        // nothing else holds: its large bins can stay in it instead of being copied out.
+        msg = decodeAgentMessage(frame, { ownsBuffer: frame.buffer !== chunk.buffer });
       } catch (err) {
         this.#fail(err as Error);
         return;

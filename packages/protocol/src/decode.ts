@@ -16,6 +16,11 @@ export class Decoder {
   pos: number;
   end: number;
   depth = 0;
+  /**
+   * Bins of this many bytes or more are returned as views of `bytes` instead of copies: for a
+   * caller that owns `bytes` and hands it over (a frame assembled in its own buffer).
+   */
+  viewBinsFrom = Number.POSITIVE_INFINITY;
 
   constructor(bytes: Uint8Array, start = 0, end = bytes.length) {
     this.bytes = bytes;
@@ -212,6 +217,9 @@ export class Decoder {
   private readBin(n: number): Uint8Array {
     this.need(n);
     this.pos += n;
+    if (n >= this.viewBinsFrom) {
+      return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset + this.pos - n, n);
+    }
     // A copy, as a plain Uint8Array even when the input is a Buffer (whose slice() shares memory).
     return copyBytes(this.bytes.subarray(this.pos - n, this.pos));
   }

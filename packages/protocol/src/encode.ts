@@ -91,12 +91,28 @@ const KEEP_BUFFER_MAX = 1024 * 1024;
 const DETACH_MIN = 256 * 1024;
 /** Node's Buffer.from() copies buffers under half its 8 KiB pool into the pool. */
 const POOLED_MAX = 4 * 1024;
+/** Bins (and ndarray data) from this size are left out of the buffer when holes are on. */
+export const HOLE_MIN = 64 * 1024;
+
+/** A large byte run left out of an encoder's buffer: it belongs at offset `at`. */
+export interface EncoderHole {
+  at: number;
+  bytes: Uint8Array;
+}
 
 /** Low-level encoder state: a growable buffer written front to back. */
 export class Encoder {
   buf: Uint8Array;
   view: DataView;
   pos = 0;
+  /**
+   * When not null, bins and ndarray data of {@link HOLE_MIN} bytes or more are not copied into
+   * `buf`: their header is written, and the caller's bytes are recorded here to be sent from
+   * where they are (one copy less of a large argument, and no buffer of its size).
+   */
+  holes: EncoderHole[] | null = null;
+  /** Bytes of the holes, which `buf` does not hold. */
+  holeBytes = 0;
 
   constructor(size = INITIAL_BUFFER) {
     this.buf = new Uint8Array(size);
@@ -109,6 +125,9 @@ export class Encoder {
     if (need <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < need) size *= 2;
+    // A large value should not make a buffer of twice its size (a 64 MiB string, 128 MiB):
+    // grow by half of what is needed at most (still geometric, so linear in total).
+    if (need >= DETACH_MIN) size = Math.min(size, need + (need >>> 1));
     const next = allocUninitialized(size);
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
@@ -396,9 +415,19 @@ export class Encoder {
   private writeBin(b: Uint8Array): void {
     const n = b.byteLength;
     this.writeHeader(n, 0, 0, 0xc4, 0xc5, 0xc6);
+    if (this.holes !== null && n >= HOLE_MIN) {
+      this.holes.push({ at: this.pos, bytes: b });
+      this.holeBytes += n;
+      return;
+    }
     this.ensure(n);
     this.buf.set(b, this.pos);
     this.pos += n;
+  }
+
+  /** Moves the holes at or after `from` by `by` bytes (the caller moved the buffer's bytes). */
+  shiftHoles(from: number, by: number): void {
+    for (const h of this.holes ?? []) if (h.at >= from) h.at += by;
   }
 
   private writeArray(a: readonly unknown[], depth: number): void {
@@ -513,11 +542,16 @@ export class Encoder {
   private writeSet(s: Set<unknown>, depth: number): void {
     const start = this.beginExt();
     this.writeHeader(s.size, 0x90, 16, 0, 0xdc, 0xdd);
+    // The ext header counts the bytes written since beginExt: no holes inside.
+    const holes = this.holes;
+    this.holes = null;
     try {
       for (const v of s) this.encode(v, depth);
     } catch (e) {
       if (e instanceof EncodeFailure) e.segments.push("{set}");
       throw e;
+    } finally {
+      this.holes = holes;
     }
     this.endExt(start, EXT_SET);
   }
@@ -578,6 +612,11 @@ export class Encoder {
     this.pos = start;
     this.writeExtHeader(n, EXT_NDARRAY);
     this.pos = start + h + headLen;
+    if (this.holes !== null && bytes.byteLength >= HOLE_MIN) {
+      this.holes.push({ at: this.pos, bytes });
+      this.holeBytes += bytes.byteLength;
+      return;
+    }
     this.ensure(bytes.byteLength);
     this.buf.set(bytes, this.pos);
     this.pos += bytes.byteLength;

@@ -202,6 +202,19 @@ export class TickBatcher {
     else if (this.#bytes >= TICK_BATCH_MAX_BYTES) this.flush();
   }
 
+  /**
+   * Queues a frame given in parts ({@link encodeMessageFrameParts}): one part is
+   * {@link push}ed; several (a large frame) leave now, after what waits, each as it is.
+   */
+  pushParts(parts: readonly Uint8Array[]): void {
+    if (parts.length === 1) {
+      this.push(parts[0] as Uint8Array);
+      return;
+    }
+    this.flush();
+    for (const part of parts) this.#write(part);
+  }
+
   /** Writes what is queued now, as one buffer (nothing when nothing is queued). */
   flush(): void {
     const frames = this.#frames;

@@ -25,6 +25,7 @@ export {
   decodeClientMessage,
   encodeMessage,
   encodeMessageFrame,
+  encodeMessageFrameParts,
   type HelloMessage,
   type OutputMessage,
   type PingMessage,

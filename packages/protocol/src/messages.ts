@@ -8,8 +8,9 @@
  * ignored (kept on the returned object). Failures are `ProtocolError`s naming the key.
  */
 import { PROTOCOL_VERSION, ProtocolError, type RemoteExecKind, UsageError } from "@sremote/core";
+import { copyBytes } from "./bytes.js";
 import { DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_HEADER_LENGTH } from "./framing.js";
-import { decodeValue, encodeInto, withEncoder } from "./values.js";
+import { Decoder, decodeValue, encodeInto, HOLE_MIN, withEncoder } from "./values.js";
 
 /** The protocol version this package speaks (`v` of every message): core's {@link PROTOCOL_VERSION}. */
 export { PROTOCOL_VERSION };
@@ -207,6 +208,7 @@ function writeMessage(enc: Parameters<Parameters<typeof withEncoder>[0]>[0], msg
   } else {
     enc.ensure(2);
     enc.buf.copyWithin(start + 3, start + 1, enc.pos);
+    enc.shiftHoles(start + 1, 2);
     enc.pos += 2;
     enc.buf[start] = 0xde;
     enc.buf[start + 1] = count >>> 8;
@@ -246,6 +248,47 @@ export function encodeMessageFrame(
     if (n > max) throw new UsageError(`message of ${n} bytes exceeds the frame limit of ${max} bytes`);
     enc.view.setUint32(0, n);
     return options.pooled === true ? enc.takePooled() : enc.take();
+  });
+}
+
+/**
+ * Encodes a message as a frame in parts to be written in order: like
+ * {@link encodeMessageFrame}, except that bins and ndarray data of 64 KiB or more are not
+ * copied — they are parts of their own, the caller's memory itself (so they must not change
+ * until written). One part when there are none: a 64 MiB argument then costs no 64 MiB buffer
+ * and no copy on this side.
+ * @throws as {@link encodeMessageFrame}.
+ */
+export function encodeMessageFrameParts(
+  msg: ClientMessage | AgentMessage,
+  options: { maxFrameBytes?: number } = {},
+): Uint8Array[] {
+  const max = Math.min(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_HEADER_LENGTH);
+  return withEncoder((enc) => {
+    const holes: { at: number; bytes: Uint8Array }[] = [];
+    enc.holes = holes;
+    enc.holeBytes = 0;
+    try {
+      enc.ensure(4);
+      enc.pos = 4;
+      writeMessage(enc, msg);
+      const n = enc.pos - 4 + enc.holeBytes;
+      if (n > max) throw new UsageError(`message of ${n} bytes exceeds the frame limit of ${max} bytes`);
+      enc.view.setUint32(0, n);
+      if (holes.length === 0) return [enc.takePooled()];
+      const parts: Uint8Array[] = [];
+      let from = 0;
+      for (const h of holes) {
+        if (h.at > from) parts.push(copyBytes(enc.buf.subarray(from, h.at)));
+        parts.push(h.bytes);
+        from = h.at;
+      }
+      if (enc.pos > from) parts.push(copyBytes(enc.buf.subarray(from, enc.pos)));
+      return parts;
+    } finally {
+      enc.holes = null;
+      enc.holeBytes = 0;
+    }
   });
 }
 
@@ -490,11 +533,17 @@ export function validateMessage(value: unknown, direction: "client" | "agent"): 
 
 /**
  * Decodes and validates a message from an agent (`hello`, `result`, `output`, `pong`).
+ * With `ownsBuffer: true` the caller gives up `bytes` (nothing else reads or writes it): bins
+ * of 64 KiB or more in the message are then views of it (`byteOffset` not 0) instead of copies.
  * @throws ProtocolError for bytes that are not MessagePack, or a message that is not valid,
  *   naming the offending key.
  */
-export function decodeAgentMessage(bytes: Uint8Array): AgentMessage {
-  return validateMessage(decodeValue(bytes), "agent") as AgentMessage;
+export function decodeAgentMessage(bytes: Uint8Array, options: { ownsBuffer?: boolean } = {}): AgentMessage {
+  if (options.ownsBuffer !== true) return validateMessage(decodeValue(bytes), "agent") as AgentMessage;
+  // The caller hands `bytes` over: large bins stay in it (views) instead of being copied out.
+  const d = new Decoder(bytes);
+  d.viewBinsFrom = HOLE_MIN;
+  return validateMessage(d.decodeAll(), "agent") as AgentMessage;
 }
 
 /**

@@ -12,8 +12,10 @@
 export { Decoder, decodeValue } from "./decode.js";
 export {
   Encoder,
+  type EncoderHole,
   encodeInto,
   encodeValue,
+  HOLE_MIN,
   keySegment,
   SerializationError,
   toSerializationError,

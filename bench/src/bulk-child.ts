@@ -1,0 +1,118 @@
+// One bulk-data measurement in a fresh Node process, so that its peak RSS is its own:
+// `bulk-child.ts '<BulkSpec JSON>'` prints one BulkMeasurement as JSON on stdout.
+import { readFileSync } from "node:fs";
+import { agentDir } from "@sremote/agent";
+import { RemoteClient } from "@sremote/client";
+import { localConnector } from "@sremote/connector-local";
+import { sshConnector } from "@sremote/connector-ssh";
+import type { Connector, RemoteLayout } from "@sremote/core";
+import type { SshFacts } from "./peers.js";
+
+/** What to measure. */
+export interface BulkSpec {
+  /** `cat-oneway`: bytes into `cat >/dev/null`; `session-echo`: `builtins.bytes(payload)` round trip. */
+  kind: "cat-oneway" | "session-echo";
+  bytes: number;
+  python: string;
+  /** Over SSH (else the local connector). */
+  ssh?: SshFacts | undefined;
+  layout: RemoteLayout;
+}
+
+/** What one measurement found. */
+export interface BulkMeasurement {
+  ms: number;
+  /** This process's peak resident set (bytes). */
+  clientPeakRss: number;
+  /** Its resident set before the payload was made (bytes). */
+  clientBaseRss: number;
+  /** The agent's peak resident set (VmHWM, bytes), when its /proc entry was readable. */
+  agentPeakRss?: number | undefined;
+}
+
+function connectorFor(spec: BulkSpec): Connector {
+  if (!spec.ssh) return localConnector();
+  const f = spec.ssh;
+  return sshConnector({
+    host: f.host,
+    port: f.port,
+    username: f.user,
+    privateKeyPath: f.identity,
+    knownHostsPath: f.knownHosts,
+    sshConfigPath: false,
+  });
+}
+
+function payloadOf(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i += 4096) b[i] = (i >>> 12) & 0xff;
+  return b;
+}
+
+function hwm(pid: number): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function catOneWay(connector: Connector, n: number): Promise<number> {
+  const spawn = connector.spawn?.bind(connector);
+  if (!spawn) throw new Error(`${connector.name} cannot spawn`);
+  const proc = await spawn(["sh", "-c", "cat >/dev/null"]);
+  const payload = payloadOf(n);
+  const t0 = performance.now();
+  proc.stdin.end(payload);
+  await proc.exited;
+  return performance.now() - t0;
+}
+
+async function sessionEcho(connector: Connector, spec: BulkSpec): Promise<BulkMeasurement> {
+  const client = new RemoteClient({
+    connector,
+    python: spec.python,
+    layout: spec.layout,
+    autoInstallAgent: spec.ssh !== undefined,
+    closeConnector: false,
+    poolSize: 1,
+  });
+  try {
+    const pid = (await client.call<number>("os", "getpid", [], { mode: "session" })).value;
+    const clientBaseRss = process.memoryUsage().rss;
+    const payload = payloadOf(spec.bytes);
+    const t0 = performance.now();
+    const r = await client.call<Uint8Array>("builtins", "bytes", [payload], { mode: "session" });
+    const ms = performance.now() - t0;
+    const v = r.value;
+    if (!(v instanceof Uint8Array) || v.byteLength !== spec.bytes || v[4096 * 3] !== payload[4096 * 3]) {
+      throw new Error("the echo did not return the payload");
+    }
+    return {
+      ms,
+      clientPeakRss: process.resourceUsage().maxRSS * 1024,
+      clientBaseRss,
+      agentPeakRss: hwm(pid),
+    };
+  } finally {
+    await client.close();
+  }
+}
+
+const spec = JSON.parse(process.argv[2] as string) as BulkSpec;
+if (!spec.ssh) spec.layout.endpointDir ||= agentDir();
+const connector = connectorFor(spec);
+try {
+  let out: BulkMeasurement;
+  if (spec.kind === "cat-oneway") {
+    const clientBaseRss = process.memoryUsage().rss;
+    const ms = await catOneWay(connector, spec.bytes);
+    out = { ms, clientPeakRss: process.resourceUsage().maxRSS * 1024, clientBaseRss };
+  } else {
+    out = await sessionEcho(connector, spec);
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+} finally {
+  await connector.close();
+}

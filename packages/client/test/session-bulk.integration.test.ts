@@ -1,0 +1,78 @@
+import { localConnector } from "@sremote/connector-local";
+import type { Connector, RemoteProcess } from "@sremote/core";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { localClient } from "./helpers.js";
+
+// Real processes on a shared machine: an explicit budget per test and hook.
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
+const MIB = 1024 * 1024;
+
+function patterned(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i += 997) b[i] = (i + seed) & 0xff;
+  return b;
+}
+
+const same = (a: Uint8Array, b: Uint8Array): boolean =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+/** The local connector, keeping every chunk written to a spawned process's stdin (by reference). */
+function recordingConnector(writes: Uint8Array[]): Connector {
+  const local = localConnector();
+  const spawn = async (argv: readonly string[], options?: Parameters<NonNullable<Connector["spawn"]>>[1]) => {
+    const proc: RemoteProcess = await local.spawn(argv, options);
+    const write = proc.stdin.write.bind(proc.stdin) as (chunk: Uint8Array, ...rest: unknown[]) => boolean;
+    (proc.stdin as unknown as { write: typeof write }).write = (chunk, ...rest) => {
+      writes.push(chunk);
+      return write(chunk, ...rest);
+    };
+    return proc;
+  };
+  return new Proxy(local, {
+    get(target, prop) {
+      if (prop === "spawn") return spawn;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as Connector;
+}
+
+describe("session carrier: large bytes", () => {
+  const writes: Uint8Array[] = [];
+  const env = localClient({ connector: recordingConnector(writes) });
+  afterAll(async () => {
+    await env.client.close();
+    env.dispose();
+  });
+
+  it("echoes large arguments written from the caller's memory, byte for byte", async () => {
+    await env.client.call("math", "sqrt", [1]); // the session is up
+    writes.length = 0;
+    const a = patterned(3 * MIB + 7, 1);
+    const b = patterned(MIB, 2).subarray(11); // a view at an offset
+    const r = await env.client.call<Uint8Array>("builtins", "bytes", [a]);
+    expect(same(r.value, a)).toBe(true);
+    // The argument went out as the caller's own array: no copy of it into a frame.
+    expect(writes.some((w) => w === a)).toBe(true);
+    // Two large arguments and keyword arguments around them, in one call.
+    const joined = await env.client.call<Uint8Array>("operator", "add", [a, b]);
+    expect(joined.value.byteLength).toBe(a.byteLength + b.byteLength);
+    expect(same(joined.value.subarray(0, a.byteLength), a)).toBe(true);
+    expect(same(joined.value.subarray(a.byteLength), b)).toBe(true);
+  });
+
+  it("returns a large result spread over many reads intact, and small calls keep working around it", async () => {
+    const n = 5 * MIB + 3;
+    const [small1, big, small2] = await Promise.all([
+      env.client.call("math", "sqrt", [9]),
+      env.client.call<Uint8Array>("os", "urandom", [n]),
+      env.client.call("math", "sqrt", [16]),
+    ]);
+    expect([small1.value, small2.value]).toEqual([3, 4]);
+    expect(big.value).toBeInstanceOf(Uint8Array);
+    expect(big.value.byteLength).toBe(n);
+    const again = await env.client.call<Uint8Array>("builtins", "bytes", [big.value]);
+    expect(same(again.value, big.value)).toBe(true);
+  });
+});
