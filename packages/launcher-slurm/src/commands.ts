@@ -115,7 +115,9 @@ function expandOne(part: string): string[] | undefined {
   const close = part.indexOf("]", open);
   const prefix = part.slice(0, open);
   const body = part.slice(open + 1, close);
+  // After a range only another `prefix[range]` may follow, as in Slurm (`a[1-2]b` is invalid).
   const tail = part.slice(close + 1);
+  if (tail !== "" && !tail.includes("[")) return undefined;
   const suffixes = tail === "" ? [""] : expandOne(tail);
   if (!suffixes || !/^[A-Za-z0-9_.-]*$/.test(prefix)) return undefined;
   const values: string[] = [];

@@ -11,9 +11,19 @@ import {
   raceSignal,
   SchedulerError,
 } from "@sremote/core";
-import { expandHostlist, neverStarts, parseJobId, sallocArgv, slurmMessage, srunArgv } from "./commands.js";
-import { clientHost, isDeadClientJob, JOB_NAME_PREFIX, makeJobName } from "./job-name.js";
+import { parseJobId, sallocArgv, slurmMessage, srunArgv } from "./commands.js";
+import { clientHost, makeJobName } from "./job-name.js";
 import { type SlurmOptions, validateSlurmOptions } from "./options.js";
+import {
+  cancelJob,
+  HOLDING_STATES,
+  jobState,
+  nodesOfJob,
+  type RunSlurm,
+  sweepDeadClients,
+  usable,
+  watchPending,
+} from "./queue.js";
 
 /** An allocation the launcher holds. */
 export interface SlurmJob {
@@ -43,8 +53,6 @@ const COMMAND_TIMEOUT_MS = 30_000;
 const FIRST_LOOK_MS = 300;
 /** How long `release` waits for Slurm to confirm the cancellation. */
 const RELEASE_CONFIRM_MS = 10_000;
-/** Job states that hold nodes or wait for them (a cancelled job is `CANCELLED` or `COMPLETING`). */
-const HOLDING = new Set(["PENDING", "RUNNING", "CONFIGURING", "SUSPENDED", "RESIZING", "REQUEUED"]);
 
 interface Acquisition {
   promise: Promise<SlurmJob>;
@@ -93,141 +101,55 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
     ...(detail ? { detail } : {}),
   });
 
-  const exec = (connector: Connector, argv: string[], signal?: AbortSignal): Promise<ExecResult> =>
-    connector.exec(argv, { env, timeoutMs: COMMAND_TIMEOUT_MS, ...(signal ? { signal } : {}) });
-  /** salloc waits as long as the allocation is pending: bounded by its callers' deadlines only. */
-  const execSalloc = (connector: Connector, argv: string[], signal: AbortSignal): Promise<ExecResult> =>
-    connector.exec(argv, { env, signal });
-
-  /** `scancel` by name (all of this user's jobs with it), then by id; never throws. */
-  const cancel = async (connector: Connector, target: { name?: string; id?: string }) => {
-    const argv = target.id ? ["scancel", target.id] : ["scancel", "--me", `--name=${target.name}`];
-    await exec(connector, argv).catch(() => undefined);
-  };
-
-  /** Ends this user's `sremote-*` jobs whose client ran on this host and has died. */
-  const sweep = async (connector: Connector, emit: (e: LauncherEvent) => void) => {
-    const r = await exec(connector, ["squeue", "--me", "-h", "-o", "%i|%j"]).catch(() => undefined);
-    if (r?.exitCode !== 0) return;
-    const dead = r.stdout
-      .split("\n")
-      .map((l) => l.trim().split("|"))
-      .filter(([id, name]) => id && name?.startsWith(JOB_NAME_PREFIX) && isDeadClientJob(name, host))
-      .map(([id]) => id as string);
-    if (dead.length === 0) return;
-    await exec(connector, ["scancel", ...dead]).catch(() => undefined);
-    emit(event("info", `cancelled ${dead.length} leftover job(s) of dead clients: ${dead.join(", ")}`, { jobs: dead }));
-  };
-
-  const nodesOf = async (connector: Connector, id: string, signal: AbortSignal): Promise<string[]> => {
-    const r = await exec(connector, ["squeue", "-h", "-j", id, "-o", "%T|%N"], signal);
-    const [state = "", list = ""] = r.stdout.trim().split("|");
-    if (r.exitCode !== 0 || state !== "RUNNING") {
-      throw new SchedulerError(
-        "slurm",
-        `job ${id} was granted but is ${state || "gone"}: ${slurmMessage(r.stderr, "")}`,
-        {
-          details: { jobId: id, state },
-        },
-      );
-    }
-    const nodes = expandHostlist(list);
-    if (nodes) return nodes;
-    const h = await exec(connector, ["scontrol", "show", "hostnames", list], signal);
-    const names = h.stdout
-      .split("\n")
-      .map((l) => l.trim())
-      .filter((l) => l !== "");
-    if (h.exitCode !== 0 || names.length === 0) {
-      throw new SchedulerError("slurm", `cannot read the nodes of job ${id} (${list})`, { details: { jobId: id } });
-    }
-    return names;
-  };
-
-  /** Watches a pending request with squeue until `stop` fires; reports refusals via `refuse`. */
-  const watchPending = async (
-    connector: Connector,
-    name: string,
-    stop: AbortSignal,
-    emit: (e: LauncherEvent) => void,
-    refuse: (err: SchedulerError) => void,
-  ) => {
-    let lastReason = "";
-    let wait = FIRST_LOOK_MS;
-    while (!stop.aborted) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        stop.addEventListener(
-          "abort",
-          () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
-      });
-      wait = pollMs;
-      if (stop.aborted) return;
-      const r = await exec(connector, ["squeue", "--me", "-h", `--name=${name}`, "-o", "%i|%T|%r"], stop).catch(
-        () => undefined,
-      );
-      const [id = "", state = "", reason = ""] = (r?.stdout.trim().split("\n")[0] ?? "").split("|");
-      if (state !== "PENDING" || stop.aborted) continue;
-      if (neverStarts(reason)) {
-        refuse(
-          new SchedulerError(
-            "slurm",
-            `job ${id} can never start: ${reason} (salloc ${sallocArgv(opts, name).slice(3).join(" ")})`,
-            {
-              retryable: true,
-              details: { jobId: id, state, reason },
-            },
-          ),
-        );
-        return;
-      }
-      if (reason !== lastReason) {
-        lastReason = reason;
-        emit(event("pending", `job ${id} pending: ${reason}`, { jobId: id, state, reason }));
-      }
-    }
-  };
+  const runner =
+    (connector: Connector): RunSlurm =>
+    (argv, signal) =>
+      connector.exec(argv, { env, timeoutMs: COMMAND_TIMEOUT_MS, ...(signal ? { signal } : {}) });
 
   const acquire = async (connector: Connector, acq: Acquisition): Promise<SlurmJob> => {
     const emit = (e: LauncherEvent) => emitTo(acq.listeners, e);
     const signal = acq.controller.signal;
+    const run = runner(connector);
     if (job && checkNeeded) {
       const held = job;
-      const r = await exec(connector, ["squeue", "-h", "-j", held.id, "-o", "%T"], signal).catch((err: unknown) => {
-        if (signal.aborted) throw err;
-        return undefined;
-      });
-      const state = r?.exitCode === 0 ? r.stdout.trim() : "";
+      const state = await jobState(run, held.id, signal); // rejects when Slurm cannot be asked
       checkNeeded = false;
-      if (state === "RUNNING") return held;
+      if (usable(state)) return held;
       job = undefined;
-      if (state !== "") await cancel(connector, { id: held.id });
+      await cancelJob(run, { id: held.id });
       emit(event("info", `job ${held.id} is ${state || "gone"}: allocating anew`, { jobId: held.id, state }));
     }
     if (job) return job;
     const name = makeJobName(host);
-    const sweeping = swept ? Promise.resolve() : sweep(connector, emit).catch(() => undefined);
+    const sweeping = swept
+      ? Promise.resolve()
+      : sweepDeadClients(run, host).then((dead) => {
+          if (dead.length === 0) return;
+          const message = `cancelled ${dead.length} leftover job(s) of dead clients: ${dead.join(", ")}`;
+          emit(event("info", message, { jobs: dead }));
+        });
     swept = true;
     let refused: SchedulerError | undefined;
     const stopWatch = new AbortController();
-    const watcher = watchPending(connector, name, stopWatch.signal, emit, (err) => {
-      refused = err;
-      acq.controller.abort(err);
+    const watcher = watchPending(run, name, { firstMs: FIRST_LOOK_MS, intervalMs: pollMs }, stopWatch.signal, {
+      onPending: (id, reason) =>
+        emit(event("pending", `job ${id} pending: ${reason}`, { jobId: id, state: "PENDING", reason })),
+      onNeverStarts: (id, reason) => {
+        const asked = sallocArgv(opts, name).slice(3).join(" ");
+        refused = new SchedulerError("slurm", `job ${id} can never start: ${reason} (salloc ${asked})`, {
+          retryable: true,
+          details: { jobId: id, state: "PENDING", reason },
+        });
+        acq.controller.abort(refused);
+      },
     });
     let result: ExecResult;
     try {
-      result = await execSalloc(connector, sallocArgv(opts, name), signal).then(
-        (r) => r,
-        async (err: unknown) => {
-          await cancel(connector, { name });
-          throw refused ?? (signal.aborted ? signal.reason : err);
-        },
-      );
+      // salloc waits as long as the request is pending: bounded by its callers' deadlines only.
+      result = await connector.exec(sallocArgv(opts, name), { env, signal }).catch(async (err: unknown) => {
+        await cancelJob(run, { name });
+        throw refused ?? (signal.aborted ? signal.reason : err);
+      });
     } finally {
       stopWatch.abort();
       await watcher;
@@ -235,7 +157,7 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
     }
     const id = parseJobId(result.stderr);
     if (result.exitCode !== 0 || id === undefined || refused || signal.aborted) {
-      await cancel(connector, id ? { id } : { name });
+      await cancelJob(run, id ? { id } : { name });
       if (refused) throw refused;
       if (signal.aborted) throw signal.reason;
       const message = slurmMessage(result.stderr, `salloc exited with status ${result.exitCode}`);
@@ -246,11 +168,11 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
       });
     }
     try {
-      const granted: SlurmJob = { id, name, nodes: await nodesOf(connector, id, signal) };
+      const granted: SlurmJob = { id, name, nodes: await nodesOfJob(run, id, signal) };
       emit(event("ready", `job ${id} running on ${granted.nodes.join(",")}`, { jobId: id, nodes: granted.nodes }));
       return granted;
     } catch (err) {
-      await cancel(connector, { id });
+      await cancelJob(run, { id });
       throw err;
     }
   };
@@ -320,7 +242,7 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
             // Granted at the last moment: nobody wants it any more.
             if (granted && job === granted) {
               job = undefined;
-              await cancel(connector, { id: granted.id });
+              await cancelJob(runner(connector), { id: granted.id });
             }
           }
         }
@@ -354,13 +276,11 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
       }
       // scancel only asks slurmctld: wait (bounded) until the job no longer holds or waits for nodes.
       const end = Date.now() + Math.min(options.timeoutMs ?? COMMAND_TIMEOUT_MS, RELEASE_CONFIRM_MS);
+      const run = runner(connector);
       let state = "";
       for (;;) {
-        const q = await exec(connector, ["squeue", "-h", "-j", held.id, "-o", "%T"], options.signal).catch(
-          () => undefined,
-        );
-        state = q?.exitCode === 0 ? q.stdout.trim() : "";
-        if (!HOLDING.has(state) || Date.now() > end) break;
+        state = await jobState(run, held.id, options.signal).catch(() => "");
+        if (!HOLDING_STATES.has(state) || Date.now() > end) break;
         await new Promise((r) => setTimeout(r, 100));
       }
       emitTo(

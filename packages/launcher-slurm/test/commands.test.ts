@@ -135,9 +135,10 @@ describe("Slurm's output", () => {
     expect(expandHostlist("c1")).toEqual(["c1"]);
     expect(expandHostlist("c[1-3]")).toEqual(["c1", "c2", "c3"]);
     expect(expandHostlist("c[1-2,5],gpu[08-10]")).toEqual(["c1", "c2", "c5", "gpu08", "gpu09", "gpu10"]);
-    expect(expandHostlist("nid[001-002]-ib")).toEqual(["nid001-ib", "nid002-ib"]);
+    expect(expandHostlist("x[009-011]")).toEqual(["x009", "x010", "x011"]);
     expect(expandHostlist("r[1-2]n[1-2]")).toEqual(["r1n1", "r1n2", "r2n1", "r2n2"]);
-    for (const bad of ["", "(null)", "c[1-", "c[a-b]", "c[3-1]", "c[[1]]"]) expect(expandHostlist(bad)).toBeUndefined();
+    for (const bad of ["", "(null)", "c[1-", "c[a-b]", "c[3-1]", "c[[1]]", "nid[001-002]-ib", "a[1-2]b"])
+      expect(expandHostlist(bad)).toBeUndefined();
   });
 });
 

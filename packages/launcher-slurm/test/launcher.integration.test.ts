@@ -7,7 +7,7 @@ import { describeUnless } from "@sremote/testkit";
 import { slurmSkipReason, useSlurmCluster } from "@sremote/testkit/slurm";
 import { type SshdFixture, sshConnectorOptions, sshdMissing, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, describe, expect, it, type TestContext, vi } from "vitest";
-import { clientHost, type SlurmOptions, slurm } from "../src/index.js";
+import { clientHost, expandHostlist, type SlurmOptions, slurm } from "../src/index.js";
 import { activeJobs, noJobsLeft, runInSlot, until, WHERE } from "./helpers.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
@@ -17,7 +17,14 @@ vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster", () => {
   const clusterOf = useSlurmCluster({ nodes: 3 });
 
-  const suite = (label: string, connect: (ctx: TestContext) => Connector, user: () => string) => {
+  // `transportOnly`: only the tests whose outcome depends on the connector (the account, the
+  // environment, killing salloc); the request-sharing and sweep logic run once, locally.
+  const suite = (
+    label: string,
+    connect: (ctx: TestContext) => Connector,
+    user: () => string,
+    transportOnly = false,
+  ) => {
     describe(label, () => {
       const launcherFor = (ctx: TestContext, options: SlurmOptions = {}) => {
         const cluster = clusterOf(ctx);
@@ -178,40 +185,74 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
         }
       });
 
-      it("cancels this user's leftover jobs of dead clients on this host, and only those", async (ctx) => {
-        const connector = connect(ctx);
-        const { cluster, launcher } = launcherFor(ctx);
-        // A process that has ended: its PID names a dead client.
-        const gone = spawn("true");
-        await new Promise((r) => gone.once("exit", r));
-        const leftovers = {
-          dead: `sremote-${clientHost()}-${gone.pid}-0123abcd`,
-          alive: `sremote-${clientHost()}-1-0123abcd`, // PID 1 runs
-          elsewhere: `sremote-other-host-${gone.pid}-0123abcd`,
-        };
-        try {
-          for (const name of Object.values(leftovers)) {
-            const r = await connector.exec(["salloc", "--no-shell", `--job-name=${name}`, "--time=5"], {
-              env: cluster.env,
-              timeoutMs: 30_000,
+      if (!transportOnly)
+        it("shares one request between concurrent callers, cancelled only when the last one gives up", async (ctx) => {
+          const connector = connect(ctx);
+          try {
+            const quick = launcherFor(ctx, { nodes: 2 });
+            await Promise.all([1, 2, 3].map(() => quick.launcher.prepare(connector, { timeoutMs: 30_000 })));
+            expect((await activeJobs(quick.cluster, "sremote-")).map((j) => j.id)).toEqual([quick.launcher.job?.id]);
+            await quick.launcher.release(connector);
+
+            const { cluster, launcher } = launcherFor(ctx, { extra: ["--begin=now+3600"] });
+            const first = new AbortController();
+            const pending: LauncherEvent[] = [];
+            const a = launcher
+              .prepare(connector, { signal: first.signal, onEvent: (e) => pending.push(e) })
+              .catch((e: unknown) => e);
+            const b = launcher.prepare(connector, { timeoutMs: 30_000 }).catch((e: unknown) => e);
+            await until(async () => pending.length > 0, "a pending event");
+            first.abort();
+            expect(await a).toMatchObject({ code: "ABORTED" });
+            // The other caller still waits: the request stays queued.
+            expect((await activeJobs(cluster, "sremote-")).map((j) => j.state)).toEqual(["PENDING"]);
+            await launcher.release(connector);
+            expect(await b).toMatchObject({
+              code: "ABORTED",
+              message: expect.stringMatching(/cancelled by release\(\)/),
             });
-            expect(r.stderr).toMatch(/Granted job allocation/);
+            expect(await activeJobs(cluster, "sremote-")).toEqual([]);
+            await noJobsLeft(cluster);
+          } finally {
+            await connector.close();
           }
-          const events: LauncherEvent[] = [];
-          await launcher.prepare(connector, { timeoutMs: 30_000, onEvent: (e) => events.push(e) });
-          expect(events.find((e) => e.kind === "info")?.message).toMatch(
-            /cancelled 1 leftover job\(s\) of dead clients/,
-          );
-          const names = (await activeJobs(cluster, "sremote-")).map((j) => j.name).sort();
-          expect(names).toEqual([leftovers.alive, leftovers.elsewhere, launcher.job?.name].sort());
-        } finally {
-          await launcher.release(connector);
-          for (const name of [leftovers.alive, leftovers.elsewhere]) {
-            await connector.exec(["scancel", "--me", `--name=${name}`], { env: cluster.env });
+        });
+
+      if (!transportOnly)
+        it("cancels this user's leftover jobs of dead clients on this host, and only those", async (ctx) => {
+          const connector = connect(ctx);
+          const { cluster, launcher } = launcherFor(ctx);
+          // A process that has ended: its PID names a dead client.
+          const gone = spawn("true");
+          await new Promise((r) => gone.once("exit", r));
+          const leftovers = {
+            dead: `sremote-${clientHost()}-${gone.pid}-0123abcd`,
+            alive: `sremote-${clientHost()}-1-0123abcd`, // PID 1 runs
+            elsewhere: `sremote-other-host-${gone.pid}-0123abcd`,
+          };
+          try {
+            for (const name of Object.values(leftovers)) {
+              const r = await connector.exec(["salloc", "--no-shell", `--job-name=${name}`, "--time=5"], {
+                env: cluster.env,
+                timeoutMs: 30_000,
+              });
+              expect(r.stderr).toMatch(/Granted job allocation/);
+            }
+            const events: LauncherEvent[] = [];
+            await launcher.prepare(connector, { timeoutMs: 30_000, onEvent: (e) => events.push(e) });
+            expect(events.find((e) => e.kind === "info")?.message).toMatch(
+              /cancelled 1 leftover job\(s\) of dead clients/,
+            );
+            const names = (await activeJobs(cluster, "sremote-")).map((j) => j.name).sort();
+            expect(names).toEqual([leftovers.alive, leftovers.elsewhere, launcher.job?.name].sort());
+          } finally {
+            await launcher.release(connector);
+            for (const name of [leftovers.alive, leftovers.elsewhere]) {
+              await connector.exec(["scancel", "--me", `--name=${name}`], { env: cluster.env });
+            }
+            await connector.close();
           }
-          await connector.close();
-        }
-      });
+        });
     });
   };
 
@@ -220,6 +261,20 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
     () => localConnector(),
     () => userInfo().username,
   );
+
+  it("expands host lists as scontrol does", async (ctx) => {
+    const cluster = clusterOf(ctx);
+    for (const list of ["c1", "c[1-3]", "c[1-2,5],gpu[08-10]", "x[009-011]", "r[1-2]n[1-2]"]) {
+      const { stdout } = await cluster.command("scontrol", ["show", "hostnames", list]);
+      expect(expandHostlist(list)).toEqual(stdout.trim().split("\n"));
+    }
+    // What Slurm calls invalid, the parser refuses too (then scontrol is asked, and says so).
+    for (const list of ["nid[001-002]-ib", "a[1-2]b"]) {
+      const r = await cluster.command("scontrol", ["show", "hostnames", list]).catch((e: { stderr?: string }) => e);
+      expect(JSON.stringify(r)).toMatch(/Invalid hostlist/);
+      expect(expandHostlist(list)).toBeUndefined();
+    }
+  });
 
   describeUnless(sshdMissing())("over SSH", () => {
     let sshd: SshdFixture;
@@ -233,6 +288,7 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
       "to a test account",
       () => sshConnector(sshConnectorOptions(sshd)),
       () => sshd.user,
+      true,
     );
   });
 });
