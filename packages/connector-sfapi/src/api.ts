@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ConnectorError, type Deadline, deadline, UsageError } from "@sremote/core";
+import { ConnectorError, type Deadline, deadline, repeatSafely, UsageError } from "@sremote/core";
 import { fail, oneLine } from "./errors.js";
 import { answerText, jsonOf, type SfapiHttp, type SfapiRequest, type SfapiResponse } from "./http.js";
 import type { ResolvedOptions } from "./options.js";
@@ -81,12 +81,25 @@ export class SfapiApi {
     return res;
   }
 
+  /** An authenticated request; an idempotent one is sent again after a transient failure, under the budget. */
+  request(req: Omit<SfapiRequest, "token">, dl: Deadline): Promise<SfapiResponse> {
+    if (!req.idempotent) return this.authed(req, dl);
+    return repeatSafely(() => this.authed(req, dl), dl, this.opts.budget);
+  }
+
   /**
    * `POST /utilities/command/{machine}`, then `GET /tasks/{id}` until a terminal status.
-   * The POST is never repeated and never cut by the caller's deadline (its answer carries
-   * the task id needed to cancel); once `dl` fires the task is cancelled (`DELETE`).
+   * The POST is sent once and never cut by the caller's deadline (its answer carries the
+   * task id needed to cancel); once `dl` fires the task is cancelled (`DELETE`). With
+   * `idempotent`, a failure of the POST is raised retryable (the caller repeats it).
    */
-  async runCommand(executable: string, dl: Deadline, what: string, kind = what): Promise<TaskOutput> {
+  async runCommand(
+    executable: string,
+    dl: Deadline,
+    what: string,
+    kind = what,
+    idempotent = false,
+  ): Promise<TaskOutput> {
     dl.throwIfDone(`sfapi: ${what}`);
     const postDl = deadline({ timeoutMs: this.opts.requestTimeoutMs });
     let taskId: string;
@@ -96,7 +109,7 @@ export class SfapiApi {
           method: "POST",
           url: `${this.opts.apiUrl}/utilities/command/${encodeURIComponent(this.opts.machine)}`,
           form: { executable },
-          idempotent: false,
+          idempotent,
           what,
           timeoutMs: this.opts.requestTimeoutMs,
         },
@@ -269,7 +282,7 @@ export class SfapiApi {
     );
     const body = Buffer.concat([head, data, Buffer.from(`\r\n--${boundary}--\r\n`)]);
     const what = `upload ${path}`;
-    const res = await this.authed(
+    const res = await this.request(
       {
         method: "PUT",
         url: this.fileUrl("upload", path),
@@ -286,7 +299,7 @@ export class SfapiApi {
   /** `GET /utilities/download/…?binary=true`, base64-decoded. */
   async download(path: string, dl: Deadline): Promise<Uint8Array> {
     const what = `download ${path}`;
-    const res = await this.authed(
+    const res = await this.request(
       {
         method: "GET",
         url: `${this.fileUrl("download", path)}?binary=true`,

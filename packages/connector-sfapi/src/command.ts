@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { shCommand, shQuote } from "@sremote/core";
+import { type RecordOptions, recordedRun, shCommand, shQuote } from "@sremote/core";
 
 /** A file operation that rides along with a command: `chmod` after an upload, or `rm -f`. */
 export type SideStep = { kind: "chmod"; path: string; mode: number } | { kind: "rm"; paths: readonly string[] };
@@ -12,6 +12,11 @@ export interface WrapperInput {
   loginEnv?: boolean | undefined;
   /** Steps run before the command, each reported separately in the marker. */
   steps?: readonly SideStep[] | undefined;
+  /**
+   * Run at most once for the nonce, with start and exit markers (core's `recordedRun`), so
+   * that an ambiguous failure of the POST can be resolved by asking.
+   */
+  record?: Omit<RecordOptions, "nonce"> | undefined;
 }
 
 /** A wrapped command: what to send as `executable`, and the marker to look for. */
@@ -52,7 +57,10 @@ export function wrapCommand(input: WrapperInput, nonce = newNonce()): WrappedCom
     steps === ""
       ? `printf '\\n%s %d|\\n' ${nonce} "$sremote_rc" >&2`
       : `printf '\\n%s %d%s|%s\\n' ${nonce} "$sremote_rc" "$sremote_bad" "$(printf %s "$sremote_msg" | tr '\\n' ' ')" >&2`;
-  const script = `${pre}( ${inner} ) < /dev/null; sremote_rc=$?; ${report}`;
+  const run = input.record
+    ? recordedRun(inner, "/dev/null", { ...input.record, nonce })
+    : `( ${inner} ) < /dev/null; sremote_rc=$?`;
+  const script = `${pre}${run}; ${report}`;
   return { executable: `/bin/sh ${input.loginEnv ? "-lc" : "-c"} ${shQuote(script)}`, nonce };
 }
 

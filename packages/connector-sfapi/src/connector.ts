@@ -9,11 +9,19 @@ import {
   defineConnector,
   type ExecOptions,
   type ExecResult,
+  isIdempotentCommand,
+  MarkerLedger,
+  markerCleanupScript,
+  markerDir,
+  newCommandNonce,
   type OperationOptions,
+  repeatSafely,
+  runExactlyOnce,
+  shQuote,
   withRetry,
 } from "@sremote/core";
 import { SfapiApi } from "./api.js";
-import { parseMarker, type SideStep, wrapCommand } from "./command.js";
+import { parseMarker, type SideStep, type WrapperInput, wrapCommand } from "./command.js";
 import { fail, oneLine } from "./errors.js";
 import { answerText, jsonOf, SfapiHttp } from "./http.js";
 import { type ResolvedOptions, resolveOptions, type SfapiConnectorOptions } from "./options.js";
@@ -66,11 +74,15 @@ class SfapiDefinition implements ConnectorDefinition<{ machine: string; apiUrl: 
   readonly #steps: SideSteps;
   /** Commands in flight; close() waits for them to cancel their tasks. */
   readonly #running = new Set<Promise<unknown>>();
+  /** Markers of recorded commands that can be removed (carried by the next command, or on close). */
+  readonly #ledger = new MarkerLedger();
+  readonly #markerDir: string;
 
   constructor(opts: ResolvedOptions, runtime: ConnectorRuntime) {
     this.#opts = opts;
     this.#runtime = runtime;
     this.tempDir = opts.tempDir;
+    this.#markerDir = markerDir(opts.tempDir);
     this.extra = { machine: opts.machine, apiUrl: opts.apiUrl };
     this.#tokens = new TokenSource(opts, this.#http, runtime.closeSignal);
     this.#api = new SfapiApi(opts, this.#tokens, this.#http);
@@ -148,7 +160,12 @@ class SfapiDefinition implements ConnectorDefinition<{ machine: string; apiUrl: 
     return run;
   }
 
-  /** Runs argv through the marker wrapper, carrying `batch`'s steps. */
+  /**
+   * Runs argv through the marker wrapper, carrying `batch`'s steps. An idempotent command
+   * is simply sent again after a failure; any other runs exactly once (core's
+   * `runExactlyOnce`): recorded under a nonce, and after an ambiguous failure of its POST
+   * SFAPI is asked whether it ran.
+   */
   async #run(
     argv: readonly string[],
     options: ExecOptions,
@@ -156,49 +173,114 @@ class SfapiDefinition implements ConnectorDefinition<{ machine: string; apiUrl: 
     batch: StepBatch | undefined,
   ): Promise<ExecResult> {
     const what = `run ${argv[0]}`;
-    const wrapped = wrapCommand({
-      argv,
-      cwd: options.cwd,
-      env: options.env,
-      loginEnv: options.loginEnv,
-      steps: batch?.steps,
-    });
-    let out: Awaited<ReturnType<SfapiApi["runCommand"]>>;
+    // Commands are told apart by program and first argument (the agent: `sh …/interpreter.sh`).
+    const kind = `${argv[0]} ${(argv[1] ?? "").split("/").pop()}`;
+    const input = { argv, cwd: options.cwd, env: options.env, loginEnv: options.loginEnv, steps: batch?.steps };
     try {
-      // Commands are told apart by program and first argument (the agent: `sh …/interpreter.sh`).
-      const kind = `${argv[0]} ${(argv[1] ?? "").split("/").pop()}`;
-      out = await this.#api.runCommand(wrapped.executable, dl, what, kind);
+      if (isIdempotentCommand(argv)) {
+        const r = await repeatSafely(
+          () => this.#send(input, newCommandNonce(), dl, what, kind, true, batch),
+          dl,
+          this.#opts.budget,
+        );
+        if (r === undefined) throw this.#markerMissing(what, "", "");
+        return r;
+      }
+      return await runExactlyOnce<ExecResult>(
+        {
+          connector: "sfapi",
+          what,
+          dir: this.#markerDir,
+          ledger: this.#ledger,
+          send: (nonce, cleanup, d) =>
+            this.#send({ ...input, record: { dir: this.#markerDir, cleanup } }, nonce, d, what, kind, false, batch),
+          query: async (script, d) => {
+            // Sent once here: runExactlyOnce repeats the question under the budget.
+            const out = await this.#api.runCommand(
+              `/bin/sh -c ${shQuote(script)}`,
+              d,
+              `${what}: ask whether it ran`,
+              "ask",
+            );
+            return { stdout: out.output, stderr: out.error };
+          },
+          recovered: (rec) => {
+            // The steps ran before the command, but how each went was not recorded: they go again.
+            batch?.requeue();
+            return { ...rec, signal: null };
+          },
+        },
+        dl,
+        this.#opts.budget,
+      );
     } catch (err) {
       batch?.requeue();
       throw err;
     }
+  }
+
+  /**
+   * One POST of the wrapped command and its task. Settles `batch` when the marker reports
+   * on it; undefined when a recorded command's answer has no marker (ask).
+   */
+  async #send(
+    input: WrapperInput,
+    nonce: string,
+    dl: Deadline,
+    what: string,
+    kind: string,
+    idempotent: boolean,
+    batch: StepBatch | undefined,
+  ): Promise<ExecResult | undefined> {
+    const wrapped = wrapCommand(input, nonce);
+    const out = await this.#api.runCommand(wrapped.executable, dl, what, kind, idempotent);
     const m = parseMarker(out.error, wrapped.nonce);
     if (!m.found) {
-      batch?.requeue();
-      if (out.exitCode !== null) return { stdout: out.output, stderr: out.error, exitCode: out.exitCode, signal: null };
-      throw fail(
-        "COMMAND_FAILED",
-        `${what}: the command reported no exit status (killed, for example by a time limit)${
-          out.error.trim() ? `; stderr: ${oneLine(tail(out.error, 300))}` : ""
-        }`,
-        { details: { stdout: tail(out.output), stderr: tail(out.error), markerMissing: true } },
-      );
+      // Killed (the API's exit status says how), or a second delivery of a recorded command.
+      if (out.exitCode !== null && out.exitCode !== 0) {
+        batch?.requeue();
+        return { stdout: out.output, stderr: out.error, exitCode: out.exitCode, signal: null };
+      }
+      if (input.record) return undefined;
+      throw this.#markerMissing(what, out.output, out.error);
     }
     batch?.settle(m.failedSteps, (step) => stepError(step, m.stepMessage));
     return { stdout: out.output, stderr: m.stderr, exitCode: m.exitCode, signal: null };
   }
 
-  /** A command of its own for steps no command came to carry. */
-  async #flush(batch: StepBatch): Promise<void> {
+  #markerMissing(what: string, stdout: string, stderr: string): Error {
+    return fail(
+      "COMMAND_FAILED",
+      `${what}: the command reported no exit status (killed, for example by a time limit)${
+        stderr.trim() ? `; stderr: ${oneLine(tail(stderr, 300))}` : ""
+      }`,
+      { details: { stdout: tail(stdout), stderr: tail(stderr), markerMissing: true } },
+    );
+  }
+
+  /**
+   * A command of its own for steps no command came to carry — and for the markers of
+   * finished commands (on close). Idempotent: sent again after failures, under the budget.
+   */
+  async #flush(batch: StepBatch | undefined, markers = false): Promise<void> {
     const dl = deadline({ timeoutMs: this.#opts.requestTimeoutMs * 2 });
+    const nonces = markers ? this.#ledger.take(Number.POSITIVE_INFINITY) : [];
+    const unsettled = markers ? this.#ledger.takeUnsettled() : [];
+    const argv =
+      nonces.length + unsettled.length > 0
+        ? ["/bin/sh", "-c", markerCleanupScript(nonces, this.#markerDir, unsettled)]
+        : ["true"];
     try {
-      const wrapped = wrapCommand({ argv: ["true"], steps: batch.steps });
-      const out = await this.#api.runCommand(wrapped.executable, dl, "delete and chmod");
-      const m = parseMarker(out.error, wrapped.nonce);
-      if (!m.found) throw fail("COMMAND_FAILED", `delete and chmod: no exit status: ${oneLine(tail(out.error, 300))}`);
-      batch.settle(m.failedSteps, (step) => stepError(step, m.stepMessage));
+      const r = await repeatSafely(
+        () =>
+          this.#send({ argv, steps: batch?.steps }, newCommandNonce(), dl, "delete and chmod", "steps", true, batch),
+        dl,
+        this.#opts.budget,
+      );
+      if (r === undefined) throw this.#markerMissing("delete and chmod", "", "");
     } catch (err) {
-      batch.settle(
+      this.#ledger.restore(nonces);
+      batch?.settle(
         batch.steps.map((_, i) => i),
         () => err as Error,
       );
@@ -211,7 +293,10 @@ class SfapiDefinition implements ConnectorDefinition<{ machine: string; apiUrl: 
   async close(): Promise<void> {
     await Promise.resolve();
     await Promise.all(this.#running);
-    if (this.#steps.pending > 0 && !this.#tokens.failure) await this.#steps.drain().catch(() => {});
+    if ((this.#steps.pending > 0 || this.#ledger.pending > 0) && !this.#tokens.failure) {
+      // One last command: queued deletions and chmods, and the markers of finished commands.
+      await this.#flush(this.#steps.take(), true).catch(() => {});
+    }
     await this.#http.close();
   }
 }

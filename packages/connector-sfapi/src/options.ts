@@ -1,5 +1,5 @@
 import type { JsonWebKey } from "node:crypto";
-import { UsageError } from "@sremote/core";
+import { type RequestBudget, UsageError } from "@sremote/core";
 import { type ClientKey, privateKeyFrom, readKeyFile } from "./credentials.js";
 
 /** NERSC's production API base. */
@@ -9,7 +9,11 @@ export const DEFAULT_SFAPI_TOKEN_URL = "https://oidc.nersc.gov/c2id/token";
 
 /** Retry of operations that cannot have run anything remotely, by core's `withRetry` (composed by the factory). */
 export interface SfapiRetryOptions {
-  /** Total attempts, the first included (default 4). `1` turns retrying off. */
+  /**
+   * Total sends of a request that is safe to repeat, the first included (default 5): reads,
+   * uploads, idempotent commands, requests refused before processing, a command proven not
+   * to have run (docs/exactly-once.md). `1` turns retrying off.
+   */
   attempts?: number | undefined;
   /** Backoff bound before the second attempt, in ms (default 200). */
   baseDelayMs?: number | undefined;
@@ -50,7 +54,11 @@ export interface SfapiConnectorOptions {
   batchWindowMs?: number | undefined;
   /** Remote folder for stdin files of `exec` (default `~/.sremote/tmp`). */
   tempDir?: string | undefined;
-  /** Retry of safe operations (reads, token requests, requests refused before processing). */
+  /**
+   * Repetition of requests that are safe to repeat, within the operation's deadline. A
+   * command that may have run is never repeated: SFAPI is asked whether it did, and its
+   * recorded answer is used when it did (docs/exactly-once.md).
+   */
   retry?: SfapiRetryOptions | undefined;
   /** Allow `http:` to a host other than loopback (tokens would travel in clear). Default false. */
   allowInsecureHttp?: boolean | undefined;
@@ -70,6 +78,8 @@ export interface ResolvedOptions {
   batchWindowMs: number;
   tempDir: string | undefined;
   retry: SfapiRetryOptions;
+  /** `retry` with its defaults. */
+  budget: RequestBudget;
 }
 
 const MACHINE = /^[a-z0-9][a-z0-9_-]*$/;
@@ -162,5 +172,10 @@ export function resolveOptions(options: SfapiConnectorOptions): ResolvedOptions 
     batchWindowMs: ms("batchWindowMs", options.batchWindowMs, 150, 0),
     tempDir: options.tempDir,
     retry,
+    budget: {
+      attempts: retry.attempts ?? 5,
+      baseDelayMs: retry.baseDelayMs ?? 200,
+      maxDelayMs: retry.maxDelayMs ?? 5000,
+    },
   };
 }

@@ -128,8 +128,9 @@ describe("access tokens", () => {
     const c = make();
     expect((await c.status()).connected).toBe(true);
     expect((await c.status()).info?.username).toBe("jdoe");
-    double.inject("POST /utilities/command", { kind: "status", status: 503 });
-    const err = await expectCode(c.exec(["true"]), "UNAVAILABLE");
+    // Every command POST answered 503, the questions too: whether it ran cannot be told.
+    double.inject("POST /utilities/command", { kind: "status", status: 503, times: Number.POSITIVE_INFINITY });
+    const err = await expectCode(c.exec(["echo", "x"]), "UNAVAILABLE").finally(() => double.clearFaults());
     const text = JSON.stringify({ m: err.message, d: (err as { details?: unknown }).details, s: String(err.stack) });
     expect(text).not.toMatch(/PRIVATE KEY|eyJ[A-Za-z0-9_-]{10,}/);
   });

@@ -51,16 +51,18 @@ describe("RemoteClient through SFAPI (file carrier, agent installed by the clien
       routes.push(log.map((e) => e.route));
     }
     console.log(`sfapi file carrier: HTTP requests per call ${perCall.join(", ")}: ${JSON.stringify(routes.at(-1))}`);
-    // Per call: one upload, one command POST (deletions and chmods ride along in it), one
-    // download — and status questions, whose number depends on how fast the machine runs the
-    // command (the benchmark reports the total; here only the structure is asserted).
+    // Per call: one upload, one command POST (deletions, chmods and marker removals ride
+    // along in it), the answer inline on stdout (or one download) — and status questions,
+    // whose number depends on how fast the machine runs the command (the benchmark reports
+    // the total; here only the structure is asserted).
     for (const r of routes) {
       const count = (route: string) => r.filter((x) => x === route).length;
       expect(count("PUT /utilities/upload"), JSON.stringify(r)).toBe(1);
       expect(count("POST /utilities/command"), JSON.stringify(r)).toBe(1);
-      expect(count("GET /utilities/download"), JSON.stringify(r)).toBe(1);
+      // The agent answers on stdout when the response is small (no download then).
+      expect(count("GET /utilities/download"), JSON.stringify(r)).toBeLessThanOrEqual(1);
       expect(count("GET /tasks"), JSON.stringify(r)).toBeGreaterThanOrEqual(1);
-      expect(r.length - count("GET /tasks"), JSON.stringify(r)).toBe(3);
+      expect(r.length - count("GET /tasks") - count("GET /utilities/download"), JSON.stringify(r)).toBe(2);
     }
     await client.close();
     expect(readdirSync(tmpDir).filter((f) => f.endsWith(".req") || f.endsWith(".resp"))).toEqual([]);

@@ -47,24 +47,46 @@ describe("faults", () => {
     expect(double.requestLog.filter((e) => e.fault !== undefined).length).toBe(10);
   });
 
-  it("a 503 on the command POST fails, not retryable, and the command ran at most once", async () => {
+  /** Command POSTs that ask "did it run?" (core's marker query). */
+  const isQuestion = (r: { form: Readonly<Record<string, string>> }) => /\bnot-run\b/.test(r.form.executable ?? "");
+  const mentions = (t: string) => (r: { form: Readonly<Record<string, string>> }) =>
+    (r.form.executable ?? "").includes(t);
+
+  it("a 503 on the command POST (nothing ran): SFAPI is asked, the command is sent again and runs once", async () => {
     const c = make();
     await c.connect();
     const t = token();
-    double.inject("POST /utilities/command", { kind: "status", status: 503, times: 5 });
-    const err = await expectCode(c.exec(["echo", t]), "UNAVAILABLE");
-    expect((err as { retryable?: boolean }).retryable).toBe(false);
-    expect(double.requestLog.filter((e) => e.route === "POST /utilities/command" && e.fault)).toHaveLength(1);
-    expect(tasksWith(double, t).length).toBeLessThanOrEqual(1);
+    double.inject("POST /utilities/command", { kind: "status", status: 503, times: 2, match: mentions(t) });
+    expect((await c.exec(["echo", t])).stdout).toBe(`${t}\n`);
+    expect(tasksWith(double, t)).toHaveLength(1);
+    expect(double.requestLog.filter((e) => e.route === "POST /utilities/command" && isQuestion(e))).toHaveLength(2);
   });
 
-  it("a lost answer to the command POST is not re-sent: the command ran exactly once", async () => {
+  it("a 503 or a lost answer after the command POST was processed: the recorded answer is used, never re-sent", async () => {
     const c = make();
     await c.connect();
+    for (const fault of [
+      { kind: "status", status: 503, when: "after" },
+      { kind: "reset", when: "after" },
+    ] as const) {
+      const t = token();
+      double.inject("POST /utilities/command", { ...fault, match: mentions(t) });
+      const r = await c.exec(["/bin/sh", "-c", `echo ${t}; echo e >&2; exit 4`]);
+      expect(r, JSON.stringify(fault)).toEqual({ stdout: `${t}\n`, stderr: "e\n", exitCode: 4, signal: null });
+      expect(tasksWith(double, t), JSON.stringify(fault)).toHaveLength(1);
+    }
+  });
+
+  it("when whether it ran cannot be told, UNAVAILABLE, not retryable, and it ran at most once", async () => {
+    const c = make({ retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 } });
+    await c.connect();
     const t = token();
-    double.inject("POST /utilities/command", { kind: "reset", when: "after" });
-    const err = await expectCode(c.exec(["echo", t]), "CONNECTION_LOST");
+    double.inject("POST /utilities/command", { kind: "status", status: 503, when: "after", match: mentions(t) });
+    double.inject("POST /utilities/command", { kind: "status", status: 503, times: 2, match: isQuestion });
+    const err = await expectCode(c.exec(["echo", t]), "UNAVAILABLE");
     expect((err as { retryable?: boolean }).retryable).toBe(false);
+    expect(err.message).toMatch(/whether it ran cannot be told/);
+    expect(double.requestLog.filter((e) => e.route === "POST /utilities/command" && mentions(t)(e))).toHaveLength(1);
     expect(tasksWith(double, t)).toHaveLength(1);
   });
 
