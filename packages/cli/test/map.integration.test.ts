@@ -86,6 +86,20 @@ describe("sremote map local:", () => {
     }
   });
 
+  it("stops at the first failure that no input can escape (an unmet --require), exit 3", async () => {
+    const inputs = file("many.jsonl", `${Array.from({ length: 500 }, (_, i) => `[${i}]`).join("\n")}\n`);
+    const r = await run(["map", "local:", "math.sqrt", "--inputs", inputs, "--require", "no_such_dist_q>=1"]);
+    expect(r.status).toBe(EXIT.setup);
+    const lines = r.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines.length).toBeLessThan(20); // the window, not the 500 inputs
+    expect(lines[0]).toMatchObject({ ok: false, error: { code: "MODULES" } });
+    for (const l of lines) expect(["MODULES", "ABORTED"]).toContain(l.error.code);
+    expect(r.stderr).toMatch(/map stopped after \d+ results: .*no_such_dist_q.*\[MODULES\]/);
+  });
+
   it("a per-input --timeout fails that input only", async () => {
     const inputs = file("sleep.jsonl", "[0]\n[30]\n[0]\n");
     const r = await run(["map", "local:", "time.sleep", "--inputs", inputs, "--timeout", "1500", "--sessions", "2"]);

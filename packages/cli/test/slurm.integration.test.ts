@@ -48,11 +48,13 @@ describeUnless(slurmSkipReason())("sremote --slurm on a real Slurm cluster", () 
   it("map spreads inputs over the allocation's 3 nodes, in order, and leaves no job", async (ctx) => {
     const c = cluster(ctx);
     const inputs = join(dir, "nodes.jsonl");
-    writeFileSync(inputs, `${Array.from({ length: 60 }, () => '["SLURMD_NODENAME"]').join("\n")}\n`);
+    // Each input takes a moment, so the work outlasts the agents' start on every node.
+    const line = JSON.stringify(["sleep 0.2; echo $SLURMD_NODENAME"]);
+    writeFileSync(inputs, `${Array.from({ length: 30 }, () => line).join("\n")}\n`);
     const r = await run([
       "map",
       "local:",
-      "os.getenv",
+      "subprocess.getoutput",
       "--inputs",
       inputs,
       "--concurrency",
@@ -65,7 +67,7 @@ describeUnless(slurmSkipReason())("sremote --slurm on a real Slurm cluster", () 
       .trimEnd()
       .split("\n")
       .map((l) => JSON.parse(l) as { ok: boolean; value: string });
-    expect(lines).toHaveLength(60);
+    expect(lines).toHaveLength(30);
     const perNode = new Map<string, number>();
     for (const l of lines) perNode.set(l.value, (perNode.get(l.value) ?? 0) + 1);
     console.log(`sremote map --slurm nodes=3: per-node counts ${JSON.stringify(Object.fromEntries(perNode))}`);
@@ -87,6 +89,21 @@ describeUnless(slurmSkipReason())("sremote --slurm on a real Slurm cluster", () 
     expect(r.status).toBe(EXIT.setup);
     const out = JSON.parse(r.stdout);
     expect(out.error).toMatchObject({ code: "SCHEDULER", message: expect.stringMatching(/partition/i) });
+    // map stops at the refusal instead of asking Slurm again for each of 200 inputs.
+    const inputs = join(dir, "refused.jsonl");
+    writeFileSync(inputs, `${Array.from({ length: 200 }, () => "[4]").join("\n")}\n`);
+    const m = await run([
+      "map",
+      "local:",
+      "math.sqrt",
+      "--inputs",
+      inputs,
+      "--slurm",
+      `conf=${c.slurmConf},partition=nosuchpart`,
+    ]);
+    expect(m.status).toBe(EXIT.setup);
+    expect(m.stdout.trimEnd().split("\n").length).toBeLessThanOrEqual(2);
+    expect(m.stderr).toMatch(/map stopped after \d+ results: .*\[SCHEDULER\]/);
     await expectNoJobLeft(c);
   });
 });

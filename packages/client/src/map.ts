@@ -71,7 +71,8 @@ export function checkConcurrency(concurrency: unknown): number {
 
 /**
  * Splits one map input into `call`'s arguments: an array is the positional arguments (a
- * trailing `kw({...})` holds keyword arguments), a plain object the keyword arguments.
+ * trailing `kw({...})` holds keyword arguments), a plain object the keyword arguments (which
+ * win over the map's `kwargs` option, as a trailing `kw()` does).
  *
  * @throws UsageError for anything else (that input's result, not the batch's).
  */
@@ -84,7 +85,7 @@ export function splitMapInput(input: unknown): {
     if (isKwargs(last)) return { args: input.slice(0, -1), kwargs: last.values };
     return { args: input, kwargs: undefined };
   }
-  if (isPlainObject(input)) return { args: input, kwargs: undefined };
+  if (isPlainObject(input)) return { args: [], kwargs: input };
   throw new UsageError(
     `a map input is an array of positional arguments or a plain object of keyword arguments, got ${describeValue(input)} (wrap a single argument: [x])`,
   );

@@ -172,8 +172,13 @@ export class SessionPool {
   }
 
   #maybeStart(): void {
-    const busy = [...this.#sessions].every((s) => !s.accepting || s.inFlight >= this.#options.workersPerSession);
-    if (!busy || !this.#canGrow() || (this.#starting > 0 && this.#sessions.size > 0)) return;
+    const workers = this.#options.workersPerSession;
+    const busy = [...this.#sessions].every((s) => !s.accepting || s.inFlight >= workers);
+    if (!busy || !this.#canGrow()) return;
+    // One more start only for work the starts under way will not take: a burst (a map)
+    // starts its sessions side by side — through a launcher each start may take seconds —
+    // while a lone call never starts two.
+    if (this.#starting > 0 && this.#queue.length <= this.#starting * workers) return;
     this.#starting++;
     const slot = this.#freeSlot();
     this.#startingSlots.add(slot);
@@ -196,8 +201,9 @@ export class SessionPool {
           });
         },
         (error: unknown) => {
-          // Nothing ran: every waiting call learns why, unless another session can take it.
-          if (this.#sessions.size === 0) {
+          // Nothing ran: every waiting call learns why, unless another session (live, or
+          // starting besides this one) can take it.
+          if (this.#sessions.size === 0 && this.#starting === 1) {
             for (const job of this.#queue.splice(0)) this.#settle(job, error);
           }
         },

@@ -1,7 +1,7 @@
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { type CallOptions, RemoteClient } from "@sremote/client";
-import { AbortError, UsageError } from "@sremote/core";
+import { AbortError, isSremoteError, type SremoteError, UsageError } from "@sremote/core";
 import { EXIT, exitCodeFor } from "../exit-codes.js";
 import type { CliIO } from "../io.js";
 import { parseTimeout } from "../target-options.js";
@@ -24,6 +24,26 @@ export interface MapCommandOptions extends Omit<CallCommandOptions, "kw" | "json
   concurrency?: string | undefined;
   /** `--sessions N`: agent sessions (default: the Slurm allocation's nodes, else 1). */
   sessions?: string | undefined;
+}
+
+/**
+ * Failures that say the target itself cannot run any input (not set up, refused by the
+ * scheduler, a requirement unmet, bad credentials): the run stops at the first instead of
+ * failing — and, through a scheduler, requesting resources for — every remaining input.
+ */
+const FATAL_CODES: ReadonlySet<string> = new Set([
+  "NOT_SET_UP",
+  "VERSION_MISMATCH",
+  "MODULES",
+  "AUTH_FAILED",
+  "HOST_KEY_UNKNOWN",
+  "HOST_KEY_MISMATCH",
+  "SCHEDULER",
+]);
+
+function isFatal(error: unknown): error is SremoteError {
+  // Whatever `retryable` says (nothing ran): the same request would be refused again.
+  return isSremoteError(error) && FATAL_CODES.has(error.code);
 }
 
 /** One input, or the reason its line could not be read as one. */
@@ -118,8 +138,11 @@ export async function mapCommand(
     }
     let failed = 0;
     let total = 0;
+    let fatal: SremoteError | undefined;
+    const stop = new AbortController();
+    const mapSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     try {
-      for await (const r of client.map(module, fn, inputs(), { ...callOptions, concurrency, signal })) {
+      for await (const r of client.map(module, fn, inputs(), { ...callOptions, concurrency, signal: mapSignal })) {
         total++;
         let line: string | undefined;
         let error: unknown;
@@ -132,6 +155,10 @@ export async function mapCommand(
         } else {
           error = badLines.get(r.index) ?? r.error;
           badLines.delete(r.index);
+          if (!fatal && isFatal(r.error)) {
+            fatal = r.error;
+            stop.abort(fatal);
+          }
         }
         if (line === undefined) {
           failed++;
@@ -140,6 +167,12 @@ export async function mapCommand(
         await writeLine(io, `${line}\n`);
       }
     } catch (err) {
+      if (fatal && !signal?.aborted) {
+        io.stderr.write(
+          `sremote: map stopped after ${total} results: ${fatal.message} [${fatal.code}] (the remaining inputs were not read)\n`,
+        );
+        return exitCodeFor(fatal);
+      }
       if (err instanceof AbortError || signal?.aborted) {
         io.stderr.write(`sremote: map interrupted after ${total} results (${failed} failed)\n`);
         return EXIT.interrupted;
