@@ -4,17 +4,39 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { RemoteLayout } from "@sremote/core";
-import type { BulkMeasurement, BulkSpec } from "./bulk-child.js";
 import type { SshFacts } from "./peers.js";
 import { type BenchRow, shuffle } from "./stats.js";
 
-const CHILD = fileURLToPath(new URL("./bulk-child.ts", import.meta.url));
+const CHILD = fileURLToPath(new URL("./bulk-child.mjs", import.meta.url));
+
+/** What bulk-child.mjs measures. */
+interface BulkSpec {
+  /** `cat-oneway`: bytes into `cat >/dev/null`; `session-echo`: `builtins.bytes(payload)` round trip. */
+  kind: "cat-oneway" | "session-echo";
+  bytes: number;
+  python: string;
+  /** Over SSH (else the local connector). */
+  ssh?: SshFacts | undefined;
+  layout: RemoteLayout;
+}
+
+/** What bulk-child.mjs found. */
+interface BulkMeasurement {
+  ms: number;
+  /** The child's peak resident set (bytes). */
+  clientPeakRss: number;
+  /** Its resident set before the payload was made (bytes). */
+  clientBaseRss: number;
+  /** The agent's peak resident set (VmHWM, bytes), when its /proc entry was readable. */
+  agentPeakRss?: number | undefined;
+}
 const MIB = 1024 * 1024;
 
 /** Runs one measurement in a fresh Node process (its own peak RSS). */
 function runChild(spec: BulkSpec): Promise<BulkMeasurement> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, CHILD, JSON.stringify(spec)], {
+    // Plain node: the client as users run it, without a TypeScript loader in its RSS.
+    const child = spawn(process.execPath, [CHILD, JSON.stringify(spec)], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

@@ -310,7 +310,7 @@ export async function runBench(argv: string[]): Promise<number> {
     const ssh = await openSshBench({ target: sshTarget, identity: values.identity, knownHosts: values["known-hosts"] });
     const scratch = await mkdtemp(join(tmpdir(), "sremote-bench-ssh-"));
     try {
-      if (values.ssh !== undefined) rows.push(...(await sshRows(ssh, values["ssh-python"], plan)));
+      if (values.ssh !== undefined && classic) rows.push(...(await sshRows(ssh, values["ssh-python"], plan)));
       if (values.cli) {
         const cli = await cliRows({ runs: values.quick ? 5 : 15, ssh: ssh.facts, compareBin: values["cli-compare"] });
         rows.push(...cli);

@@ -1,36 +1,14 @@
 // One bulk-data measurement in a fresh Node process, so that its peak RSS is its own:
-// `bulk-child.ts '<BulkSpec JSON>'` prints one BulkMeasurement as JSON on stdout.
+// `node bulk-child.mjs '<BulkSpec JSON>'` prints one BulkMeasurement as JSON on stdout.
+// Plain JavaScript run by plain node (no TypeScript loader, whose ~50 MB would count in the
+// client's peak RSS); the types are in bulk.ts.
 import { readFileSync } from "node:fs";
 import { agentDir } from "@sremote/agent";
 import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
 import { sshConnector } from "@sremote/connector-ssh";
-import type { Connector, RemoteLayout } from "@sremote/core";
-import type { SshFacts } from "./peers.js";
 
-/** What to measure. */
-export interface BulkSpec {
-  /** `cat-oneway`: bytes into `cat >/dev/null`; `session-echo`: `builtins.bytes(payload)` round trip. */
-  kind: "cat-oneway" | "session-echo";
-  bytes: number;
-  python: string;
-  /** Over SSH (else the local connector). */
-  ssh?: SshFacts | undefined;
-  layout: RemoteLayout;
-}
-
-/** What one measurement found. */
-export interface BulkMeasurement {
-  ms: number;
-  /** This process's peak resident set (bytes). */
-  clientPeakRss: number;
-  /** Its resident set before the payload was made (bytes). */
-  clientBaseRss: number;
-  /** The agent's peak resident set (VmHWM, bytes), when its /proc entry was readable. */
-  agentPeakRss?: number | undefined;
-}
-
-function connectorFor(spec: BulkSpec): Connector {
+function connectorFor(spec) {
   if (!spec.ssh) return localConnector();
   const f = spec.ssh;
   return sshConnector({
@@ -43,13 +21,13 @@ function connectorFor(spec: BulkSpec): Connector {
   });
 }
 
-function payloadOf(n: number): Uint8Array {
+function payloadOf(n) {
   const b = new Uint8Array(n);
   for (let i = 0; i < n; i += 4096) b[i] = (i >>> 12) & 0xff;
   return b;
 }
 
-function hwm(pid: number): number | undefined {
+function hwm(pid) {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) * 1024 : undefined;
@@ -58,7 +36,7 @@ function hwm(pid: number): number | undefined {
   }
 }
 
-async function catOneWay(connector: Connector, n: number): Promise<number> {
+async function catOneWay(connector, n) {
   const spawn = connector.spawn?.bind(connector);
   if (!spawn) throw new Error(`${connector.name} cannot spawn`);
   const proc = await spawn(["sh", "-c", "cat >/dev/null"]);
@@ -69,7 +47,7 @@ async function catOneWay(connector: Connector, n: number): Promise<number> {
   return performance.now() - t0;
 }
 
-async function sessionEcho(connector: Connector, spec: BulkSpec): Promise<BulkMeasurement> {
+async function sessionEcho(connector, spec) {
   const client = new RemoteClient({
     connector,
     python: spec.python,
@@ -79,11 +57,11 @@ async function sessionEcho(connector: Connector, spec: BulkSpec): Promise<BulkMe
     poolSize: 1,
   });
   try {
-    const pid = (await client.call<number>("os", "getpid", [], { mode: "session" })).value;
+    const pid = (await client.call("os", "getpid", [], { mode: "session" })).value;
     const clientBaseRss = process.memoryUsage().rss;
     const payload = payloadOf(spec.bytes);
     const t0 = performance.now();
-    const r = await client.call<Uint8Array>("builtins", "bytes", [payload], { mode: "session" });
+    const r = await client.call("builtins", "bytes", [payload], { mode: "session" });
     const ms = performance.now() - t0;
     const v = r.value;
     if (!(v instanceof Uint8Array) || v.byteLength !== spec.bytes || v[4096 * 3] !== payload[4096 * 3]) {
@@ -100,11 +78,11 @@ async function sessionEcho(connector: Connector, spec: BulkSpec): Promise<BulkMe
   }
 }
 
-const spec = JSON.parse(process.argv[2] as string) as BulkSpec;
+const spec = JSON.parse(process.argv[2]);
 if (!spec.ssh) spec.layout.endpointDir ||= agentDir();
 const connector = connectorFor(spec);
 try {
-  let out: BulkMeasurement;
+  let out;
   if (spec.kind === "cat-oneway") {
     const clientBaseRss = process.memoryUsage().rss;
     const ms = await catOneWay(connector, spec.bytes);
