@@ -70,6 +70,23 @@ describe("sremote map local:", () => {
     expect(wrong).toEqual([]);
   });
 
+  it("keeps what each input printed on its line, and reports a cut", async () => {
+    const inputs = file("print.jsonl", '["short"]\n["a longer line"]\n[0]\n');
+    const r = await run(["map", "local:", "builtins.print", "--inputs", inputs, "--output-limit", "8"]);
+    expect(r.status).toBe(EXIT.ok);
+    expect(
+      r.stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l)),
+    ).toEqual([
+      { ok: true, value: null, stdout: "short\n" },
+      { ok: true, value: null, stdout: "a longer", truncated: true },
+      { ok: true, value: null, stdout: "0\n" },
+    ]);
+    expect(r.stderr).toContain("the printed output of 1 input(s) was cut at 8 bytes per stream");
+  });
+
   it("exits 2 on bad usage, before any call", async () => {
     const one = file("one.jsonl", "[1]\n");
     const cases = [

@@ -12,6 +12,11 @@ export type GroupResult<T = unknown> =
       /** The input's position (0-based); for `call`, the target's position in the group. */
       index: number;
       value: T;
+      /** What the call printed (a failed call's output is on its `RemoteExecError`). */
+      stdout: string;
+      stderr: string;
+      /** True when stdout or stderr was cut at the output limit. */
+      truncated: boolean;
     }
   | {
       ok: false;
@@ -108,7 +113,8 @@ export class ClientGroup {
             const { args, kwargs } = splitMapInput(input);
             const merged = kwargs ? { ...callOptions.kwargs, ...kwargs } : callOptions.kwargs;
             const r = await m.client.call<T>(module, fn, args, { ...callOptions, kwargs: merged, signal: callSignal });
-            return { ok: true, target: m.target, index, value: r.value };
+            const { value, stdout, stderr, truncated } = r;
+            return { ok: true, target: m.target, index, value, stdout, stderr, truncated };
           } catch (err) {
             const error = inputError(err);
             last = { ok: false, target: m.target, index, error };
@@ -132,7 +138,8 @@ export class ClientGroup {
     return Promise.all(
       [...this.#clients].map(async ([target, client], index): Promise<GroupResult<T>> => {
         try {
-          return { ok: true, target, index, value: (await client.call<T>(module, fn, args, options)).value };
+          const { value, stdout, stderr, truncated } = await client.call<T>(module, fn, args, options);
+          return { ok: true, target, index, value, stdout, stderr, truncated };
         } catch (err) {
           return { ok: false, target, index, error: inputError(err) };
         }

@@ -16,6 +16,11 @@ export type MapResult<T = unknown> =
       index: number;
       /** The function's return value. */
       value: T;
+      /** What the call printed (a failed call's output is on its `RemoteExecError`). */
+      stdout: string;
+      stderr: string;
+      /** True when stdout or stderr was cut at the output limit. */
+      truncated: boolean;
     }
   | {
       ok: false;
@@ -226,7 +231,7 @@ export function mapCalls<T>(
   call: (
     args: readonly unknown[] | Record<string, unknown>,
     options: CallOptions & { signal: AbortSignal },
-  ) => Promise<{ value: T }>,
+  ) => Promise<{ value: T; stdout: string; stderr: string; truncated: boolean }>,
   inputs: Iterable<unknown> | AsyncIterable<unknown>,
   options: MapOptions,
   defaultConcurrency: number,
@@ -241,7 +246,7 @@ export function mapCalls<T>(
         const { args, kwargs } = splitMapInput(input);
         const merged = kwargs ? { ...callOptions.kwargs, ...kwargs } : callOptions.kwargs;
         const r = await call(args, { ...callOptions, kwargs: merged, signal: callSignal });
-        return { ok: true, index, value: r.value };
+        return { ok: true, index, value: r.value, stdout: r.stdout, stderr: r.stderr, truncated: r.truncated };
       } catch (err) {
         return { ok: false, index, error: inputError(err) };
       }

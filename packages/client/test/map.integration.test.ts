@@ -74,7 +74,7 @@ describe("client.map over local: (real agents)", () => {
     const results = [];
     for await (const r of client.map("math", "sqrt", inputs(), { concurrency: 2 })) results.push(r);
     expect(results.map((r) => r.index)).toEqual([0, 1, 2, 3, 4]);
-    expect(results[0]).toMatchObject({ ok: true, value: 4 });
+    expect(results[0]).toEqual({ ok: true, index: 0, value: 4, stdout: "", stderr: "", truncated: false });
     expect(results[1]).toMatchObject({ ok: false, error: { code: "REMOTE_EXEC", type: "ValueError" } });
     expect(results[2]).toMatchObject({ ok: false, error: { code: "INVALID_ARGUMENT" } });
     // math.sqrt takes no keyword arguments: the remote TypeError, per input.

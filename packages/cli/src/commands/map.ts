@@ -1,7 +1,7 @@
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { type CallOptions, RemoteClient } from "@sremote/client";
-import { AbortError, isSremoteError, type SremoteError, UsageError } from "@sremote/core";
+import { AbortError, isSremoteError, RemoteExecError, type SremoteError, UsageError } from "@sremote/core";
 import { EXIT, exitCodeFor } from "../exit-codes.js";
 import type { CliIO } from "../io.js";
 import { parseTimeout } from "../target-options.js";
@@ -9,6 +9,7 @@ import { openTarget } from "../targets.js";
 import { formatJson, parseAssignment, parseByteCount, parseInputLine, parsePositiveInt } from "../values.js";
 import {
   type CallCommandOptions,
+  DEFAULT_OUTPUT_LIMIT,
   errorJson,
   launcherEventPrinter,
   reportError,
@@ -44,6 +45,15 @@ const FATAL_CODES: ReadonlySet<string> = new Set([
 function isFatal(error: unknown): error is SremoteError {
   // Whatever `retryable` says (nothing ran): the same request would be refused again.
   return isSremoteError(error) && FATAL_CODES.has(error.code);
+}
+
+/** The printed-output keys of an output line: only those that say something. */
+function printed(stdout: string, stderr: string, truncated: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (stdout) out.stdout = stdout;
+  if (stderr) out.stderr = stderr;
+  if (truncated) out.truncated = true;
+  return out;
 }
 
 /** One input, or the reason its line could not be read as one. */
@@ -138,6 +148,7 @@ export async function mapCommand(
     }
     let failed = 0;
     let total = 0;
+    let truncatedInputs = 0;
     let fatal: SremoteError | undefined;
     const stop = new AbortController();
     const mapSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
@@ -148,10 +159,11 @@ export async function mapCommand(
         let error: unknown;
         if (r.ok) {
           try {
-            line = formatJson({ ok: true, value: r.value });
+            line = formatJson({ ok: true, value: r.value, ...printed(r.stdout, r.stderr, r.truncated) });
           } catch (err) {
             error = err; // a value with no JSON form
           }
+          if (r.truncated) truncatedInputs++;
         } else {
           error = badLines.get(r.index) ?? r.error;
           badLines.delete(r.index);
@@ -162,7 +174,8 @@ export async function mapCommand(
         }
         if (line === undefined) {
           failed++;
-          line = JSON.stringify({ ok: false, error: errorJson(error) });
+          const out = error instanceof RemoteExecError ? printed(error.stdout, error.stderr, false) : {};
+          line = JSON.stringify({ ok: false, error: errorJson(error), ...out });
         }
         await writeLine(io, `${line}\n`);
       }
@@ -178,6 +191,11 @@ export async function mapCommand(
         return EXIT.interrupted;
       }
       throw err;
+    }
+    if (truncatedInputs > 0) {
+      io.stderr.write(
+        `sremote: the printed output of ${truncatedInputs} input(s) was cut at ${outputLimit ?? DEFAULT_OUTPUT_LIMIT} bytes per stream ("truncated": true on their lines); raise it with --output-limit BYTES\n`,
+      );
     }
     if (failed > 0) io.stderr.write(`sremote: ${failed} of ${total} inputs failed\n`);
     return failed > 0 ? EXIT.remoteFailed : EXIT.ok;
