@@ -134,3 +134,33 @@ function expandOne(part: string): string[] | undefined {
   }
   return values.flatMap((v) => suffixes.map((s) => `${prefix}${v}${s}`));
 }
+
+/**
+ * What Slurm said when it ended an agent's step, read from the step's stderr: slurmstepd's
+ * `*** STEP 12.0 ON c1 CANCELLED AT … [DUE TO TIME LIMIT] ***` (cancelled, time limit, node
+ * failure, preemption) or srun's `Unable to confirm allocation for job 12: …` / `Slurm job 12
+ * has expired` (the job was gone before the step started). `undefined` when it says neither.
+ */
+export function stepEnd(
+  stderr: string,
+):
+  | { jobId: string; cause: "cancelled" | "time limit" | "node failure" | "preempted" | "gone"; message: string }
+  | undefined {
+  const star = /\*\*\* (?:JOB|STEP) (\d+)(?:\.\S+)? ON \S+ CANCELLED AT \S+(?: DUE TO ([A-Z ]+?))? \*\*\*/.exec(stderr);
+  if (star) {
+    const due = star[2] ?? "";
+    const cause = /TIME LIMIT/.test(due)
+      ? "time limit"
+      : /NODE FAIL/.test(due)
+        ? "node failure"
+        : /PREEMPT/.test(due)
+          ? "preempted"
+          : "cancelled";
+    return { jobId: star[1] as string, cause, message: star[0].replace(/^\*\*\* | \*\*\*$/g, "") };
+  }
+  const gone =
+    /Unable to confirm allocation for job (\d+): [^\n]*/.exec(stderr) ??
+    /Slurm job (\d+) has expired[^\n]*/.exec(stderr);
+  if (gone) return { jobId: gone[1] as string, cause: "gone", message: gone[0].trim() };
+  return undefined;
+}

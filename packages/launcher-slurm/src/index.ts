@@ -5,6 +5,7 @@ export {
   sallocArgv,
   slurmMessage,
   srunArgv,
+  stepEnd,
 } from "./commands.js";
 export {
   clientHost,

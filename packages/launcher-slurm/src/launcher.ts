@@ -11,7 +11,7 @@ import {
   raceSignal,
   SchedulerError,
 } from "@sremote/core";
-import { parseJobId, sallocArgv, slurmMessage, srunArgv } from "./commands.js";
+import { parseJobId, sallocArgv, slurmMessage, srunArgv, stepEnd } from "./commands.js";
 import { clientHost, makeJobName } from "./job-name.js";
 import { type SlurmOptions, validateSlurmOptions } from "./options.js";
 import {
@@ -46,6 +46,13 @@ export interface SlurmLauncher extends Launcher {
   /** Also reports `released` to `options.onEvent` (the client passes its own receiver). */
   release(connector: Connector, options?: LauncherPrepareOptions): Promise<void>;
   invalidate(): void;
+  /**
+   * The `SCHEDULER` error for an agent that Slurm ended — its step's stderr names a
+   * cancellation, the time limit, a node failure or a job already gone (see {@link stepEnd}) —
+   * or `undefined` when the text does not say so. For a client that wants to report such a
+   * death as `SCHEDULER` rather than a lost connection.
+   */
+  explainExit(stderr: string): SchedulerError | undefined;
 }
 
 /** Bound on the Slurm commands the launcher runs besides `salloc` (squeue, scancel…). */
@@ -290,6 +297,13 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
     },
     invalidate(): void {
       if (job) checkNeeded = true;
+    },
+    explainExit(stderr: string): SchedulerError | undefined {
+      const end = stepEnd(stderr);
+      if (!end) return undefined;
+      return new SchedulerError("slurm", `job ${end.jobId} ended the agent: ${end.message}`, {
+        details: { jobId: end.jobId, cause: end.cause },
+      });
     },
   };
   return launcher;

@@ -12,6 +12,7 @@ import {
   slurm,
   slurmMessage,
   srunArgv,
+  stepEnd,
 } from "../src/index.js";
 
 describe("salloc and srun argv", () => {
@@ -139,6 +140,51 @@ describe("Slurm's output", () => {
     expect(expandHostlist("r[1-2]n[1-2]")).toEqual(["r1n1", "r1n2", "r2n1", "r2n2"]);
     for (const bad of ["", "(null)", "c[1-", "c[a-b]", "c[3-1]", "c[[1]]", "nid[001-002]-ib", "a[1-2]b"])
       expect(expandHostlist(bad)).toBeUndefined();
+  });
+});
+
+describe("stepEnd", () => {
+  it("reads why Slurm ended a step", () => {
+    expect(stepEnd("slurmstepd-c1: error: *** STEP 1.0 ON c1 CANCELLED AT 2026-12-02T09:05:02 ***\n")).toEqual({
+      jobId: "1",
+      cause: "cancelled",
+      message: "STEP 1.0 ON c1 CANCELLED AT 2026-12-02T09:05:02",
+    });
+    expect(
+      stepEnd("slurmstepd: error: *** JOB 77 ON nid001 CANCELLED AT 2026-01-01T00:00:00 DUE TO TIME LIMIT ***"),
+    ).toMatchObject({
+      jobId: "77",
+      cause: "time limit",
+    });
+    expect(stepEnd("*** STEP 5.2 ON n3 CANCELLED AT 2026-01-01T00:00:00 DUE TO NODE FAILURE ***")).toMatchObject({
+      jobId: "5",
+      cause: "node failure",
+    });
+    expect(stepEnd("*** JOB 9 ON n3 CANCELLED AT 2026-01-01T00:00:00 DUE TO PREEMPTION ***")).toMatchObject({
+      cause: "preempted",
+    });
+    expect(stepEnd("srun: error: Unable to confirm allocation for job 12: Invalid job id specified\n")).toEqual({
+      jobId: "12",
+      cause: "gone",
+      message: "Unable to confirm allocation for job 12: Invalid job id specified",
+    });
+    expect(
+      stepEnd(
+        "srun: error: Slurm job 1 has expired\nsrun: Check SLURM_JOB_ID environment variable. Expired or invalid job 1\n",
+      ),
+    ).toEqual({
+      jobId: "1",
+      cause: "gone",
+      message: "Slurm job 1 has expired",
+    });
+    expect(stepEnd("Traceback (most recent call last):\nValueError: x")).toBeUndefined();
+    expect(slurm().explainExit("nothing")).toBeUndefined();
+    expect(slurm().explainExit("*** STEP 3.1 ON c2 CANCELLED AT 2026-12-02T09:05:02 ***")).toMatchObject({
+      code: "SCHEDULER",
+      launcher: "slurm",
+      retryable: false,
+      details: { jobId: "3", cause: "cancelled" },
+    });
   });
 });
 

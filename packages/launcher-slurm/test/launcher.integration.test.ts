@@ -129,10 +129,37 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
         try {
           await launcher.prepare(connector, { timeoutMs: 30_000 });
           const first = launcher.job?.id as string;
+          // A long step (an agent's shape) running when the job is cancelled from outside.
+          const step = launcher.wrap(
+            {
+              argv: ["/usr/bin/python3", "-u", "-c", "import sys; print('up', flush=True); sys.stdin.read()"],
+              env: {},
+            },
+            { carrier: "session", slot: 1 },
+          );
+          const proc = await connector.spawn?.(step.argv, { env: step.env });
+          if (!proc) throw new Error("the connector cannot spawn");
+          let out = "";
+          let err = "";
+          proc.stdout.on("data", (d: Buffer) => {
+            out += d.toString();
+          });
+          proc.stderr.on("data", (d: Buffer) => {
+            err += d.toString();
+          });
+          await until(async () => out.includes("up"), "the step to start");
           await cluster.command("scancel", [first]);
-          // A step of the dead job fails: that is what makes a client call invalidate().
+          const exit = await proc.exited;
+          expect(exit.exitCode ?? exit.signal).not.toBe(0);
+          expect(launcher.explainExit(err)).toMatchObject({
+            code: "SCHEDULER",
+            details: { jobId: first, cause: "cancelled" },
+            message: expect.stringMatching(new RegExp(`STEP ${first}\\.\\d+ ON c2 CANCELLED AT`)),
+          });
+          // A step started in the dead job fails: that is what makes a client call invalidate().
           const dead = await runInSlot(connector, launcher, 0, WHERE);
           expect(dead.exitCode).not.toBe(0);
+          expect(launcher.explainExit(dead.stderr)).toMatchObject({ code: "SCHEDULER", details: { jobId: first } });
           launcher.invalidate();
           const events: LauncherEvent[] = [];
           await launcher.prepare(connector, { timeoutMs: 30_000, onEvent: (e) => events.push(e) });
