@@ -255,12 +255,14 @@ const READS = new Set(["getFile"]);
  * Creates a connector for a NEWT REST API (NERSC's retired gateway, and every
  * NEWT-compatible service). It logs in lazily on first use, keeps one keep-alive HTTP
  * pool, maps files to `PUT`/`GET /file`, runs commands through `POST /command` with a
- * `/bin/sh -c` wrapper that reports real exit statuses, and never repeats a command on
- * its own. There is no `spawn`: clients use the file carrier.
+ * `/bin/sh -c` wrapper that reports real exit statuses, and runs each command exactly once
+ * over a gateway that may fail after acting (docs/exactly-once.md): recorded under a nonce,
+ * asked about after an ambiguous failure, sent again only if it never started. There is no
+ * `spawn`: clients use the file carrier.
  *
- * Retry is core's `withRetry` around the transport (`options.retry`): reads, and any
- * operation whose request never reached the server (`CONNECT_FAILED`). A command that may
- * have been received is never sent again.
+ * Requests that are safe to repeat (reads, uploads, idempotent commands, refusals) are sent
+ * again under `options.retry` inside the operation's deadline; core's `withRetry` around
+ * the transport adds nothing on top of an error the transport already retried.
  *
  * @throws UsageError (`INVALID_ARGUMENT`) for bad options or missing credentials.
  */

@@ -309,9 +309,12 @@ class SfapiDefinition implements ConnectorDefinition<{ machine: string; apiUrl: 
  * lets deletions and `chmod`s ride along with the next command. No `spawn`: clients use
  * the file carrier.
  *
- * Retry is core's `withRetry` around the transport (`options.retry`), for errors raised
- * where nothing can have run: reads, token requests, uploads, a command POST refused with
- * 429 or never sent. A command POST that may have been received is never sent again.
+ * Each command runs exactly once over a gateway that may fail after acting
+ * (docs/exactly-once.md): recorded under a nonce, asked about after an ambiguous failure of
+ * its POST, sent again only if it never started. Requests that are safe to repeat (reads,
+ * token requests, uploads, idempotent commands, refusals) are sent again under
+ * `options.retry` inside the operation's deadline; core's `withRetry` around the transport
+ * adds nothing on top of an error the transport already retried.
  *
  * @throws UsageError (`INVALID_ARGUMENT`) for bad options, a missing or unreadable key.
  */

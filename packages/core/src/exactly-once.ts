@@ -176,8 +176,9 @@ export async function runExactlyOnce<R>(io: ExactlyOnceIo<R>, dl: Deadline, budg
           new ConnectorError(
             (cause as SremoteError).code as ConnectorErrorCode,
             io.connector,
-            `${io.what}: did not run (checked) and could not be sent again in time: ${(cause as Error).message}`,
-            { cause, retryable: false, details: { ...(cause as { details?: object }).details, ran: false } },
+            `${io.what}: did not run (checked, and fenced) and could not be sent again within the budget: ${(cause as Error).message}`,
+            // Proven not to have run, and never will: safe to repeat.
+            { cause, retryable: true, details: { ...(cause as { details?: object }).details, ran: false } },
           ),
         );
       }
