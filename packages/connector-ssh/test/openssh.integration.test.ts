@@ -10,9 +10,10 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { expectCode } from "@sremote/testkit";
-import { listProcesses, type SshdFixture, startSshd } from "@sremote/testkit/sshd";
+import { listProcesses, type SshdFixture, sshConnectorOptions, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { baseDir } from "../src/openssh/private-dir.js";
 import { connectorFor, describeSsh, recordingLogger, sshd } from "./helpers.js";
@@ -99,46 +100,46 @@ describeSsh("openssh transport", () => {
     }
   });
 
-  it("a master left by a killed process (stale folder and socket) is ended and removed by the next client", async () => {
-    // What a SIGKILLed test process leaves: its private folder, and a master still serving
-    // the socket in it. The folder is named after a PID that no longer exists.
-    const dead = spawn("true");
-    const deadPid = await new Promise<number>((resolve) => dead.on("exit", () => resolve(dead.pid as number)));
-    const stale = join(baseDir(), `${deadPid}-0dead0`);
-    mkdirSync(join(stale, "c"), { recursive: true, mode: 0o700 });
-    const orphan = spawn(
-      "ssh",
+  it("a test process killed mid-session leaves a master; the next client ends it and removes the stale folder", async () => {
+    // A real process (tsx running this package's sources) connects with the openssh
+    // transport, then is SIGKILLed: no close(), no exit hook.
+    const script = join(mkdtempSync(join(tmpdir(), "sremote-killed-")), "client.mts");
+    writeFileSync(
+      script,
       [
-        "-F",
-        "/dev/null",
-        "-i",
-        cert.privateKeyPath,
-        "-o",
-        `UserKnownHostsFile=${cert.knownHostsPath}`,
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        `ControlPath=${join(stale, "c", "%C")}`,
-        "-o",
-        "ControlMaster=yes",
-        "-N",
-        "-p",
-        String(cert.port),
-        `${cert.user}@${cert.host}`,
-      ],
-      { stdio: "ignore" },
+        `import { sshConnector } from ${JSON.stringify(fileURLToPath(new URL("../src/index.ts", import.meta.url)))};`,
+        `const c = sshConnector(${JSON.stringify({ ...sshConnectorOptions(cert), transport: "openssh" })});`,
+        "await c.exec(['true']);",
+        "console.log('ready');",
+        "setInterval(() => {}, 1000);",
+      ].join("\n"),
     );
-    const orphanGone = new Promise<void>((resolve) => orphan.on("exit", () => resolve()));
-    expect(await eventually(() => existsSync(join(stale, "c")) && readdirNames(join(stale, "c")).length > 0)).toBe(
-      true,
-    );
+    const tsx = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url));
+    const child = spawn(tsx, ["--conditions=@sremote/source", script], { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (b: Buffer) => b.toString().includes("ready") && resolve());
+      child.on("exit", (code) => reject(new Error(`client exited ${code} before connecting`)));
+    });
+    // tsx runs the script in a child node process: its PID names the private folder.
+    const folders = () => readdirNames(baseDir()).filter((n) => !n.startsWith(`${process.pid}-`));
+    const theirs = (await listProcesses()).filter((p) => p.cmdline.startsWith("ssh ") && / -N /.test(p.cmdline));
+    const stale = folders().filter((n) => theirs.some((p) => p.cmdline.includes(join(baseDir(), n))));
+    expect(stale.length).toBe(1);
+    const master = theirs.find((p) => p.cmdline.includes(join(baseDir(), stale[0] as string)));
+    const owner = Number((stale[0] as string).split("-")[0]);
+    process.kill(owner, "SIGKILL");
+    child.kill("SIGKILL");
+    await eventually(async () => !(await listProcesses()).some((p) => p.pid === owner && p.state !== "Z"));
+    // The orphaned master (if it still runs: it normally does, re-parented) and its socket are
+    // what the next client finds.
     const c = connectorFor(cert, { transport: "openssh" });
     try {
       await c.connect();
-      await orphanGone;
-      expect(existsSync(stale)).toBe(false);
+      expect(await eventually(async () => !(await listProcesses()).some((p) => p.pid === master?.pid))).toBe(true);
+      expect(existsSync(join(baseDir(), stale[0] as string))).toBe(false);
     } finally {
       await c.close();
+      rmSync(dirname(script), { recursive: true, force: true });
     }
   });
 

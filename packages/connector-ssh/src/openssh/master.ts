@@ -6,6 +6,7 @@ import { ConnectorError } from "@sremote/core";
 import type { SshLogger } from "../options.js";
 import { controlArgs, masterArgs, type SshArgsInput } from "./args.js";
 import { masterError, tail } from "./errors.js";
+import { cleanupAtExit } from "./private-dir.js";
 
 let nextId = 1;
 
@@ -148,6 +149,8 @@ export class OpensshMaster {
       stdio: ["ignore", "ignore", "pipe"],
       env: plan.env,
     });
+    cleanupAtExit({ pid: child.pid });
+    child.once("exit", () => cleanupAtExit({ pid: child.pid }, false));
     let stderr = "";
     child.stderr?.on("data", (c: Buffer) => {
       stderr += c.toString("utf8");

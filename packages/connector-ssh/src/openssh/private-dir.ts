@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { lstatSync, mkdirSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,12 +45,18 @@ export function makeInstanceDir(): string {
   return dir;
 }
 
+/** True while `pid` runs; a zombie (killed, not yet reaped: common in containers) is dead. */
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true; // no /proc (not Linux): the signal test is all we have
   }
 }
 
@@ -85,4 +91,37 @@ export async function sweepStale(sshPath: string): Promise<void> {
       await rm(dir, { recursive: true, force: true });
     }),
   );
+}
+
+/** What must not outlive this process: master PIDs to end and private folders to remove. */
+const leftovers = { pids: new Set<number>(), dirs: new Set<string>() };
+let hooked = false;
+
+/**
+ * Registers a master process or private folder to be ended/removed if this process exits
+ * without `close()` (a script that forgets it, `process.exit()`). A process killed by a
+ * signal cannot run this: the next connector's {@link sweepStale} cleans up instead.
+ */
+export function cleanupAtExit(what: { pid?: number | undefined; dir?: string | undefined }, add = true): void {
+  if (!hooked) {
+    hooked = true;
+    process.once("exit", () => {
+      for (const pid of leftovers.pids) {
+        try {
+          process.kill(pid, "SIGTERM");
+        } catch {
+          // Already gone.
+        }
+      }
+      for (const dir of leftovers.dirs) rmSync(dir, { recursive: true, force: true });
+    });
+  }
+  if (what.pid !== undefined) {
+    if (add) leftovers.pids.add(what.pid);
+    else leftovers.pids.delete(what.pid);
+  }
+  if (what.dir !== undefined) {
+    if (add) leftovers.dirs.add(what.dir);
+    else leftovers.dirs.delete(what.dir);
+  }
 }

@@ -11,7 +11,7 @@ import type { SshArgsInput } from "./args.js";
 import { type AskpassBridge, startAskpass } from "./askpass.js";
 import { afterMarker, deleteScript, fileError, homeScript, readScript, writeScript } from "./files.js";
 import { OpensshMaster, quietEnv } from "./master.js";
-import { makeInstanceDir, sweepStale } from "./private-dir.js";
+import { cleanupAtExit, makeInstanceDir, sweepStale } from "./private-dir.js";
 import { openSession, SessionRefused } from "./session.js";
 import { checkOpensshVersion } from "./version.js";
 
@@ -96,6 +96,7 @@ export function opensshTransport(config: OpensshTransportOptions): OpensshTransp
       await checkOpensshVersion(sshPath, prompts);
       await sweepStale(sshPath);
       dir = makeInstanceDir();
+      cleanupAtExit({ dir });
       let identityFile = options.privateKeyPath;
       if (options.privateKey !== undefined) {
         if (typeof options.privateKey !== "string" && !(options.privateKey instanceof Uint8Array)) {
@@ -263,7 +264,10 @@ export function opensshTransport(config: OpensshTransportOptions): OpensshTransp
       await pool.close();
       await setup?.catch(() => {});
       await askpass?.close();
-      if (dir) await rm(dir, { recursive: true, force: true });
+      if (dir) {
+        await rm(dir, { recursive: true, force: true });
+        cleanupAtExit({ dir }, false);
+      }
     },
   };
 }
