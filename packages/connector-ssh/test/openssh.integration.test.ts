@@ -55,6 +55,36 @@ describeSsh("openssh transport", () => {
     }
   });
 
+  it("auto: ssh2 fails to authenticate (certificate only in the agent), so it hands over to the system ssh", async () => {
+    // The key, without its certificate beside it, and an ssh-agent holding key + certificate:
+    // `ssh -G` shows nothing ssh2 lacks, ssh2 offers the plain key (refused), OpenSSH the certificate.
+    const dir = mkdtempSync(join(tmpdir(), "sremote-agent-"));
+    const agentSock = join(dir, "agent.sock");
+    const agent = spawn("ssh-agent", ["-D", "-a", agentSock], { stdio: "ignore" });
+    try {
+      expect(await eventually(() => existsSync(agentSock))).toBe(true);
+      const key = join(dir, "key");
+      writeFileSync(key, readFileSync(cert.privateKeyPath), { mode: 0o600 });
+      writeFileSync(`${key}-cert.pub`, readFileSync(cert.certificatePath as string));
+      const added = spawn("ssh-add", [key], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, stdio: "ignore" });
+      expect(await new Promise((resolve) => added.on("exit", resolve))).toBe(0);
+      rmSync(`${key}-cert.pub`);
+      const { lines, logger } = recordingLogger();
+      const c = connectorFor(cert, { transport: "auto", privateKeyPath: undefined, agent: agentSock, logger });
+      try {
+        expect((await c.exec(["id", "-un"])).stdout).toBe(`${cert.user}\n`);
+        const info = (await c.status()).info as { transport: string; autoReason: string };
+        expect(info).toMatchObject({ transport: "openssh", autoReason: "ssh2 failed to authenticate" });
+        expect(lines.some((l) => /trying the system ssh/.test(l))).toBe(true);
+      } finally {
+        await c.close();
+      }
+    } finally {
+      agent.kill("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("close() ends the master and every session: no ssh process, socket or private folder is left", async () => {
     const c = connectorFor(cert, { transport: "openssh" });
     const spawned = await c.spawn(["sleep", "600"]);
