@@ -1,4 +1,3 @@
-import { AGENT_PROTOCOL_VERSION } from "@sremote/agent";
 import {
   assertEnv,
   type Connector,
@@ -9,14 +8,7 @@ import {
   type RemoteLayout,
   UsageError,
 } from "@sremote/core";
-import {
-  type AgentInfo,
-  type CallMessage,
-  DEFAULT_MAX_FRAME_BYTES,
-  type ProbeMessage,
-  type ResultMessage,
-} from "@sremote/protocol";
-import { sessionCommand } from "./agent-command.js";
+import type { AgentInfo, CallMessage, ProbeMessage, ResultMessage } from "@sremote/protocol";
 import { assertTimeout, buildCallMessage, IDENT_PATH, type Registrations } from "./call-message.js";
 import { execError, toCallResult } from "./call-result.js";
 import { ensureAgent } from "./endpoint-agent.js";
@@ -27,8 +19,7 @@ import { type MapOptions, type MapResult, mapCalls } from "./map.js";
 import type { CallMode, CallOptions, CallResult, RemoteClientOptions } from "./options.js";
 import { createModuleProxy, isKwargs, type ModuleProxy } from "./proxy.js";
 import { checkRequirements, parseRequirement, type Requirement } from "./requirements.js";
-import { AgentSession } from "./session.js";
-import { SessionPool } from "./session-pool.js";
+import { createSessionPool, type SessionPool } from "./session-pool.js";
 
 /**
  * Calls Python functions on a remote machine through a {@link Connector}.
@@ -334,7 +325,15 @@ export class RemoteClient {
     }
     const layout = await this.#ready;
     this.#layoutReady = true;
-    if (carrier === "session" && !this.#pool) this.#pool = this.#createPool(layout);
+    if (carrier === "session" && !this.#pool)
+      this.#pool = createSessionPool({
+        options: this.#options,
+        connector: this.connector,
+        layout,
+        logger: this.#logger,
+        launcher: this.#launcher,
+        lifecycle: this.#lifecycle,
+      });
     if (carrier === "file" && !this.#fileCarrier) {
       this.#fileCarrier = new FileCarrier({
         connector: this.connector,
@@ -382,45 +381,5 @@ export class RemoteClient {
     if (this.#options.autoInstallAgent !== false)
       await ensureAgent(this.connector, layout, this.#options.agentDir, this.#logger, op);
     return layout;
-  }
-
-  #createPool(layout: RemoteLayout): SessionPool {
-    const o = this.#options;
-    const workers = o.workersPerSession ?? 1;
-    const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    return new SessionPool({
-      size: o.poolSize ?? 1,
-      workersPerSession: workers,
-      maxInFlightPerSession: o.maxInFlightPerSession ?? 64,
-      cancelGraceMs: o.cancelGraceMs ?? 2_000,
-      logger: this.#logger,
-      connectorName: this.connector.name,
-      onSessionLost: () => this.#lifecycle?.invalidate(),
-      start: async (signal, slot) => {
-        const life = this.#lifecycle;
-        try {
-          if (life) await life.prepare({ signal });
-          return await AgentSession.start({
-            connector: this.connector,
-            command: sessionCommand(layout, {
-              python: o.python,
-              launcher: this.#launcher,
-              workers,
-              maxFrameBytes,
-              slot,
-            }),
-            loginEnv: o.loginEnv,
-            maxFrameBytes,
-            startTimeoutMs: o.startTimeoutMs ?? 60_000,
-            protocol: AGENT_PROTOCOL_VERSION,
-            logger: this.#logger,
-            signal,
-          });
-        } catch (err) {
-          if (life && !signal.aborted) life.startFailed();
-          throw err;
-        }
-      },
-    });
   }
 }

@@ -103,7 +103,13 @@ export class LauncherLifecycle {
       await new Promise<void>((resolve, reject) => {
         const onAbort = () => reject(d.error(`${this.launcher.name}: preparing`));
         d.signal.addEventListener("abort", onAbort, { once: true });
-        turn.then(resolve, reject).finally(() => d.signal.removeEventListener("abort", onAbort));
+        // A launcher that gave up at the deadline too (its own timer, a hair earlier) is
+        // still the call's timeout or abort; a scheduler's refusal keeps its message.
+        const fail = (err: unknown) =>
+          reject(
+            d.signal.aborted && !hasErrorCode(err, "SCHEDULER") ? d.error(`${this.launcher.name}: preparing`) : err,
+          );
+        turn.then(resolve, fail).finally(() => d.signal.removeEventListener("abort", onAbort));
       });
     } finally {
       d.dispose();

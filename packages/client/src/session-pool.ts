@@ -1,7 +1,18 @@
-import { ConnectorError, type Deadline, deadline } from "@sremote/core";
-import type { CallMessage, ProbeMessage, ResultMessage } from "@sremote/protocol";
+import { AGENT_PROTOCOL_VERSION } from "@sremote/agent";
+import {
+  type Connector,
+  ConnectorError,
+  type Deadline,
+  deadline,
+  type Launcher,
+  type RemoteLayout,
+} from "@sremote/core";
+import { type CallMessage, DEFAULT_MAX_FRAME_BYTES, type ProbeMessage, type ResultMessage } from "@sremote/protocol";
+import { sessionCommand } from "./agent-command.js";
+import type { LauncherLifecycle } from "./launcher-lifecycle.js";
 import type { Logger } from "./logger.js";
-import type { AgentSession, OutputListener } from "./session.js";
+import type { RemoteClientOptions } from "./options.js";
+import { AgentSession, type OutputListener } from "./session.js";
 
 /** Options of a {@link SessionPool}. */
 export interface SessionPoolOptions {
@@ -284,4 +295,49 @@ export class SessionPool {
     if (result) job.resolve(result);
     else job.reject(error);
   }
+}
+
+/**
+ * The client's pool: `options`' sizes and timeouts, each session started through the
+ * launcher — `prepare` first, `wrap` with the session's slot — and a failed start or an
+ * agent's unexpected end told to the launcher's lifecycle.
+ */
+export function createSessionPool(facts: {
+  options: RemoteClientOptions;
+  connector: Connector;
+  layout: RemoteLayout;
+  logger: Logger;
+  launcher: Launcher | undefined;
+  lifecycle: LauncherLifecycle | undefined;
+}): SessionPool {
+  const { options: o, connector, layout, logger, launcher, lifecycle: life } = facts;
+  const workers = o.workersPerSession ?? 1;
+  const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  return new SessionPool({
+    size: o.poolSize ?? 1,
+    workersPerSession: workers,
+    maxInFlightPerSession: o.maxInFlightPerSession ?? 64,
+    cancelGraceMs: o.cancelGraceMs ?? 2_000,
+    logger,
+    connectorName: connector.name,
+    onSessionLost: () => life?.invalidate(),
+    start: async (signal, slot) => {
+      try {
+        if (life) await life.prepare({ signal });
+        return await AgentSession.start({
+          connector,
+          command: sessionCommand(layout, { python: o.python, launcher, workers, maxFrameBytes, slot }),
+          loginEnv: o.loginEnv,
+          maxFrameBytes,
+          startTimeoutMs: o.startTimeoutMs ?? 60_000,
+          protocol: AGENT_PROTOCOL_VERSION,
+          logger,
+          signal,
+        });
+      } catch (err) {
+        if (life && !signal.aborted) life.startFailed();
+        throw err;
+      }
+    },
+  });
 }

@@ -1,4 +1,12 @@
-import { type AgentCommand, type Connector, type LaunchContext, type Launcher, SchedulerError } from "@sremote/core";
+import {
+  AbortError,
+  type AgentCommand,
+  type Connector,
+  type LaunchContext,
+  type Launcher,
+  SchedulerError,
+  TimeoutError,
+} from "@sremote/core";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { LauncherEvent, LauncherPrepareOptions, RemoteClient } from "../src/index.js";
 import { localClient } from "./helpers.js";
@@ -36,12 +44,15 @@ class TestLauncher implements Launcher {
     if (this.pendingMs > 0) {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(resolve, this.pendingMs);
-        const stop = () => {
+        const stop = (error: Error) => {
           clearTimeout(timer);
-          reject(new SchedulerError(this.name, "gave up waiting"));
+          reject(error);
         };
-        options.signal?.addEventListener("abort", stop, { once: true });
-        if (options.timeoutMs !== undefined) setTimeout(stop, options.timeoutMs).unref();
+        options.signal?.addEventListener("abort", () => stop(new AbortError("allocation request aborted")), {
+          once: true,
+        });
+        const ms = options.timeoutMs;
+        if (ms !== undefined) setTimeout(() => stop(new TimeoutError("allocation still pending", ms)), ms).unref();
       });
     }
     // A real round trip through the connector, as salloc would be.
