@@ -26,6 +26,9 @@ import type { Logger } from "./logger.js";
 const STDERR_TAIL_BYTES = 64 * 1024;
 /** Bytes of stray output tolerated before the agent's hello frame. */
 const MAX_NOISE_BYTES = 64 * 1024;
+/** decodeAgentMessage's options, made once (not per frame). */
+const OWNED = { ownsBuffer: true } as const;
+const SHARED = { ownsBuffer: false } as const;
 /** A hello frame is small; anything announcing more is not one. */
 const MAX_HELLO_BYTES = 64 * 1024;
 
@@ -345,7 +348,7 @@ export class AgentSession {
       try {
         // A frame spread over several chunks was assembled in a buffer of its own, which
         // nothing else holds: its large bins can stay in it instead of being copied out.
-        msg = decodeAgentMessage(frame, { ownsBuffer: frame.buffer !== chunk.buffer });
+        msg = decodeAgentMessage(frame, frame.buffer !== chunk.buffer ? OWNED : SHARED);
       } catch (err) {
         this.#fail(err as Error);
         return;

@@ -113,6 +113,8 @@ export class Encoder {
   holes: EncoderHole[] | null = null;
   /** Bytes of the holes, which `buf` does not hold. */
   holeBytes = 0;
+  /** An empty list for {@link holes}, reused from one frame to the next. */
+  readonly spareHoles: EncoderHole[] = [];
 
   constructor(size = INITIAL_BUFFER) {
     this.buf = new Uint8Array(size);

@@ -265,7 +265,8 @@ export function encodeMessageFrameParts(
 ): Uint8Array[] {
   const max = Math.min(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_HEADER_LENGTH);
   return withEncoder((enc) => {
-    const holes: { at: number; bytes: Uint8Array }[] = [];
+    const holes = enc.spareHoles;
+    holes.length = 0;
     enc.holes = holes;
     enc.holeBytes = 0;
     try {
@@ -286,6 +287,7 @@ export function encodeMessageFrameParts(
       if (enc.pos > from) parts.push(copyBytes(enc.buf.subarray(from, enc.pos)));
       return parts;
     } finally {
+      holes.length = 0; // keeps no reference to the caller's bytes
       enc.holes = null;
       enc.holeBytes = 0;
     }
