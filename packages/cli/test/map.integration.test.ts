@@ -11,7 +11,11 @@ const dir = mkdtempSync(join(tmpdir(), "sremote-cli-map-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs the CLI in-process; `stdin` becomes its standard input. */
-async function run(argv: string[], stdin?: string): Promise<{ status: number; stdout: string; stderr: string }> {
+async function run(
+  argv: string[],
+  stdin?: string,
+  signal?: AbortSignal,
+): Promise<{ status: number; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
   const io = {
@@ -19,7 +23,7 @@ async function run(argv: string[], stdin?: string): Promise<{ status: number; st
     stderr: { write: (s: string) => (stderr += s) },
     stdin: stdin === undefined ? undefined : Readable.from([stdin]),
   };
-  const status = await main(argv, io);
+  const status = await main(argv, io, signal);
   return { status, stdout, stderr };
 }
 
@@ -115,6 +119,32 @@ describe("sremote map local:", () => {
     expect(lines[0]).toMatchObject({ ok: false, error: { code: "MODULES" } });
     for (const l of lines) expect(["MODULES", "ABORTED"]).toContain(l.error.code);
     expect(r.stderr).toMatch(/map stopped after \d+ results: .*no_such_dist_q.*\[MODULES\]/);
+  });
+
+  it("interrupted (Ctrl-C): the inputs read get their lines (ABORTED), the rest are not read, exit 130", async () => {
+    const inputs = file("slow.jsonl", `[0]\n${"[30]\n".repeat(50)}`);
+    const controller = new AbortController();
+    let stdout = "";
+    const io = {
+      stdout: {
+        write: (s: string) => {
+          stdout += s;
+          if (stdout.includes('"ok":true')) setTimeout(() => controller.abort(), 100);
+          return true;
+        },
+      },
+      stderr: { write: () => true },
+    };
+    const status = await main(["map", "local:", "time.sleep", "--inputs", inputs], io, controller.signal);
+    expect(status).toBe(EXIT.interrupted);
+    const lines = stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines[0]).toEqual({ ok: true, value: null });
+    expect(lines.length).toBeGreaterThan(1);
+    expect(lines.length).toBeLessThanOrEqual(3); // the window (2), not the 51 inputs
+    for (const l of lines.slice(1)) expect(l.error.code).toBe("ABORTED");
   });
 
   it("a per-input --timeout fails that input only", async () => {
