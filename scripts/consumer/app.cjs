@@ -2,9 +2,11 @@
 const { RemoteClient } = require("@sremote/client");
 const { localConnector } = require("@sremote/connector-local");
 const { sshConnector } = require("@sremote/connector-ssh");
+const { slurm } = require("@sremote/launcher-slurm");
 
 async function main() {
   if (typeof sshConnector !== "function") throw new Error(`sshConnector is ${typeof sshConnector}`);
+  if (slurm({ nodes: 2 }).name !== "slurm") throw new Error("@sremote/launcher-slurm did not load");
   const client = new RemoteClient({ connector: localConnector() });
   try {
     const { value } = await client.call("math", "sqrt", [2]);

@@ -4,10 +4,14 @@ import { type CallResult, RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
 import { type SshConnectorOptions, sshConnector } from "@sremote/connector-ssh";
 import type { Connector } from "@sremote/core";
+import { parseSlurmSpec, slurm } from "@sremote/launcher-slurm";
 
 const sshOptions: SshConnectorOptions = { host: "login.example.org", username: "alice" };
 const ssh: (options: SshConnectorOptions) => Connector = sshConnector;
 void [ssh, sshOptions];
+const onComputeNodes = (connector: Connector) =>
+  new RemoteClient({ connector, launcher: slurm(parseSlurmSpec("partition=debug,time=5,nodes=2")), poolSize: 2 });
+void onComputeNodes;
 
 const client = new RemoteClient({ connector: localConnector() });
 try {

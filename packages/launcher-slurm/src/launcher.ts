@@ -58,6 +58,8 @@ export interface SlurmLauncher extends Launcher {
 /** Bound on the Slurm commands the launcher runs besides `salloc` (squeue, scancel…). */
 const COMMAND_TIMEOUT_MS = 30_000;
 const FIRST_LOOK_MS = 300;
+/** Longest wait between two `squeue` looks at a pending request (sites ask not to poll hard). */
+const DEFAULT_POLL_MAX_MS = 30_000;
 /** How long `release` waits for Slurm to confirm the cancellation. */
 const RELEASE_CONFIRM_MS = 10_000;
 
@@ -85,7 +87,7 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
   validateSlurmOptions(options);
   const opts: SlurmOptions = { ...options, env: { ...(options.env ?? {}) } };
   const env = opts.env as Record<string, string>;
-  const pollMs = opts.pollIntervalMs ?? 1000;
+  const pollMs = opts.pollIntervalMs ?? DEFAULT_POLL_MAX_MS;
   const host = clientHost();
   let job: SlurmJob | undefined;
   let checkNeeded = false;
@@ -138,18 +140,24 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
     swept = true;
     let refused: SchedulerError | undefined;
     const stopWatch = new AbortController();
-    const watcher = watchPending(run, name, { firstMs: FIRST_LOOK_MS, intervalMs: pollMs }, stopWatch.signal, {
-      onPending: (id, reason) =>
-        emit(event("pending", `job ${id} pending: ${reason}`, { jobId: id, state: "PENDING", reason })),
-      onNeverStarts: (id, reason) => {
-        const asked = sallocArgv(opts, name).slice(3).join(" ");
-        refused = new SchedulerError("slurm", `job ${id} can never start: ${reason} (salloc ${asked})`, {
-          retryable: true,
-          details: { jobId: id, state: "PENDING", reason },
-        });
-        acq.controller.abort(refused);
+    const watcher = watchPending(
+      run,
+      name,
+      { firstMs: Math.min(FIRST_LOOK_MS, pollMs), maxMs: pollMs },
+      stopWatch.signal,
+      {
+        onPending: (id, reason) =>
+          emit(event("pending", `job ${id} pending: ${reason}`, { jobId: id, state: "PENDING", reason })),
+        onNeverStarts: (id, reason) => {
+          const asked = sallocArgv(opts, name).slice(3).join(" ");
+          refused = new SchedulerError("slurm", `job ${id} can never start: ${reason} (salloc ${asked})`, {
+            retryable: true,
+            details: { jobId: id, state: "PENDING", reason },
+          });
+          acq.controller.abort(refused);
+        },
       },
-    });
+    );
     let result: ExecResult;
     try {
       // salloc waits as long as the request is pending: bounded by its callers' deadlines only.

@@ -28,7 +28,10 @@ export interface SlurmOptions {
    * agents, e.g. `{ SLURM_CONF: "/etc/slurm-test/slurm.conf" }`.
    */
   env?: Readonly<Record<string, string>> | undefined;
-  /** How often `squeue` is asked about a pending allocation (default 1000 ms; first look after 300 ms). */
+  /**
+   * Longest wait between two `squeue` looks at a pending allocation (default 30 000 ms): the
+   * first look is after 300 ms, then the wait doubles up to this.
+   */
   pollIntervalMs?: number | undefined;
   /**
    * End this user's `sremote-*` jobs left by dead clients on this host before allocating

@@ -108,13 +108,13 @@ export interface PendingWatch {
 }
 
 /**
- * Asks `squeue` about the request named `name` (first after `firstMs`, then every
- * `intervalMs`) until `stop` fires or the job can never start. Never throws.
+ * Asks `squeue` about the request named `name` — first after `firstMs`, then at doubling
+ * intervals up to `maxMs` — until `stop` fires or the job can never start. Never throws.
  */
 export async function watchPending(
   run: RunSlurm,
   name: string,
-  timing: { firstMs: number; intervalMs: number },
+  timing: { firstMs: number; maxMs: number },
   stop: AbortSignal,
   report: PendingWatch,
 ): Promise<void> {
@@ -122,7 +122,7 @@ export async function watchPending(
   let wait = timing.firstMs;
   while (!stop.aborted) {
     await pause(wait, stop);
-    wait = timing.intervalMs;
+    wait = Math.min(wait * 2, timing.maxMs);
     if (stop.aborted) return;
     const r = await run(["squeue", "--me", "-h", `--name=${name}`, "-o", "%i|%T|%r"], stop).catch(() => undefined);
     const [id = "", state = "", reason = ""] = (r?.stdout.trim().split("\n")[0] ?? "").split("|");
