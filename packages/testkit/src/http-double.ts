@@ -135,6 +135,28 @@ export interface FaultedEntry {
   outcome?: "answered" | "reset" | "truncated" | "client-gone" | undefined;
 }
 
+/** A short label for the request log (`"status 503"`, `"status 503 after"`, `"reset after"`, `"delay before 2000ms"`). */
+export function sharedFaultLabel(fault: {
+  kind: string;
+  status?: number | undefined;
+  when?: "before" | "after" | undefined;
+  ms?: number | undefined;
+  bytes?: number | undefined;
+}): string {
+  switch (fault.kind) {
+    case "status":
+      return `status ${fault.status}${fault.when === "after" ? " after" : ""}`;
+    case "reset":
+      return `reset ${fault.when ?? "before"}`;
+    case "delay":
+      return `delay ${fault.when ?? "before"} ${fault.ms}ms`;
+    case "truncate":
+      return `truncate${fault.bytes === undefined ? "" : ` ${fault.bytes}`}`;
+    default:
+      return fault.kind;
+  }
+}
+
 /** Sends a whole reply, or notes that the client has gone. */
 export function sendReply(res: ServerResponse, entry: FaultedEntry, reply: DoubleReply): void {
   entry.status = reply.status;

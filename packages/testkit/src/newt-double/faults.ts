@@ -3,21 +3,18 @@
  * `"PUT /file"`, `"POST /auth"`, `"GET /login"`…), `"/resource"` for every method, or `"*"`.
  * The resource is the first path segment after the base URL.
  */
-import { type Armed, armCommon, type FaultCommon, faultMatches } from "../http-double.js";
+import {
+  type Armed,
+  armCommon,
+  type FaultCommon,
+  type FaultRequest,
+  faultMatches,
+  sharedFaultLabel,
+} from "../http-double.js";
 export type NewtRoute = "*" | `/${string}` | `${"GET" | "PUT" | "POST" | "DELETE" | "PATCH" | "HEAD"} /${string}`;
 
-/** Facts a fault's `match` predicate can look at. */
-export interface NewtFaultRequest {
-  method: string;
-  /** Route key, e.g. `"GET /file"`. */
-  route: string;
-  /** Percent-decoded path after the base URL, e.g. `/file/cori/home/jdoe/x.resp`. */
-  path: string;
-  /** Query parameters. */
-  query: Readonly<Record<string, string>>;
-  /** Form fields (form-encoded bodies only; the password is never included). */
-  form: Readonly<Record<string, string>>;
-}
+/** Facts a fault's `match` predicate can look at (the same for both HTTP doubles). */
+export type NewtFaultRequest = FaultRequest;
 
 /** Fields every fault has: `times`, `match`, and a seeded `rate` (see http-double.ts). */
 type Common = FaultCommon<NewtFaultRequest>;
@@ -63,16 +60,7 @@ export function armFault(route: string, fault: NewtFault): ArmedFault {
 
 /** A short label for the request log (`"status 503"`, `"reset after"`, `"delay before 2000ms"`). */
 export function faultLabel(fault: NewtFault): string {
-  switch (fault.kind) {
-    case "status":
-      return `status ${fault.status}${fault.when === "after" ? " after" : ""}`;
-    case "reset":
-      return `reset ${fault.when ?? "before"}`;
-    case "delay":
-      return `delay ${fault.when ?? "before"} ${fault.ms}ms`;
-    case "truncate":
-      return `truncate${fault.bytes === undefined ? "" : ` ${fault.bytes}`}`;
-  }
+  return sharedFaultLabel(fault);
 }
 
 export { faultMatches };

@@ -4,7 +4,14 @@
  * are checked against the routes the double serves, so a typo cannot arm a fault that
  * never fires.
  */
-import { type Armed, armCommon, type FaultCommon, faultMatches } from "../http-double.js";
+import {
+  type Armed,
+  armCommon,
+  type FaultCommon,
+  type FaultRequest,
+  faultMatches,
+  sharedFaultLabel,
+} from "../http-double.js";
 
 /** Route paths of the double (`/token` is the token endpoint; the rest live under the API base). */
 export const SFAPI_ROUTES = [
@@ -28,17 +35,8 @@ type Method = "GET" | "PUT" | "POST" | "DELETE";
  */
 export type SfapiRoute = "*" | (typeof SFAPI_ROUTES)[number] | `${Method} ${(typeof SFAPI_ROUTES)[number]}`;
 
-/** Facts a fault's `match` predicate can look at. */
-export interface SfapiFaultRequest {
-  method: string;
-  /** Route key, e.g. `"GET /tasks"`. */
-  route: string;
-  /** Percent-decoded URL path. */
-  path: string;
-  query: Readonly<Record<string, string>>;
-  /** Form fields (secrets redacted). */
-  form: Readonly<Record<string, string>>;
-}
+/** Facts a fault's `match` predicate can look at (the same for both HTTP doubles). */
+export type SfapiFaultRequest = FaultRequest;
 
 /** Fields every fault has: `times`, `match`, and a seeded `rate` (see http-double.ts). */
 type Common = FaultCommon<SfapiFaultRequest>;
@@ -95,18 +93,7 @@ export function armFault(route: string, fault: SfapiFault): ArmedFault {
 
 /** A short label for the request log (`"status 503"`, `"reset after"`, `"slow-task 500ms"`). */
 export function faultLabel(fault: SfapiFault): string {
-  switch (fault.kind) {
-    case "status":
-      return `status ${fault.status}${fault.when === "after" ? " after" : ""}`;
-    case "reset":
-      return `reset ${fault.when ?? "before"}`;
-    case "delay":
-      return `delay ${fault.when ?? "before"} ${fault.ms}ms`;
-    case "truncate":
-      return `truncate${fault.bytes === undefined ? "" : ` ${fault.bytes}`}`;
-    case "slow-task":
-      return `slow-task ${fault.ms}ms`;
-  }
+  return fault.kind === "slow-task" ? `slow-task ${fault.ms}ms` : sharedFaultLabel(fault);
 }
 
 export { faultMatches };
