@@ -1,11 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { resolveSettings } from "../src/config.js";
 import { masterArgs, sessionArgs } from "../src/openssh/args.js";
 import { decideFromConfig, parseSshG } from "../src/openssh/auto.js";
+import { writeScript } from "../src/openssh/files.js";
 import { StatusScanner, wrapWithStatus } from "../src/openssh/status.js";
 
 const dir = mkdtempSync(join(tmpdir(), "sremote-openssh-units-"));
@@ -101,5 +102,32 @@ describe("transport auto", () => {
     expect(decideFromConfig(plain, { host: "h" }, 'Match exec "test -e /x"\n  User a\n').transport).toBe("openssh");
     expect(decideFromConfig(plain, { host: "h" }, "Include ~/.ssh/conf.d/*\n").transport).toBe("openssh");
     expect(decideFromConfig(plain, { host: "h" }, "Host h\n  User a\n").transport).toBe("ssh2");
+  });
+});
+
+describe("putFile's shell script (run locally with dash's sh)", () => {
+  it("publishes the exact bytes with the exact mode, through a temporary file", () => {
+    const path = join(dir, "w 'x'");
+    for (const mode of [0o600, 0o644, 0o755]) {
+      const r = spawnSync("sh", ["-c", writeScript(path, 5, mode)], { input: "hello" });
+      expect(r.status).toBe(0);
+      expect(readFileSync(path, "utf8")).toBe("hello");
+      expect(statSync(path).mode & 0o7777).toBe(mode);
+    }
+  });
+
+  it("a cut input (fewer bytes than announced) publishes nothing and leaves no temporary file", () => {
+    const path = join(dir, "cut");
+    writeFileSync(path, "old");
+    const r = spawnSync("sh", ["-c", writeScript(path, 1000, 0o644)], { input: "partial" });
+    expect(r.status).toBe(5);
+    expect(readFileSync(path, "utf8")).toBe("old");
+    expect(readdirSync(dir).filter((n) => n.includes("cut."))).toEqual([]);
+  });
+
+  it("a missing folder is status 2 and creates nothing", () => {
+    const r = spawnSync("sh", ["-c", writeScript(join(dir, "no-such", "f"), 1, 0o600)], { input: "x" });
+    expect(r.status).toBe(2);
+    expect(existsSync(join(dir, "no-such"))).toBe(false);
   });
 });

@@ -173,6 +173,23 @@ describeSsh("openssh transport", () => {
     }
   });
 
+  it("putFile where the folder forbids new files writes an existing file in place, else PERMISSION_DENIED", async () => {
+    const c = connectorFor(cert, { transport: "openssh" });
+    const dir = `${cert.home}/locked-${process.pid}`;
+    try {
+      await c.exec(["mkdir", "-p", dir]);
+      await c.putFile(`${dir}/f`, Buffer.from("old"), { mode: 0o644 });
+      await c.exec(["chmod", "555", dir]);
+      await c.putFile(`${dir}/f`, Buffer.from("new content"), { mode: 0o644 });
+      expect(Buffer.from(await c.getFile(`${dir}/f`)).toString()).toBe("new content");
+      await expectCode(c.putFile(`${dir}/g`, Buffer.from("x")), "PERMISSION_DENIED");
+      expect((await c.exec(["ls", "-A", dir])).stdout).toBe("f\n");
+    } finally {
+      await c.exec(["sh", "-c", 'chmod 755 "$1" && rm -rf "$1"', "sh", dir]);
+      await c.close();
+    }
+  });
+
   it("maps host key failures: HOST_KEY_UNKNOWN for an empty known_hosts, HOST_KEY_MISMATCH for another key", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sremote-kh-"));
     const empty = join(dir, "empty");

@@ -29,14 +29,22 @@ export function readScript(path: string): string {
  */
 export function writeScript(path: string, size: number, mode: number): string {
   const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
   const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.sremote-${randomBytes(6).toString("hex")}.tmp`;
   const m = (mode & 0o7777).toString(8).padStart(4, "0");
+  // Modes within 0666 are given by the umask at creation (no chmod process); others get a chmod.
+  const byUmask = (mode & ~0o666) === 0;
+  const umask = byUmask ? (~mode & 0o777).toString(8).padStart(4, "0") : "0077";
+  const chmod = byUmask ? "" : `chmod ${m} "$t" && `;
+  // Every external program is a process start: only cat, wc and mv (chmod for x bits). The
+  // exclusive create uses `true`, not `:` — a failed redirection of a *special* built-in
+  // makes dash exit.
   return (
     `echo ${PID_MARKER}$$; p=${shQuote(path)}; t=${shQuote(temp)}; ` +
-    `d=$(dirname -- "$p"); [ -d "$d" ] || exit ${NOT_FOUND}; [ -d "$p" ] && exit ${IS_FOLDER}; umask 077; ` +
-    `if ( set -C; : > "$t" ) 2>/dev/null; then ` +
-    `if chmod ${m} "$t" && cat > "$t" && [ "$(wc -c < "$t" | tr -d ' ')" = ${size} ] && mv -f -- "$t" "$p"; then exit 0; fi; ` +
-    `rm -f -- "$t"; exit ${SHORT_WRITE}; fi; ` +
+    `[ -d ${shQuote(dir)} ] || exit ${NOT_FOUND}; [ -d "$p" ] && exit ${IS_FOLDER}; umask ${umask}; ` +
+    `if { set -C; true > "$t"; } 2>/dev/null; then set +C; ` +
+    `if ${chmod}cat > "$t" && n=$(wc -c < "$t") && [ $n -eq ${size} ] && mv -f -- "$t" "$p"; then exit 0; fi; ` +
+    `rm -f -- "$t"; exit ${SHORT_WRITE}; fi; set +C; ` +
     `{ [ ! -e "$p" ] || [ -w "$p" ]; } || exit ${DENIED}; ` +
     `chmod ${m} "$p" 2>/dev/null; cat > "$p" || exit ${DENIED}; chmod ${m} "$p"`
   );
