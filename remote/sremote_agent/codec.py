@@ -166,12 +166,42 @@ if _msgpack is not None:
             i = data.find(b"\xc7\x0c\xff", i + 1)
         return False
 
+    def _any_leaf(value, match):
+        """True when a non-container inside `value` (lists, tuples, dicts with their keys,
+        sets) satisfies `match`. Confirms what a byte scan suspected: the scans also hit
+        the insides of bin and str payloads (random bytes hold their patterns), and a
+        false hit sent a 64 MiB value through the pure codec."""
+        containers = (list, tuple, dict, set, frozenset)
+        stack = [value]
+        for _ in range(1 << 30):  # bounded: the value is finite (checked for depth)
+            if not stack:
+                return False
+            obj = stack.pop()
+            t = type(obj)
+            if t is dict:
+                stack.extend(obj.keys())
+                stack.extend(obj.values())
+            elif t in containers or isinstance(obj, containers):
+                stack.extend(obj.items() if isinstance(obj, dict) else obj)
+            elif match(obj):
+                return True
+        return True
+
+    def _is_nan(obj):
+        if isinstance(obj, float):
+            return obj != obj
+        np = numpy_module()
+        return np is not None and isinstance(obj, np.floating) and obj != obj
+
+    def _is_datetime(obj):
+        return isinstance(obj, datetime.datetime)
+
     def packb_c(value, root="result", depth=0):
         """`packb` through the msgpack C package."""
         if depth == 0:
             try:
                 data = _c_pack_message(value)
-                if not _has_other_nan(data):
+                if not _has_other_nan(data) or not _any_leaf(value, _is_nan):
                     return data
             except Exception:
                 err = _encode_error(value, root, depth)
@@ -184,10 +214,7 @@ if _msgpack is not None:
 
     def unpackb_c(data):
         """`unpackb` through the msgpack C package."""
-        if b"\xff" in data and _maybe_bad_timestamp(data):  # a timestamp ext has 0xff as its type
-            # msgpack's C decoder does not reject nanoseconds >= 10^9: such input goes
-            # through the pure decoder, which checks every rule.
-            return codec_pure.unpackb(data)
+        suspect = b"\xff" in data and _maybe_bad_timestamp(data)  # a timestamp ext has 0xff as its type
         try:
             try:
                 value = _c_unpack(data)
@@ -197,7 +224,13 @@ if _msgpack is not None:
         except DecodeError:
             raise
         except Exception as exc:
+            if suspect:
+                return codec_pure.unpackb(data)  # the pure decoder's message for it
             raise DecodeError("%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__)
+        if suspect and _any_leaf(value, _is_datetime):
+            # msgpack's C decoder does not reject nanoseconds >= 10^9: input that may hold
+            # such a timestamp goes through the pure decoder, which checks every rule.
+            return codec_pure.unpackb(data)
         # The C unpacker allows deeper nesting than the protocol: check it (513 nested
         # containers need more than 512 bytes, so small frames skip the walk).
         if len(data) > MAX_DEPTH and isinstance(value, (list, dict, set)):

@@ -25,6 +25,7 @@ import os
 import threading
 
 from . import codec
+from .bulk import body_length, joined
 from .fdio import watch_peer, write_all
 from .info import agent_info
 from .messages import MessageError, check_envelope, error_result, parse_request, protocol_error
@@ -54,7 +55,8 @@ def write_response(path, body):
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
-            write_all(fd, body)
+            for chunk in body if type(body) is list else (body,):
+                write_all(fd, chunk)
         finally:
             os.close(fd)
         os.rename(part, path)
@@ -93,8 +95,8 @@ class _Reply(object):
     def send(self, body):
         """Delivers `body`; the agent's exit status."""
         with self.lock:
-            if self.inline is not None and len(body) <= self.inline:
-                line = REPLY_PREFIX + binascii.b2a_base64(body)  # ends with a newline
+            if self.inline is not None and body_length(body) <= self.inline:
+                line = REPLY_PREFIX + binascii.b2a_base64(joined(body))  # ends with a newline
                 try:
                     write_all(self.out_fd, line)
                 except OSError as exc:

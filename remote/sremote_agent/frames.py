@@ -20,6 +20,8 @@ _header = struct.Struct(">I")
 # worked (docs/performance.md, "Batching").
 _HOLD_BYTES = 64 * 1024
 _HOLD_FRAMES = 16
+# Frames from this size on are read into a buffer of their own (FrameChannel._read_big).
+_BIG_FRAME = 1 << 20
 
 
 class ProtocolFailure(Exception):
@@ -46,7 +48,15 @@ class FrameChannel(object):
     # -- output ------------------------------------------------------------
 
     def send_bytes(self, body):
-        """Writes one frame (after any held results, in one write when it is small)."""
+        """Writes one frame (after any held results, in one write when it is small). `body`:
+        bytes-like, or a list of buffers (a big value framed by reference: bulk.py)."""
+        if type(body) is list:
+            header = _header.pack(sum(len(part) for part in body))
+            with self.write_lock:
+                if self.held:
+                    self._write_held()
+                self._write_vector(header, *body)
+            return
         header = _header.pack(len(body))
         with self.write_lock:
             if len(body) >= 65536:
@@ -70,6 +80,9 @@ class FrameChannel(object):
         _HOLD_FRAMES, and by the standby when it takes reading over from a call that runs
         longer than session._TAKEOVER_SECONDS: no result waits behind a long call for
         longer."""
+        if type(body) is list:
+            self.send_bytes(body)  # big: never held
+            return
         frame = _header.pack(len(body)) + body
         with self.write_lock:
             self.held.append(frame)
@@ -100,15 +113,17 @@ class FrameChannel(object):
         except OSError as exc:
             self._client_gone(exc)
 
-    def _write_vector(self, header, body):
-        # Called with write_lock held.
+    def _write_vector(self, *parts):
+        # Called with write_lock held. One writev, then what a full pipe left over.
         try:
-            n = os.writev(self.frame_out, [header, body])
-            if n < len(header):
-                write_all(self.frame_out, memoryview(header)[n:])
-                n = len(header)
-            if n - len(header) < len(body):
-                write_all(self.frame_out, memoryview(body)[n - len(header) :])
+            n = os.writev(self.frame_out, parts)
+            for part in parts:
+                size = len(part)
+                if n >= size:
+                    n -= size
+                    continue
+                write_all(self.frame_out, memoryview(part)[n:])
+                n = 0
         except OSError as exc:
             self._client_gone(exc)
 
@@ -149,6 +164,8 @@ class FrameChannel(object):
         (size,) = _header.unpack_from(buf)
         if size > self.max_frame:
             raise ProtocolFailure("a frame of %d bytes exceeds the limit of %d bytes" % (size, self.max_frame))
+        if size >= _BIG_FRAME and len(buf) < 4 + size:
+            return self._read_big(size)
         while len(buf) < 4 + size:
             have = len(buf) - 4
             if not self._fill(min(size - have, 1 << 20)):
@@ -156,6 +173,27 @@ class FrameChannel(object):
         with memoryview(buf) as view:
             body = bytes(view[4 : 4 + size])
         del buf[: 4 + size]
+        return body
+
+    def _read_big(self, size):
+        """A big frame's body read straight into one buffer of its size: no growing input
+        buffer, no copy of the body out of it (each fresh buffer of a big value costs its
+        page faults, which on some VMs cost more than the copy). The codecs take the
+        bytearray as it is."""
+        buf = self.inbuf
+        body = bytearray(size)
+        have = len(buf) - 4
+        body[:have] = memoryview(buf)[4:]
+        del buf[:]
+        self.flush_held()  # before waiting for input
+        with memoryview(body) as view:
+            for _ in range(size):  # bounded: every pass reads at least one byte or ends
+                if have >= size:
+                    break
+                n = os.readv(self.frame_in, [view[have:]])
+                if n == 0:
+                    raise ProtocolFailure("the input ended inside a frame (%d of %d bytes)" % (have, size))
+                have += n
         return body
 
     def frame_buffered(self):

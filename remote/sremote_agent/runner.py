@@ -8,6 +8,7 @@ import threading
 import time
 
 from . import PROTOCOL_VERSION, codec
+from .bulk import SPLIT_BYTES, body_length, split_result
 from .capture import CallOutput, clean_text
 from .values import SerializationError
 
@@ -363,9 +364,14 @@ def execute(req, router, state, agent_info=None, sink=None):
 
 
 def encode_result(result, call_id, max_bytes=None):
-    """The result's MessagePack bytes; an unserializable value becomes a `serialization`
-    error, and a result over `max_bytes` an error that says so."""
+    """The result's MessagePack bytes (or, for a big bytes/str/ndarray value, a list of
+    buffers: bulk.py); an unserializable value becomes a `serialization` error, and a result
+    over `max_bytes` an error that says so."""
     result["id"] = call_id
+    if max_bytes is None or max_bytes >= SPLIT_BYTES:
+        split = split_result(result)
+        if split is not None and (max_bytes is None or body_length(split) <= max_bytes):
+            return split  # a big value, framed by reference (bulk.py)
     try:
         body = codec.packb(result, "result")
     except SerializationError:

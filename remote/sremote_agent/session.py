@@ -182,8 +182,12 @@ class Session(FrameChannel):
             self.flush_held()
             while True:
                 job = self._read_until_job()
-                if job is None or not self._run(job):
-                    break  # input over, or reader role handed over before the call or taken over while it ran
+                if job is None:
+                    break  # input over, or reader role handed over before the call
+                still_reader = self._run(job)
+                job = None  # its arguments are not kept while the next frame is read
+                if not still_reader:
+                    break  # taken over while it ran
 
     def _run(self, job):
         """Runs `job` and sends its result. True when this thread ran it as the reader and
@@ -243,6 +247,7 @@ class Session(FrameChannel):
                     msg = codec.unpackb(body)
                 except DecodeError as exc:
                     raise ProtocolFailure("undecodable frame: %s" % exc)
+                body = None  # a big frame's buffer is not kept while its call runs
                 try:
                     kind, parsed = parse_client_message(msg)
                     if kind == "call" or kind == "probe":
