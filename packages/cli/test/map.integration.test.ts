@@ -185,6 +185,21 @@ describe("sremote call: output beyond the limit is reported, never cut silently"
     expect(out).toMatchObject({ ok: true, truncated: false });
     expect(out.stdout.length).toBe(3001);
     expect(whole.stderr).toBe("");
+    // A call that printed too much and then raised says so too.
+    const raised = await run([
+      "call",
+      "local:",
+      "builtins.exec",
+      `${print3k}; raise ValueError('boom')`,
+      "--output-limit",
+      "1k",
+      "--json",
+    ]);
+    expect(raised.status).toBe(EXIT.remoteFailed);
+    const failed = JSON.parse(raised.stdout);
+    expect(failed).toMatchObject({ ok: false, truncated: true, error: { type: "ValueError" } });
+    expect(failed.stdout.length).toBe(1024);
+    expect(raised.stderr).toContain("cut at 1024 bytes per stream");
     expect((await run(["call", "local:", "math.sqrt", "4", "--output-limit", "-5"])).status).toBe(EXIT.usage);
   });
 });

@@ -42,6 +42,7 @@ export function execError(call: string, result: ResultMessage): RemoteExecError 
     traceback: e?.traceback,
     stdout: result.stdout,
     stderr: result.stderr,
+    truncated: result.truncated === true,
     call,
   });
 }

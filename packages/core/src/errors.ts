@@ -235,6 +235,8 @@ export class RemoteExecError extends SremoteError {
   /** What the call printed before failing. */
   readonly stdout: string;
   readonly stderr: string;
+  /** True when `stdout` or `stderr` was cut at the call's output limit. */
+  readonly truncated: boolean;
 
   constructor(fields: {
     kind: RemoteExecKind;
@@ -243,6 +245,7 @@ export class RemoteExecError extends SremoteError {
     traceback?: string;
     stdout?: string;
     stderr?: string;
+    truncated?: boolean;
     call?: string;
   }) {
     const where = fields.call ? `${fields.call}: ` : "";
@@ -253,6 +256,7 @@ export class RemoteExecError extends SremoteError {
     this.traceback = fields.traceback ?? "";
     this.stdout = fields.stdout ?? "";
     this.stderr = fields.stderr ?? "";
+    this.truncated = fields.truncated === true;
   }
 
   override toJSON(): Record<string, unknown> {

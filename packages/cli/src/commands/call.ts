@@ -141,6 +141,9 @@ export async function callCommand(
       stderr = err.stderr;
     }
     reportError(err, io, opts.json, stdout, stderr);
+    if (err instanceof RemoteExecError && err.truncated) {
+      io.stderr.write(truncationNotice(parseByteCount(opts.outputLimit, "--output-limit")));
+    }
     return exitCodeFor(err);
   } finally {
     // A call that timed out may still run remotely: do not wait long for it.
@@ -177,7 +180,8 @@ export function reportError(err: unknown, io: CliIO, json: boolean, stdout = "",
   const e = err as Partial<RemoteExecError> & Error;
   const code = isSremoteError(err) ? err.code : "INTERNAL";
   if (json) {
-    io.stdout.write(`${JSON.stringify({ ok: false, error: errorJson(err), stdout, stderr })}\n`);
+    const truncated = err instanceof RemoteExecError && err.truncated;
+    io.stdout.write(`${JSON.stringify({ ok: false, error: errorJson(err), stdout, stderr, truncated })}\n`);
     return;
   }
   if (stdout) io.stdout.write(stdout);

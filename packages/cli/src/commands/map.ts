@@ -174,7 +174,8 @@ export async function mapCommand(
         }
         if (line === undefined) {
           failed++;
-          const out = error instanceof RemoteExecError ? printed(error.stdout, error.stderr, false) : {};
+          const out = error instanceof RemoteExecError ? printed(error.stdout, error.stderr, error.truncated) : {};
+          if (error instanceof RemoteExecError && error.truncated) truncatedInputs++;
           line = JSON.stringify({ ok: false, error: errorJson(error), ...out });
         }
         await writeLine(io, `${line}\n`);
