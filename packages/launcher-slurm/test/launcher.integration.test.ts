@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { userInfo } from "node:os";
+import { fileURLToPath } from "node:url";
 import { localConnector } from "@sremote/connector-local";
 import { sshConnector } from "@sremote/connector-ssh";
 import type { Connector, LauncherEvent } from "@sremote/core";
@@ -11,6 +12,10 @@ import { clientHost, expandHostlist, type SlurmOptions, slurm } from "../src/ind
 import { activeJobs, noJobsLeft, runInSlot, until, WHERE } from "./helpers.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const TSX = `${ROOT}node_modules/.bin/tsx`;
+const KILLED_CLIENT = fileURLToPath(new URL("./killed-client-child.ts", import.meta.url));
 
 // One real cluster (3 nodes) for the whole file; the launcher reaches it through the local
 // connector (as root) and over SSH (as the unprivileged test account).
@@ -249,13 +254,26 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
         it("cancels this user's leftover jobs of dead clients on this host, and only those", async (ctx) => {
           const connector = connect(ctx);
           const { cluster, launcher } = launcherFor(ctx);
-          // A process that has ended: its PID names a dead client.
-          const gone = spawn("true");
-          await new Promise((r) => gone.once("exit", r));
+          // A real client process that allocated and was then killed (SIGKILL: no cleanup ran).
+          const child = spawn(TSX, ["--conditions=@sremote/source", KILLED_CLIENT], {
+            cwd: ROOT,
+            env: { ...process.env, ...cluster.env },
+            stdio: ["ignore", "pipe", "inherit"],
+          });
+          let line = "";
+          child.stdout.on("data", (d: Buffer) => {
+            line += d.toString();
+          });
+          await until(async () => line.includes("\n") || child.exitCode !== null, "the child's allocation", 30_000);
+          const killed = JSON.parse(line) as { id: string; name: string; pid: number };
+          // tsx runs the script in a child node process: that one is the client.
+          const exited = new Promise((r) => child.once("exit", r));
+          process.kill(killed.pid, "SIGKILL");
+          await exited;
+          expect((await activeJobs(cluster, "sremote-")).map((j) => j.id)).toContain(killed.id);
           const leftovers = {
-            dead: `sremote-${clientHost()}-${gone.pid}-0123abcd`,
             alive: `sremote-${clientHost()}-1-0123abcd`, // PID 1 runs
-            elsewhere: `sremote-other-host-${gone.pid}-0123abcd`,
+            elsewhere: `sremote-other-host-${child.pid}-0123abcd`,
           };
           try {
             for (const name of Object.values(leftovers)) {
@@ -267,9 +285,10 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
             }
             const events: LauncherEvent[] = [];
             await launcher.prepare(connector, { timeoutMs: 30_000, onEvent: (e) => events.push(e) });
-            expect(events.find((e) => e.kind === "info")?.message).toMatch(
-              /cancelled 1 leftover job\(s\) of dead clients/,
-            );
+            expect(events.find((e) => e.kind === "info")).toMatchObject({
+              message: expect.stringMatching(/cancelled 1 leftover job\(s\) of dead clients/),
+              detail: { jobs: [killed.id] },
+            });
             const names = (await activeJobs(cluster, "sremote-")).map((j) => j.name).sort();
             expect(names).toEqual([leftovers.alive, leftovers.elsewhere, launcher.job?.name].sort());
           } finally {
