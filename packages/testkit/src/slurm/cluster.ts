@@ -129,6 +129,16 @@ async function tail(path: string, lines = 15): Promise<string> {
  * {@link SlurmClusterFacts.env}. Several clusters may run at once.
  */
 export async function startSlurmCluster(options: StartSlurmClusterOptions = {}): Promise<SlurmCluster> {
+  try {
+    return await startOnce(options);
+  } catch (err) {
+    // Free ports are picked before the daemons bind them: one more try with fresh ones.
+    if (!/daemon\(s\) .* exited/.test(err instanceof Error ? err.message : "")) throw err;
+    return await startOnce(options);
+  }
+}
+
+async function startOnce(options: StartSlurmClusterOptions): Promise<SlurmCluster> {
   const missing = slurmMissing();
   if (missing) throw new Error(`slurm cluster: ${missing}`);
   const nodeCount = options.nodes ?? 3;
@@ -220,6 +230,9 @@ export async function startSlurmCluster(options: StartSlurmClusterOptions = {}):
     await save();
     await waitFor(
       async () => {
+        // A daemon that exited (a port taken since it was picked…) fails the start at once.
+        const dead = (await Promise.all(pids.map(async (pid) => ((await isAlive(pid)) ? 0 : pid)))).filter((p) => p);
+        if (dead.length > 0) throw new Error(`daemon(s) ${dead.join(", ")} exited`);
         const r = await command("sinfo", ["-h", "-N", "-o", "%N %T"]).catch(() => ({ stdout: "" }));
         const idle = r.stdout.split("\n").filter((l) => /^\S+ idle$/.test(l.trim()));
         return idle.length === nodeCount;
