@@ -43,7 +43,10 @@ describe("the file carrier over NEWT when the response download fails", () => {
       match: (r) => r.path.endsWith(".resp"),
     });
     const marker = `${double.homeDir(DEFAULT_NEWT_USER.username)}/ran-${Date.now()}`;
-    const err = await client.call("sremote_testmod", "append_line", [marker, "ran"]).catch((e: unknown) => e);
+    // A response over the file carrier's inline limit (1 MiB) comes through the response file.
+    const err = await client
+      .call("subprocess", "check_output", [["sh", "-c", 'echo ran >> "$0"; head -c 2000000 /dev/zero', marker]])
+      .catch((e: unknown) => e);
     double.clearFaults();
     expect(err).toMatchObject({ retryable: false });
     expect(String((err as Error).message)).toMatch(/after the function ran: not retryable/);
