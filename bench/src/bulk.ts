@@ -74,6 +74,8 @@ export interface BulkResult {
   catMiBs: number;
   /** Highest peak RSS over the runs, as a multiple of the payload. */
   clientRssRatio: number;
+  /** The same, less the RSS the client had before making the payload (Node, the session). */
+  clientRssGrowthRatio: number;
   agentRssRatio: number | undefined;
 }
 
@@ -124,6 +126,7 @@ export async function bulkRows(o: {
           echoMiBs: (2 * mib) / (echoMs / 1000),
           catMiBs: mib / (catMs / 1000),
           clientRssRatio: Math.max(...echo.map((m) => m.clientPeakRss)) / base.bytes,
+          clientRssGrowthRatio: Math.max(...echo.map((m) => m.clientPeakRss - m.clientBaseRss)) / base.bytes,
           agentRssRatio: agentPeaks.length > 0 ? Math.max(...agentPeaks) / base.bytes : undefined,
         };
         results.push(result);
@@ -157,7 +160,17 @@ export async function bulkRows(o: {
 
 /** The bulk table and issue 16's targets (≥ 50 % of the raw channel, peak RSS ≤ 3× the payload). */
 export function bulkReport(results: readonly BulkResult[]): string {
-  const header = ["bulk", "MiB", "echo ms", "echo MiB/s (2×)", "cat MiB/s", "share", "client RSS ×", "agent RSS ×"];
+  const header = [
+    "bulk",
+    "MiB",
+    "echo ms",
+    "echo MiB/s (2×)",
+    "cat MiB/s",
+    "share",
+    "client RSS ×",
+    "growth ×",
+    "agent RSS ×",
+  ];
   const body = results.map((r) => [
     r.connector,
     String(r.mib),
@@ -166,6 +179,7 @@ export function bulkReport(results: readonly BulkResult[]): string {
     r.catMiBs.toFixed(0),
     (r.echoMiBs / r.catMiBs).toFixed(2),
     r.clientRssRatio.toFixed(2),
+    r.clientRssGrowthRatio.toFixed(2),
     r.agentRssRatio?.toFixed(2) ?? "?",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
