@@ -1,4 +1,4 @@
-import { type ConnectorError, type Deadline, deadline, raceSignal } from "@sremote/core";
+import { type ConnectorError, type Deadline, deadline, raceSignal, repeatSafely } from "@sremote/core";
 import { fail } from "./errors.js";
 import { answerText, type NewtHttp, type NewtRequest, type NewtResponse } from "./http.js";
 import { NEWT_ENV, type ResolvedOptions } from "./options.js";
@@ -170,7 +170,8 @@ export class NewtLogin {
       code = String(await otp());
     }
     const what = `log in as ${username}`;
-    const res = await this.http.send(
+    // A 503 or a lost answer: sent again (a second login is harmless); a refusal never is.
+    const res = await this.#safe(
       {
         method: "POST",
         path: "/auth",
@@ -218,9 +219,14 @@ export class NewtLogin {
     if (this.#session.id === id && st.lifetime > 0) this.#session.expiresAt = Date.now() + st.lifetime * 1000;
   }
 
+  /** One idempotent request, sent again after a transient failure under the retry budget. */
+  #safe(req: NewtRequest, dl: Deadline): Promise<NewtResponse> {
+    return repeatSafely(() => this.http.send(req, dl), dl, this.opts.budget);
+  }
+
   /** `GET /login` with a session id: is it still good? */
   async loginStatus(id: string, dl: Deadline): Promise<AuthStatus> {
-    const res = await this.http.send(
+    const res = await this.#safe(
       {
         method: "GET",
         path: "/login",

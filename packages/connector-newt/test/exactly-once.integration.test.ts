@@ -90,7 +90,7 @@ afterAll(async () => {
 describe.each([
   ["doing nothing", "before"],
   ["after doing the work (ambiguous)", "after"],
-] as const)("30 %% of /command and /file answered 503 %s", (_name, when) => {
+] as const)("503 on 30 in 100 /command and /file requests, %s", (_name, when) => {
   it("≥ 9 of 10 CLI-equivalent calls succeed, and no side effect happens twice", async () => {
     const from = double.requestLog.length;
     double.inject("/command", { kind: "status", status: 503, when, rate: 0.3, seed: 11, times: Infinity });

@@ -331,11 +331,13 @@ describe("nothing is left behind", () => {
     expect(await filesUnder(tmp)).toEqual([]);
   });
 
-  it("the login is retried only when it never reached the server; bad credentials are never resent", async () => {
+  it("a login answered 503 is sent again; refused credentials are never resent", async () => {
     const c = make({ credentials: { username: USER, password: "bad" } });
+    const before = double.requestLog.length;
     double.inject("POST /auth", { kind: "status", status: 503, times: 1 });
     const first = await outcome(c.connect());
-    expect(first.error).toMatchObject({ code: "UNAVAILABLE", retryable: true });
+    expect(first.error).toMatchObject({ code: "AUTH_FAILED" });
+    expect(since(double, before).filter((e) => e.route === "POST /auth")).toHaveLength(2);
     const second = await outcome(c.connect());
     expect(second.error).toMatchObject({ code: "AUTH_FAILED" });
     const from = double.requestLog.length;

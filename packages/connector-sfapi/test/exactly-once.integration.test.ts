@@ -70,7 +70,7 @@ afterAll(async () => {
 describe.each([
   ["doing nothing", "before"],
   ["after doing the work (ambiguous)", "after"],
-] as const)("SFAPI: 30 %% of command and file requests answered 503 %s", (_name, when) => {
+] as const)("SFAPI: 503 on 30 in 100 command and file requests, %s", (_name, when) => {
   it("≥ 9 of 10 CLI-equivalent calls succeed, and no side effect happens twice", async () => {
     const from = double.requestLog.length;
     double.inject("POST /utilities/command", {

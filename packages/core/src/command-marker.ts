@@ -43,6 +43,10 @@ export function markerDir(tempDir?: string): string {
   return `"$HOME"/.sremote/tmp/${MARKER_DIR_NAME}`;
 }
 
+/** The host name, without a process where Linux exposes it (`read` is a shell builtin). */
+const HOST =
+  '{ read -r sremote_h < /proc/sys/kernel/hostname; } 2>/dev/null && printf %s "$sremote_h" || uname -n 2>/dev/null';
+
 /** What {@link recordedRun} needs. */
 export interface RecordOptions {
   /** The command's nonce (from {@link newCommandNonce}). */
@@ -77,9 +81,9 @@ export function recordedRun(inner: string, stdinSource: string, options: RecordO
   const replay = `/bin/cat ${d}/${n}/out 2>/dev/null; /bin/cat ${d}/${n}/err >&2 2>/dev/null`;
   return [
     // umask 077: every folder created on the way is private, not only the last one.
-    `sremote_d=${options.dir}; ${rm}(umask 077 && /bin/mkdir -p ${d}) 2>/dev/null; `,
+    `sremote_d=${options.dir}; ${rm}[ -d ${d} ] || (umask 077 && /bin/mkdir -p ${d}) 2>/dev/null; `,
     `if /bin/mkdir ${d}/${n} 2>/dev/null; then `,
-    `printf '%s %s\\n' "$(uname -n 2>/dev/null)" "$$" > ${d}/${n}/start; `,
+    `printf '%s %s\\n' "$(${HOST})" "$$" > ${d}/${n}/start; `,
     `( ${inner} ) < ${stdinSource} > ${d}/${n}/out 2> ${d}/${n}/err; sremote_rc=$?; `,
     `printf '%d\\n' "$sremote_rc" > ${d}/${n}/rc.tmp && /bin/mv -f ${d}/${n}/rc.tmp ${d}/${n}/rc; `,
     `${replay}; `,
@@ -120,7 +124,7 @@ export function markerQueryScript(nonce: string, dir: string, queryNonce: string
     `elif (umask 077 && /bin/mkdir -p "$sremote_d") 2>/dev/null && /bin/mkdir ${d} 2>/dev/null; then : > ${d}/fenced; ${say("not-run")}; `,
     `elif [ -f ${d}/fenced ]; then ${say("not-run")}; `,
     `elif [ -f ${d}/start ]; then set -- $(/bin/cat ${d}/start 2>/dev/null); `,
-    `if [ "$1" = "$(uname -n 2>/dev/null)" ] && [ -n "$2" ] && ! kill -0 "$2" 2>/dev/null && [ ! -f ${d}/rc ]; then ${say("died")}; `,
+    `if [ "$1" = "$(${HOST})" ] && [ -n "$2" ] && ! kill -0 "$2" 2>/dev/null && [ ! -f ${d}/rc ]; then ${say("died")}; `,
     `else ${say("running")}; fi; `,
     `elif [ -d ${d} ]; then ${say("running")}; `,
     `else ${say("unknown")}; fi`,
