@@ -1,0 +1,135 @@
+import { sshConnector } from "@sremote/connector-ssh";
+import { describeUnless, SYSTEM_PYTHON } from "@sremote/testkit";
+import { sshConnectorOptions, sshdMissing, startSshd } from "@sremote/testkit/sshd";
+import { expect, it, vi } from "vitest";
+import { RemoteClient } from "../src/index.js";
+import { type FaultRow, faultTable, mulberry32 } from "./soak-support.js";
+
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
+
+// The soak's SSH leg (issue 15), smaller: calls over 4 sessions through a real sshd with a
+// seeded fault every ~1,000 calls — the connection's sshd processes SIGKILLed (every session
+// drops; the client reconnects) or one agent SIGKILLed. Every call settles once with its own
+// value or CONNECTION_LOST; afterwards nothing of the account runs on the server and no
+// carrier file is there. SREMOTE_SOAK_SSH_CALLS changes the count (default 5,000).
+const CALLS = Number(process.env.SREMOTE_SOAK_SSH_CALLS ?? 5000);
+const SESSIONS = 4;
+const IN_FLIGHT = 32;
+const FAULT_EVERY = 1000;
+type Fault = "sshd child killed" | "agent killed";
+
+describeUnless(sshdMissing())(`soak over SSH: ${CALLS} calls over ${SESSIONS} sessions with faults`, () => {
+  it("answers every call exactly once and leaves nothing on the server", async () => {
+    const t0 = Date.now();
+    const phases: string[] = [];
+    const phase = (name: string) => phases.push(`${name} ${Date.now() - t0} ms`);
+    const sshd = await startSshd();
+    phase("sshd");
+    const client = new RemoteClient({
+      connector: sshConnector(sshConnectorOptions(sshd)),
+      python: SYSTEM_PYTHON,
+      mode: "session",
+      poolSize: SESSIONS,
+    });
+    const random = mulberry32(16);
+    const rows = new Map<Fault, FaultRow>(
+      (["sshd child killed", "agent killed"] as const).map((f) => [
+        f,
+        { fault: f, connector: "ssh", injections: 0, outcomes: {} },
+      ]),
+    );
+    const values = new Int32Array(CALLS).fill(-1);
+    const errors = new Map<string, number>();
+    let settled = 0;
+    let left: number[] = [];
+    let files: string[] = [];
+    try {
+      await Promise.all(Array.from({ length: SESSIONS * 2 }, () => client.call("math", "sqrt", [1])));
+      phase("agent installed, sessions up");
+      let next = 0;
+      let nextFault = FAULT_EVERY / 2 + Math.floor(random() * FAULT_EVERY);
+      const inject = async (fault: Fault) => {
+        const row = rows.get(fault) as FaultRow;
+        row.injections++;
+        let outcome: string;
+        try {
+          if (fault === "sshd child killed") {
+            await sshd.killConnections();
+            outcome = "killed";
+          } else {
+            const pid = (await client.call<number>("os", "getpid")).value;
+            await client.call("os", "kill", [pid, 9]).catch(() => undefined);
+            outcome = "killed";
+          }
+        } catch (err) {
+          outcome = (err as { code?: string }).code ?? String(err);
+        }
+        row.outcomes[outcome] = (row.outcomes[outcome] ?? 0) + 1;
+      };
+      const worker = async () => {
+        while (next < CALLS) {
+          const i = next++;
+          if (i >= nextFault) {
+            nextFault = i + FAULT_EVERY / 2 + Math.floor(random() * FAULT_EVERY);
+            await inject(random() < 0.5 ? "sshd child killed" : "agent killed");
+          }
+          try {
+            values[i] = (await client.call<number>("builtins", "abs", [i])).value;
+          } catch (err) {
+            const code = (err as { code?: string }).code ?? "untyped";
+            errors.set(code, (errors.get(code) ?? 0) + 1);
+          }
+          settled++;
+        }
+      };
+      await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+      phase("calls");
+    } finally {
+      await client.close();
+      for (let i = 0; i < 150; i++) {
+        left = await sshd.userProcesses();
+        if (left.length === 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const lister = sshConnector(sshConnectorOptions(sshd));
+      const r = await lister.exec([
+        "find",
+        sshd.home,
+        "-type",
+        "f",
+        "(",
+        "-name",
+        "*.req",
+        "-o",
+        "-name",
+        "*.resp",
+        "-o",
+        "-name",
+        "*.part",
+        ")",
+      ]);
+      files = r.stdout.split("\n").filter((l) => l !== "");
+      await lister.close();
+      await sshd.stop();
+      phase("checked and stopped");
+    }
+    const answered = values.reduce((n, v, i) => n + (v === i ? 1 : 0), 0);
+    const wrong = values.reduce((n, v, i) => n + (v !== -1 && v !== i ? 1 : 0), 0);
+    const failed = [...errors.values()].reduce((a, b) => a + b, 0);
+    console.log(
+      [
+        `soak ssh phases: ${phases.join(", ")}`,
+        `soak ssh: ${CALLS} calls, ${SESSIONS} sessions, ${IN_FLIGHT} in flight: settled ${settled}, values ${answered}, typed errors ${failed} ${JSON.stringify(Object.fromEntries(errors))}, wrong ${wrong}`,
+        faultTable(
+          [...rows.values()].map((r) => ({ ...r, leftoverProcesses: left.length, leftoverFiles: files.length })),
+        ),
+      ].join("\n"),
+    );
+    expect(settled).toBe(CALLS);
+    expect(answered + failed).toBe(CALLS);
+    expect(wrong).toBe(0);
+    for (const code of errors.keys()) expect(["CONNECTION_LOST"]).toContain(code);
+    expect(left).toEqual([]);
+    expect(files).toEqual([]);
+  });
+});
