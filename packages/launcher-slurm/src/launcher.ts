@@ -17,6 +17,7 @@ import { type SlurmOptions, validateSlurmOptions } from "./options.js";
 import {
   cancelJob,
   HOLDING_STATES,
+  jobIdByName,
   jobState,
   nodesOfJob,
   type RunSlurm,
@@ -170,7 +171,10 @@ export function slurm(options: SlurmOptions = {}): SlurmLauncher {
       await watcher;
       await sweeping;
     }
-    const id = parseJobId(result.stderr);
+    // `--quiet` (in `extra`, or SALLOC_* variables at the site) hides salloc's message: ask by name.
+    const id =
+      parseJobId(result.stderr) ??
+      (result.exitCode === 0 && !refused && !signal.aborted ? await jobIdByName(run, name, signal) : undefined);
     if (result.exitCode !== 0 || id === undefined || refused || signal.aborted) {
       await cancelJob(run, id ? { id } : { name });
       if (refused) throw refused;

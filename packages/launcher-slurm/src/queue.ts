@@ -38,6 +38,13 @@ export async function jobState(run: RunSlurm, id: string, signal?: AbortSignal):
   });
 }
 
+/** The id of this user's job named `name`, if Slurm knows one. Never throws. */
+export async function jobIdByName(run: RunSlurm, name: string, signal?: AbortSignal): Promise<string | undefined> {
+  const r = await run(["squeue", "--me", "-h", `--name=${name}`, "-o", "%i"], signal).catch(() => undefined);
+  const id = r?.exitCode === 0 ? r.stdout.trim().split("\n")[0]?.trim() : undefined;
+  return id && /^\d+$/.test(id) ? id : undefined;
+}
+
 /** True when steps can run in a job in `state`. */
 export function usable(state: string): boolean {
   return USABLE.has(state);

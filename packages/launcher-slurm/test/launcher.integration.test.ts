@@ -98,6 +98,21 @@ describeUnless(slurmSkipReason())("slurm launcher against a real Slurm cluster",
         await launcher.release(connector);
       });
 
+      if (!transportOnly)
+        it("finds the job by its name when salloc says nothing (--quiet)", async (ctx) => {
+          const connector = connect(ctx);
+          const { cluster, launcher } = launcherFor(ctx, { extra: ["--quiet"] });
+          try {
+            await launcher.prepare(connector, { timeoutMs: 30_000 });
+            expect((await activeJobs(cluster, "sremote-")).map((j) => j.id)).toEqual([launcher.job?.id]);
+            expect((await runInSlot(connector, launcher, 0, WHERE)).stdout.trim()).toBe(`c1 ${user()}`);
+          } finally {
+            await launcher.release(connector);
+            await connector.close();
+          }
+          expect(await activeJobs(cluster, "sremote-")).toEqual([]);
+        });
+
       it("turns Slurm's refusals into SCHEDULER errors with Slurm's words, and leaves no job", async (ctx) => {
         const connector = connect(ctx);
         try {
