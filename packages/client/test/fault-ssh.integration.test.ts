@@ -110,7 +110,7 @@ describeUnless(sshdMissing())("a client that dies mid-call over SSH leaves nothi
     return r.stdout.split("\n").filter((l) => l !== "");
   }
 
-  it.each(["session", "file"])("the CLI's whole process group SIGKILLed mid-call (%s carrier)", async (mode) => {
+  it.each(["session", "file"] as const)("the CLI's whole process group SIGKILLed mid-call (%s carrier)", async (mode) => {
     const marker = `${300 + (mode === "file" ? 1 : 0)}`;
     const child = cli(["call", target, "subprocess.call", `["sleep","${marker}"]`, "--mode", mode, ...flags]);
     const done = finished(child);
