@@ -3,6 +3,7 @@ import {
   type Connector,
   ConnectorError,
   discoverLayout,
+  hasErrorCode,
   type Launcher,
   type OperationOptions,
   type RemoteLayout,
@@ -283,7 +284,15 @@ export class RemoteClient {
   /** A file-carrier run: the launcher prepares first (each file-carrier call starts an agent). */
   async #runFile(message: CallMessage | ProbeMessage, op: OperationOptions): Promise<ResultMessage> {
     if (this.#lifecycle) await this.#lifecycle.prepare(op);
-    return (this.#fileCarrier as FileCarrier).run(message, op);
+    const launcher = this.#launcher;
+    if (!launcher?.explainExit) return (this.#fileCarrier as FileCarrier).run(message, op);
+    try {
+      return await (this.#fileCarrier as FileCarrier).run(message, op);
+    } catch (err) {
+      // An agent that ended without answering: the launcher may know why (its job was ended).
+      const stderr = hasErrorCode(err, "CONNECTION_LOST") ? (err as ConnectorError).details?.stderr : undefined;
+      throw (typeof stderr === "string" && launcher.explainExit(stderr)) || err;
+    }
   }
 
   /** True when nothing is left to do before a call on `carrier` (the per-call fast path). */

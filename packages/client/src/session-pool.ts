@@ -4,6 +4,7 @@ import {
   ConnectorError,
   type Deadline,
   deadline,
+  hasErrorCode,
   type Launcher,
   type RemoteLayout,
 } from "@sremote/core";
@@ -31,6 +32,8 @@ export interface SessionPoolOptions {
   start(signal: AbortSignal, slot: number): Promise<AgentSession>;
   /** A session ended that the pool did not end (its agent died, its node went away). */
   onSessionLost?: ((slot: number) => void) | undefined;
+  /** A better error for a call whose session ended under it (a launcher's explanation), or undefined. */
+  explainLoss?: ((session: AgentSession, error: unknown) => unknown) | undefined;
   /** The connector's name, for the errors the pool raises. */
   connectorName: string;
   logger: Logger;
@@ -241,7 +244,7 @@ export class SessionPool {
         this.#pump();
       },
       reject: (error) => {
-        this.#settle(job, error);
+        this.#settle(job, (!session.alive && this.#options.explainLoss?.(session, error)) || error);
         this.#pump();
       },
     });
@@ -321,6 +324,10 @@ export function createSessionPool(facts: {
     logger,
     connectorName: connector.name,
     onSessionLost: () => life?.invalidate(),
+    explainLoss: (session, error) =>
+      launcher?.explainExit && hasErrorCode(error, "CONNECTION_LOST")
+        ? launcher.explainExit(session.stderrTail())
+        : undefined,
     start: async (signal, slot) => {
       try {
         if (life) await life.prepare({ signal });

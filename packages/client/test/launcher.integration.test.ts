@@ -26,6 +26,9 @@ class TestLauncher implements Launcher {
   jobs = 0;
   refuse: string | undefined;
   pendingMs = 0;
+  /** Explains an agent's end by the fixture's "about to crash" line, as Slurm's step messages would. */
+  explains = false;
+  lastJob: number | undefined;
 
   wrap(command: AgentCommand, context: LaunchContext): AgentCommand {
     if (this.job === undefined) throw new Error("wrap before prepare");
@@ -59,6 +62,7 @@ class TestLauncher implements Launcher {
     const r = await connector.exec(["sh", "-c", "echo granted"], { signal: options.signal });
     expect(r.stdout.trim()).toBe("granted");
     this.job = ++this.jobs;
+    this.lastJob = this.job;
     options.onEvent?.({ launcher: this.name, kind: "ready", message: `job ${this.job}`, detail: { job: this.job } });
   }
 
@@ -73,6 +77,11 @@ class TestLauncher implements Launcher {
   invalidate(): void {
     this.log.push("invalidate");
     this.job = undefined; // a real launcher would check; this one just re-acquires
+  }
+
+  explainExit?(stderr: string): SchedulerError | undefined {
+    if (!this.explains || !stderr.includes("about to crash")) return undefined;
+    return new SchedulerError(this.name, `job ${this.lastJob} ended the agent: node lost`);
   }
 
   count(entry: string): number {
@@ -210,6 +219,25 @@ describe("a launcher with a lifecycle (local connector, real agents)", () => {
     await vi.waitFor(() => expect(launcher.count("invalidate")).toBe(1), { timeout: 10_000, interval: 20 });
     expect((await client.call("sremote_testmod", "env", ["LAUNCH_JOB"])).value).toBe("2");
     expect(launcher.count("release")).toBe(0);
+  });
+
+  it("an agent's end the launcher explains is the calls' error (session and file), never retryable", async () => {
+    const launcher = new TestLauncher();
+    launcher.explains = true;
+    const { client } = setUp(launcher);
+    expect((await client.call("sremote_testmod", "env", ["LAUNCH_JOB"])).value).toBe("1");
+    const err = await client.call("sremote_testmod", "crash", [3]).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: "SCHEDULER",
+      retryable: false,
+      message: "test: job 1 ended the agent: node lost",
+    });
+    expect((await client.call("sremote_testmod", "env", ["LAUNCH_JOB"])).value).toBe("2");
+    const fileErr = await client.call("sremote_testmod", "crash", [3], { mode: "file" }).catch((e: unknown) => e);
+    expect(fileErr).toMatchObject({ code: "SCHEDULER", retryable: false, message: expect.stringContaining("ended") });
+    // Without an explanation the end stays CONNECTION_LOST.
+    launcher.explains = false;
+    await expect(client.call("sremote_testmod", "crash", [3])).rejects.toMatchObject({ code: "CONNECTION_LOST" });
   });
 
   it("invalidates when a file-carrier agent dies without answering", async () => {

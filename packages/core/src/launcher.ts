@@ -1,5 +1,6 @@
 import type { Connector } from "./connector.js";
 import type { OperationOptions } from "./deadline.js";
+import type { SremoteError } from "./errors.js";
 
 /**
  * The command that starts the agent: argv plus extra environment variables.
@@ -67,6 +68,13 @@ export interface Launcher {
   release?(connector: Connector, options?: OperationOptions): Promise<void>;
   /** An agent this launcher started died unexpectedly: re-check resources on the next `prepare`. */
   invalidate?(): void;
+  /**
+   * Why an agent this launcher started ended, from the end of its stderr — e.g. a `SCHEDULER`
+   * error when the scheduler cancelled its job or the time limit passed — or `undefined` when
+   * the text does not say. The client reports the calls that agent was running with this
+   * error instead of a bare `CONNECTION_LOST` (never `retryable`: the calls may have run).
+   */
+  explainExit?(stderr: string): SremoteError | undefined;
   /** Default receiver of the launcher's events (the client's own `onEvent` also gets them). */
   onEvent?: ((event: LauncherEvent) => void) | undefined;
 }
