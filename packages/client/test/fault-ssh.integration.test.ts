@@ -110,17 +110,20 @@ describeUnless(sshdMissing())("a client that dies mid-call over SSH leaves nothi
     return r.stdout.split("\n").filter((l) => l !== "");
   }
 
-  it.each(["session", "file"] as const)("the CLI's whole process group SIGKILLed mid-call (%s carrier)", async (mode) => {
-    const marker = `${300 + (mode === "file" ? 1 : 0)}`;
-    const child = cli(["call", target, "subprocess.call", `["sleep","${marker}"]`, "--mode", mode, ...flags]);
-    const done = finished(child);
-    await waitForRemote(sshd, `sleep ${marker}`);
-    process.kill(-(child.pid as number), "SIGKILL");
-    const killedAt = Date.now();
-    await done;
-    expect(await survivors(sshd, killedAt)).toEqual([]);
-    expect(await carrierFilesAfterNextClient(mode)).toEqual([]);
-  });
+  it.each(["session", "file"] as const)(
+    "the CLI's whole process group SIGKILLed mid-call (%s carrier)",
+    async (mode) => {
+      const marker = `${300 + (mode === "file" ? 1 : 0)}`;
+      const child = cli(["call", target, "subprocess.call", `["sleep","${marker}"]`, "--mode", mode, ...flags]);
+      const done = finished(child);
+      await waitForRemote(sshd, `sleep ${marker}`);
+      process.kill(-(child.pid as number), "SIGKILL");
+      const killedAt = Date.now();
+      await done;
+      expect(await survivors(sshd, killedAt)).toEqual([]);
+      expect(await carrierFilesAfterNextClient(mode)).toEqual([]);
+    },
+  );
 
   it.each(["session", "file"] as const)(
     "the connection's sshd processes killed mid-call (%s carrier)",
