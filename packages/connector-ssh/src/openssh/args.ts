@@ -48,7 +48,9 @@ export function commonArgs(input: SshArgsInput, controlPath: string, withJump: b
   if (settings.hostKeyPolicy === "off") args.push(...o("UserKnownHostsFile", "/dev/null"));
   args.push(...o("ControlPath", quoteValue(controlPath)));
   // No forwardings, no local commands, no escape character, no terminal: a byte pipe.
-  args.push(...o("ClearAllForwardings", "yes"), ...o("PermitLocalCommand", "no"), "-e", "none", "-T");
+  // (A config `RemoteCommand` would clash with ours.)
+  args.push(...o("ClearAllForwardings", "yes"), ...o("PermitLocalCommand", "no"), ...o("RemoteCommand", "none"));
+  args.push("-e", "none", "-T");
   return args;
 }
 
