@@ -191,7 +191,17 @@ export async function trackedCall<R>(
   try {
     result = await work();
   } catch (err) {
-    await life.end(launchOutcome(err, carrier));
+    const releasing = life.end(launchOutcome(err, carrier));
+    if (releasing) {
+      // Bounded: a launcher that ignores its deadline must not hold the caller's error forever.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const bound = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, RELEASE_TIMEOUT_MS);
+        timer.unref?.();
+      });
+      await Promise.race([releasing, bound]);
+      clearTimeout(timer);
+    }
     throw err;
   }
   void life.end("ok");
