@@ -198,3 +198,14 @@ export async function buildAuthPlan(
     .filter((cert, i, all) => all.indexOf(cert) === i && existsSync(cert));
   return { steps, handler, tried, serverMethods: () => serverMethods, stepError: () => stepError, certificates };
 }
+
+/**
+ * What AUTH_FAILED says about the other transport: ssh2 has no OpenSSH certificates,
+ * GSSAPI or ssh_config `Match exec`; the system ssh has them all.
+ */
+export function opensshHint(auth: AuthPlan): string {
+  if (auth.certificates.length > 0) {
+    return `. ssh2 cannot log in with OpenSSH certificates (found ${auth.certificates.join(", ")}): use transport: "openssh" (the system ssh client; CLI --transport openssh)`;
+  }
+  return `. If this account needs a certificate, Kerberos or an MFA prompt, use transport: "openssh" (the system ssh client)`;
+}

@@ -9,7 +9,7 @@ import ssh2, {
   type SFTPWrapper,
   type Client as Ssh2Client,
 } from "ssh2";
-import { type AuthPlan, buildAuthPlan } from "./auth.js";
+import { type AuthPlan, buildAuthPlan, opensshHint } from "./auth.js";
 import type { ResolvedHost, ResolvedSettings } from "./config.js";
 import { decideHostKey } from "./host-key.js";
 import { type KnownHostEntry, knownHostName, knownKeyTypes, preferredHostKeyAlgorithms } from "./known-hosts.js";
@@ -222,17 +222,6 @@ function forwardOut(client: Ssh2Client, host: ResolvedHost, via: ResolvedHost): 
       );
     }
   });
-}
-
-/**
- * What AUTH_FAILED says about the other transport: ssh2 has no OpenSSH certificates,
- * GSSAPI or ssh_config `Match exec`; the system ssh has them all.
- */
-function opensshHint(auth: AuthPlan): string {
-  if (auth.certificates.length > 0) {
-    return `. ssh2 cannot log in with OpenSSH certificates (found ${auth.certificates.join(", ")}): use transport: "openssh" (the system ssh client; CLI --transport openssh)`;
-  }
-  return `. If this account needs a certificate, Kerberos or an MFA prompt, use transport: "openssh" (the system ssh client)`;
 }
 
 /** Everything needed to open connections, prepared once per connector. */
