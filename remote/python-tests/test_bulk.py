@@ -84,6 +84,40 @@ if __name__ == "__main__":
     unittest.main()
 
 
+class NDArrayDecodeTest(unittest.TestCase):
+    """An ndarray's data is decoded from a view into the ext payload (one copy, the array's
+    own), with the same values and the same errors as the general path."""
+
+    def test_the_view_path_agrees_with_the_general_one(self):
+        from sremote_agent import codec_pure
+        from sremote_agent.values import NDArrayData, ndarray_from_parts
+
+        good = codec_pure.packb(["<f8", [3, 100], "C", os.urandom(2400)])
+        for payload in (good, good[:-1], good + b"\x00", b"\x94" + good[1:].replace(b"<f8", b">f8"),
+                        good.replace(b"\xa1C", b"\xa1F"), good.replace(b"\x92\x03\x64", b"\x92\x03\x65")):
+            via_view = codec_pure._ndarray_parts_by_view(payload)
+            try:
+                general = ndarray_from_parts(codec_pure.unpack_payload(payload, 0))
+            except Exception as exc:
+                general = exc
+            if via_view is None:
+                continue  # the general path decides
+            try:
+                fast = ndarray_from_parts(via_view)
+            except Exception as exc:
+                fast = exc
+            if isinstance(general, Exception):
+                self.assertEqual((type(fast), str(fast)), (type(general), str(general)))
+            else:
+                self.assertTrue(support.same_value(fast, general))
+        self.assertIsNotNone(codec_pure._ndarray_parts_by_view(good))
+        value = codec.unpackb(codec.packb(NDArrayData("<f8", [3, 100], b"\x01" * 2400)))
+        np = support.numpy_or_none()
+        if np is not None:
+            self.assertTrue(value.flags.writeable and value.flags.owndata)
+            self.assertEqual(value.shape, (3, 100))
+
+
 class CCodecChecksTest(unittest.TestCase):
     """The C codec's byte scans (non-canonical NaN, timestamp nanoseconds) also hit the
     insides of bin payloads: a hit is confirmed on the value, so random binary data stays on

@@ -19,7 +19,7 @@ import support
 from sremote_agent import PROTOCOL_VERSION, codec
 from sremote_agent.frames import FrameChannel, ProtocolFailure
 from sremote_agent.messages import MessageError, parse_client_message
-from sremote_agent.values import DecodeError
+from sremote_agent.values import DecodeError, NDArrayData
 
 ITERATIONS = int(os.environ.get("SREMOTE_FUZZ_ITERATIONS") or 1500)
 MAX_FRAME = 1 << 20
@@ -37,6 +37,8 @@ def _seeds():
          "kwargs": {"k": set([1, 2]), "t": datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)}},
         {"v": v, "kind": "call", "id": "c3", "module": "m", "function": "f", "env": {"A": "b"}, "envDefault": {},
          "pathAppend": ["/x"], "cwd": "/", "stream": True, "outputLimit": 10, "timeoutMs": 5, "requires": ["q"]},
+        {"v": v, "kind": "call", "id": "c4", "module": "m", "function": "f",
+         "args": [NDArrayData("<i4", [2, 300], bytes(range(256)) * 9 + bytes(96))]},
         {"v": v, "kind": "probe", "id": "p", "requires": ["a", "b"]},
         {"v": v, "kind": "cancel", "id": "c1"},
         {"v": v, "kind": "ping", "id": "x"},

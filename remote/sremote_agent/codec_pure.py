@@ -311,13 +311,43 @@ def decode_ext(code, payload, depth, unpack):
     if code == EXT_TIMESTAMP:
         return ext_to_datetime(payload)
     if code == EXT_NDARRAY:
-        return ndarray_from_parts(unpack(payload, 0))
+        parts = _ndarray_parts_by_view(payload)
+        return ndarray_from_parts(parts if parts is not None else unpack(payload, 0))
     if code == EXT_SET:
         items = unpack(payload, depth)
         if not isinstance(items, list):
             raise DecodeError("set extension must hold an array")
         return set(to_hashable(v, "set element") for v in items)
     raise DecodeError("unknown extension type %d" % code)
+
+
+_BIN_HEADERS = {0xC4: ">B", 0xC5: ">H", 0xC6: ">I"}
+
+
+def _ndarray_parts_by_view(payload):
+    """[dtype, shape, order, data] of an ndarray payload with `data` a view into `payload`
+    (no copy of the array's bytes: decoding then makes the one writable copy), or None
+    when the payload is not the plain form (the general decoder then says what is wrong)."""
+    try:
+        if len(payload) < 1024 or payload[0] != 0x94:
+            return None
+        parts = []
+        pos = 1
+        for _ in range(3):
+            value, pos = _unpack(payload, pos, 1)
+            parts.append(value)
+        fmt = _BIN_HEADERS.get(payload[pos])
+        if fmt is None:
+            return None
+        size = struct.calcsize(fmt)
+        (n,) = struct.unpack_from(fmt, payload, pos + 1)
+        start = pos + 1 + size
+        if start + n != len(payload):
+            return None
+    except (DecodeError, ValueError, TypeError, IndexError, OverflowError, struct.error, RecursionError):
+        return None
+    parts.append(memoryview(payload)[start:])
+    return parts
 
 
 def unpack_payload(payload, depth):
