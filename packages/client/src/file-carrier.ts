@@ -212,24 +212,26 @@ export class FileCarrier {
  */
 export const INLINE_REPLY_BYTES = 1024 * 1024;
 
+const REPLY_LINE_START = "sremote-reply";
 const REPLY_PREFIX = "sremote-reply:";
 const REPLY_IN_FILE = "sremote-reply-file";
 
 /**
  * The agent's reply line in a file-carrier command's stdout: the response bytes, `"file"`
  * when it wrote the response file instead, `undefined` when there is no reply line (an agent
- * of the seed's flow, or one that died before answering). Only the last line counts:
- * a login shell's profile may print before the agent starts.
+ * of the seed's flow, or one that died before answering). The last reply line counts,
+ * wherever it is: a login shell's profile may print before the agent starts, and a
+ * connector's wrapper after it. (What calls print never reaches this stdout: the agent
+ * captures it.)
  */
 export function inlineReply(stdout: string): Uint8Array | "file" | undefined {
-  let end = stdout.length;
-  while (end > 0 && stdout.charCodeAt(end - 1) === 10) end--;
-  const start = stdout.lastIndexOf("\n", end - 1) + 1;
-  if (stdout.startsWith(REPLY_PREFIX, start)) {
-    const b64 = stdout.slice(start + REPLY_PREFIX.length, end);
-    return Buffer.from(b64, "base64");
-  }
-  if (end - start === REPLY_IN_FILE.length && stdout.startsWith(REPLY_IN_FILE, start)) return "file";
+  let at = stdout.lastIndexOf(REPLY_LINE_START);
+  while (at > 0 && stdout.charCodeAt(at - 1) !== 10) at = stdout.lastIndexOf(REPLY_LINE_START, at - 1);
+  if (at < 0) return undefined;
+  let end = stdout.indexOf("\n", at);
+  if (end < 0) end = stdout.length;
+  if (stdout.startsWith(REPLY_PREFIX, at)) return Buffer.from(stdout.slice(at + REPLY_PREFIX.length, end), "base64");
+  if (end - at === REPLY_IN_FILE.length && stdout.startsWith(REPLY_IN_FILE, at)) return "file";
   return undefined;
 }
 

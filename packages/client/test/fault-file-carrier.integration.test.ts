@@ -40,13 +40,16 @@ const tally = (ops: Op[]) =>
   );
 
 describe("inlineReply", () => {
-  it("reads the last reply line only, after anything a login profile printed", () => {
+  it("reads the last reply line, after what a login profile printed and before what a wrapper prints", () => {
     const body = Buffer.from([0x81, 0xa1, 0x61, 0x01]);
     expect(inlineReply(`welcome\nsremote-reply:${body.toString("base64")}\n`)).toEqual(body);
+    expect(inlineReply(`sremote-reply:${body.toString("base64")}\nwrapper: done\n`)).toEqual(body);
+    expect(inlineReply(`sremote-reply:AAAA\nsremote-reply:${body.toString("base64")}`)).toEqual(body);
     expect(inlineReply("sremote-reply-file\n")).toBe("file");
     expect(inlineReply("")).toBeUndefined();
-    expect(inlineReply("sremote-reply:AAAA\nlater output\n")).toBeUndefined();
+    expect(inlineReply("no reply\n")).toBeUndefined();
     expect(inlineReply("xsremote-reply-file\n")).toBeUndefined();
+    expect(inlineReply("sremote-reply-filex\n")).toBeUndefined();
   });
 });
 
