@@ -181,7 +181,7 @@ describeSsh("openssh transport", () => {
     }
   });
 
-  it("maps host key failures: HOST_KEY_UNKNOWN for an empty known_hosts, HOST_KEY_MISMATCH for another key", async () => {
+  it("maps host key failures (HOST_KEY_UNKNOWN, HOST_KEY_MISMATCH) and honours accept-new and off", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sremote-kh-"));
     const empty = join(dir, "empty");
     writeFileSync(empty, "");
@@ -194,6 +194,15 @@ describeSsh("openssh transport", () => {
     const mismatch = connectorFor(cert, { transport: "openssh", knownHostsPath: wrong });
     await expectCode(mismatch.exec(["true"]), "HOST_KEY_MISMATCH");
     await mismatch.close();
+    // accept-new records the key (ssh writes it); off checks nothing and writes nothing.
+    const off = connectorFor(cert, { transport: "openssh", knownHostsPath: empty, hostKeyPolicy: "off" });
+    expect((await off.exec(["echo", "off"])).stdout).toBe("off\n");
+    await off.close();
+    expect(readFileSync(empty, "utf8")).toBe("");
+    const acceptNew = connectorFor(cert, { transport: "openssh", knownHostsPath: empty, hostKeyPolicy: "accept-new" });
+    expect((await acceptNew.exec(["echo", "new"])).stdout).toBe("new\n");
+    await acceptNew.close();
+    expect(readFileSync(empty, "utf8")).toContain(cert.hostPublicKey.split(" ")[1]);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -39,13 +39,15 @@ export function commonArgs(input: SshArgsInput, controlPath: string, withJump: b
   if (options.agent === false) args.push(...o("IdentityAgent", "none"));
   else if (typeof options.agent === "string") args.push(...o("IdentityAgent", quoteValue(options.agent)));
   else if (options.agent === true) args.push(...o("IdentityAgent", "SSH_AUTH_SOCK"));
-  if (options.knownHostsPath !== undefined) {
+  if (settings.hostKeyPolicy === "off") {
+    // No check, and nothing written to any known_hosts (as with ssh2).
+    args.push(...o("UserKnownHostsFile", "/dev/null"), ...o("GlobalKnownHostsFile", "/dev/null"));
+  } else if (options.knownHostsPath !== undefined) {
     args.push(...o("UserKnownHostsFile", settings.knownHostsFiles.map(quoteValue).join(" ")));
     args.push(...o("GlobalKnownHostsFile", "/dev/null"));
   }
   const strict = { strict: "yes", "accept-new": "accept-new", off: "no" }[settings.hostKeyPolicy];
   args.push(...o("StrictHostKeyChecking", strict));
-  if (settings.hostKeyPolicy === "off") args.push(...o("UserKnownHostsFile", "/dev/null"));
   args.push(...o("ControlPath", quoteValue(controlPath)));
   // No forwardings, no local commands, no escape character, no terminal: a byte pipe.
   // (A config `RemoteCommand` would clash with ours.)
