@@ -133,7 +133,7 @@ export class NewtApi {
   async cleanMarkers(dl: Deadline): Promise<void> {
     const nonces = this.ledger.take(Number.POSITIVE_INFINITY);
     const unsettled = this.ledger.takeUnsettled();
-    if (nonces.length + unsettled.length === 0) return;
+    if (nonces.remove.length + nonces.shrink.length + unsettled.length === 0) return;
     const script = markerCleanupScript(nonces, this.markerDir, unsettled);
     try {
       await this.command(`/bin/sh -c ${shQuote(script)}`, false, dl, true, "remove command markers");

@@ -53,8 +53,34 @@ export interface RecordOptions {
   nonce: string;
   /** The marker folder, a shell word (see {@link markerDir}). */
   dir: string;
-  /** Nonces whose markers are no longer needed: removed before the command runs. */
-  cleanup?: readonly string[] | undefined;
+  /** Markers no longer needed, handled before the command runs (see {@link MarkerLedger}). */
+  cleanup?: MarkerCleanup | undefined;
+}
+
+/**
+ * Markers a command removes before it runs: `remove`'s entirely (commands answered
+ * normally), `shrink`'s down to a **tombstone** — the folder with only `rc` or `fenced` —
+ * for nonces whose request met an ambiguous failure: the gateway may still deliver that
+ * request late, and the tombstone makes it run nothing. Tombstones are swept after
+ * {@link TOMBSTONE_MAX_AGE_MINUTES} by {@link markerCleanupScript}.
+ */
+export interface MarkerCleanup {
+  remove: readonly string[];
+  shrink: readonly string[];
+}
+
+/** Tombstones older than this (minutes) are removed: no gateway delivers a request that late. */
+export const TOMBSTONE_MAX_AGE_MINUTES = 60;
+
+function cleanupText(c: MarkerCleanup | undefined, d: string): string {
+  const remove = (c?.remove ?? []).map(checkNonce);
+  const shrink = (c?.shrink ?? []).map(checkNonce);
+  let out = "";
+  if (remove.length > 0) out += `/bin/rm -rf -- ${remove.map((n) => `${d}/${n}`).join(" ")} 2>/dev/null; `;
+  if (shrink.length > 0) {
+    out += `/bin/rm -f -- ${shrink.flatMap((n) => [`${d}/${n}/out`, `${d}/${n}/err`, `${d}/${n}/start`]).join(" ")} 2>/dev/null; `;
+  }
+  return out;
 }
 
 /**
@@ -75,9 +101,8 @@ export interface RecordOptions {
  */
 export function recordedRun(inner: string, stdinSource: string, options: RecordOptions): string {
   const n = checkNonce(options.nonce);
-  const cleanup = (options.cleanup ?? []).map(checkNonce);
   const d = '"$sremote_d"';
-  const rm = cleanup.length > 0 ? `/bin/rm -rf -- ${cleanup.map((c) => `${d}/${c}`).join(" ")} 2>/dev/null; ` : "";
+  const rm = cleanupText(options.cleanup, d);
   const replay = `/bin/cat ${d}/${n}/out 2>/dev/null; /bin/cat ${d}/${n}/err >&2 2>/dev/null`;
   return [
     // umask 077: every folder created on the way is private, not only the last one.
@@ -162,20 +187,22 @@ export function parseMarkerQuery(stdout: string, stderr: string, queryNonce: str
 export const MARKER_MAX_AGE_MINUTES = 24 * 60;
 
 /**
- * A shell script removing the markers of `nonces`; those of `unsettled` (commands whose
- * fate was not known: maybe still running) only if they have ended or were fenced; and
- * any marker older than {@link MARKER_MAX_AGE_MINUTES} (left by a client that died).
- * Idempotent.
+ * A shell script (idempotent) run on close: it handles `cleanup` like a command's prefix;
+ * turns the markers of `unsettled` nonces (commands whose fate was not known) into
+ * tombstones if they have ended; removes tombstones older than
+ * {@link TOMBSTONE_MAX_AGE_MINUTES} and any marker older than {@link MARKER_MAX_AGE_MINUTES}
+ * (left by a client that died).
  */
-export function markerCleanupScript(nonces: readonly string[], dir: string, unsettled: readonly string[] = []): string {
-  const list = nonces.map(checkNonce).map((n) => `"$sremote_d"/${n}`);
+export function markerCleanupScript(cleanup: MarkerCleanup, dir: string, unsettled: readonly string[] = []): string {
   const maybe = unsettled.map(checkNonce);
   return [
     `sremote_d=${dir}; [ -d "$sremote_d" ] || exit 0; `,
-    list.length > 0 ? `/bin/rm -rf -- ${list.join(" ")}; ` : "",
+    cleanupText(cleanup, '"$sremote_d"'),
     maybe.length > 0
-      ? `for n in ${maybe.join(" ")}; do if [ -f "$sremote_d/$n/rc" ] || [ -f "$sremote_d/$n/fenced" ]; then /bin/rm -rf -- "$sremote_d/$n"; fi; done; `
+      ? `for n in ${maybe.join(" ")}; do if [ -f "$sremote_d/$n/rc" ]; then /bin/rm -f -- "$sremote_d/$n/out" "$sremote_d/$n/err" "$sremote_d/$n/start"; fi; done; `
       : "",
+    // Tombstones: no `out` (never ran, or shrunk); their age is that of their last change.
+    `for t in "$sremote_d"/sremote-*; do [ -d "$t" ] && [ ! -e "$t/out" ] && [ -n "$(find "$t" -maxdepth 0 -mmin +${TOMBSTONE_MAX_AGE_MINUTES} 2>/dev/null)" ] && /bin/rm -rf -- "$t"; done; `,
     `find "$sremote_d" -mindepth 1 -maxdepth 1 -name 'sremote-*' -mmin +${MARKER_MAX_AGE_MINUTES} -exec /bin/rm -rf -- {} + 2>/dev/null; `,
     "exit 0",
   ].join("");
@@ -183,12 +210,13 @@ export function markerCleanupScript(nonces: readonly string[], dir: string, unse
 
 /**
  * Nonces whose markers can go: each recorded command hands the ones it finds to the next
- * command it sends ({@link take}), which removes them before running; a command that did
- * not run gives them back ({@link restore}). Whatever is left is removed on close, with
- * {@link markerCleanupScript}.
+ * command it sends ({@link take}), which removes them (or shrinks them to tombstones)
+ * before running; a command that did not run gives them back ({@link restore}). Whatever
+ * is left is handled on close, with {@link markerCleanupScript}.
  */
 export class MarkerLedger {
-  readonly #done = new Set<string>();
+  /** nonce → remove entirely, or shrink to a tombstone. */
+  readonly #done = new Map<string, "remove" | "shrink">();
   readonly #unsettled = new Set<string>();
   /** Most nonces handed to one command (keeps the command line short). */
   readonly #perCommand: number;
@@ -197,33 +225,40 @@ export class MarkerLedger {
     this.#perCommand = perCommand;
   }
 
-  /** Nonces waiting for removal. */
+  /** Nonces waiting for removal or shrinking. */
   get size(): number {
     return this.#done.size;
   }
 
-  /** Notes that `nonce`'s markers are no longer needed. */
+  /** Notes that `nonce`'s command was answered normally: its markers can go entirely. */
   add(nonce: string): void {
-    this.#done.add(checkNonce(nonce));
+    this.#done.set(checkNonce(nonce), "remove");
+  }
+
+  /** Notes that `nonce`'s request met an ambiguous failure: its markers shrink to a tombstone. */
+  addTombstone(nonce: string): void {
+    this.#done.set(checkNonce(nonce), "shrink");
   }
 
   /** Up to `max` nonces, taken out of the ledger: give them back if the command carrying them did not run. */
-  take(max = this.#perCommand): string[] {
-    const out: string[] = [];
-    for (const n of this.#done) {
-      if (out.length >= max) break;
-      out.push(n);
+  take(max = this.#perCommand): MarkerCleanup {
+    const remove: string[] = [];
+    const shrink: string[] = [];
+    for (const [n, how] of this.#done) {
+      if (remove.length + shrink.length >= max) break;
+      (how === "remove" ? remove : shrink).push(n);
     }
-    for (const n of out) this.#done.delete(n);
-    return out;
+    for (const n of [...remove, ...shrink]) this.#done.delete(n);
+    return { remove, shrink };
   }
 
-  /** Gives back nonces a command did not get to remove. */
-  restore(nonces: readonly string[]): void {
-    for (const n of nonces) this.#done.add(n);
+  /** Gives back what a command did not get to handle. */
+  restore(cleanup: MarkerCleanup): void {
+    for (const n of cleanup.remove) if (!this.#done.has(n)) this.#done.set(n, "remove");
+    for (const n of cleanup.shrink) this.#done.set(n, "shrink");
   }
 
-  /** Notes a nonce whose command may still be running: removed on close only if it ended. */
+  /** Notes a nonce whose command may still be running: shrunk on close only if it ended. */
   addUnsettled(nonce: string): void {
     this.#unsettled.add(checkNonce(nonce));
   }

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import {
+  type MarkerCleanup,
   type MarkerLedger,
   type MarkerState,
   markerQueryScript,
@@ -95,7 +96,7 @@ export interface ExactlyOnceIo<R> {
    * first. Resolves with its answer, or `undefined` when the answer had no exit marker
    * (a second delivery of a request that is still running, or the shell was killed).
    */
-  send(nonce: string, cleanup: readonly string[], dl: Deadline): Promise<R | undefined>;
+  send(nonce: string, cleanup: MarkerCleanup, dl: Deadline): Promise<R | undefined>;
   /**
    * Runs `script` with `/bin/sh -c` as an idempotent command (sent once: repeating is done
    * here) and returns its stdout and stderr, whatever its status.
@@ -170,7 +171,7 @@ export async function runExactlyOnce<R>(io: ExactlyOnceIo<R>, dl: Deadline, budg
     const state = await ask(io, nonce, dl, budget);
     if (state.state === "not-run") {
       io.ledger.restore(cleanup);
-      io.ledger.add(nonce); // the fence
+      io.ledger.addTombstone(nonce); // the fence stays, against a late delivery
       if (sendNo >= budget.attempts || !(await backoff(sendNo, budget, dl))) {
         throw exhausted(
           new ConnectorError(
@@ -185,11 +186,11 @@ export async function runExactlyOnce<R>(io: ExactlyOnceIo<R>, dl: Deadline, budg
       continue;
     }
     if (state.state === "done") {
-      io.ledger.add(nonce);
+      io.ledger.addTombstone(nonce); // its `rc` stays, against a late second delivery
       return io.recovered({ exitCode: state.exitCode, stdout: state.stdout, stderr: state.stderr });
     }
     if (state.state === "died") {
-      io.ledger.add(nonce);
+      io.ledger.addTombstone(nonce);
       throw ambiguousError(
         io,
         "COMMAND_FAILED",

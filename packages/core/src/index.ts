@@ -3,6 +3,7 @@ export {
   isIdempotentCommand,
   MARKER_DIR_NAME,
   MARKER_MAX_AGE_MINUTES,
+  type MarkerCleanup,
   MarkerLedger,
   type MarkerState,
   markerCleanupScript,
@@ -12,6 +13,7 @@ export {
   parseMarkerQuery,
   type RecordOptions,
   recordedRun,
+  TOMBSTONE_MAX_AGE_MINUTES,
 } from "./command-marker.js";
 export type {
   Connector,

@@ -9,6 +9,7 @@ import {
   type ExactlyOnceIo,
   type ExecResult,
   isIdempotentCommand,
+  type MarkerCleanup,
   MarkerLedger,
   markerCleanupScript,
   markerDir,
@@ -43,7 +44,7 @@ afterAll(async () => {
 });
 
 /** What a connector's wrapper does: the recorded run, then the exit marker on stderr. */
-function wrapped(argv: readonly string[], nonce: string, cleanup: readonly string[] = []): string {
+function wrapped(argv: readonly string[], nonce: string, cleanup: MarkerCleanup = { remove: [], shrink: [] }): string {
   return `${recordedRun(shCommand(argv), "/dev/null", { nonce, dir, cleanup })}; printf '\\n%s %s\\n' ${nonce} "$sremote_rc" >&2`;
 }
 
@@ -115,23 +116,36 @@ describe("recordedRun and markerQueryScript (real /bin/sh)", () => {
     expect(parseMarkerQuery(a.stdout, a.stderr, q).state).toBe("unknown");
   });
 
-  it("cleanup: carried nonces are removed before the next command; the cleanup script sweeps the rest", async () => {
+  it("cleanup: carried nonces are removed (or shrunk to tombstones) before the next command; close sweeps the rest", async () => {
     const a = newCommandNonce();
     const b = newCommandNonce();
+    const c = newCommandNonce();
+    const log = join(base, "tomb-effects");
     await sh(wrapped(["/bin/true"], a));
-    await sh(wrapped(["/bin/true"], b, [a]));
+    await sh(wrapped(["/bin/sh", "-c", `echo x >> '${log}'`], b));
+    await sh(wrapped(["/bin/true"], c, { remove: [a], shrink: [b] }));
     const left = await readdir(join(base, "once"));
-    expect(left).toContain(b);
+    expect(left).toContain(c);
     expect(left).not.toContain(a);
-    await sh(markerCleanupScript([b], dir));
+    // b is a tombstone: its status only; a late second delivery still runs nothing.
+    expect(await readdir(join(base, "once", b))).toEqual(["rc"]);
+    await sh(wrapped(["/bin/sh", "-c", `echo x >> '${log}'`], b));
+    expect(await readFile(log, "utf8")).toBe("x\n");
+    await sh(markerCleanupScript({ remove: [c], shrink: [] }, dir));
+    const after = await readdir(join(base, "once"));
+    expect(after).not.toContain(c);
+    expect(after).toContain(b); // young tombstones stay
+    // An old tombstone goes.
+    await sh(`touch -d '2 hours ago' ${dir}/${b}`);
+    await sh(markerCleanupScript({ remove: [], shrink: [] }, dir));
     expect(await readdir(join(base, "once"))).not.toContain(b);
     // Nothing to clean and no folder: still success.
-    expect((await sh(markerCleanupScript([], markerDir(join(base, "missing"))))).code).toBe(0);
+    expect((await sh(markerCleanupScript({ remove: [], shrink: [] }, markerDir(join(base, "missing"))))).code).toBe(0);
   });
 
   it("refuses anything but a nonce in a script", () => {
     expect(() => recordedRun("true", "/dev/null", { nonce: "x; rm -rf /", dir })).toThrow(TypeError);
-    expect(() => markerCleanupScript(["../../etc"], dir)).toThrow(TypeError);
+    expect(() => markerCleanupScript({ remove: ["../../etc"], shrink: [] }, dir)).toThrow(TypeError);
   });
 });
 
@@ -158,15 +172,18 @@ describe("isIdempotentCommand", () => {
 });
 
 describe("MarkerLedger", () => {
-  it("hands out at most a batch, and takes back what a command did not remove", () => {
+  it("hands out at most a batch, and takes back what a command did not handle", () => {
     const l = new MarkerLedger(2);
     const ns = [newCommandNonce(), newCommandNonce(), newCommandNonce()];
-    for (const n of ns) l.add(n);
+    l.add(ns[0] as string);
+    l.addTombstone(ns[1] as string);
+    l.add(ns[2] as string);
     const t = l.take();
-    expect(t).toHaveLength(2);
+    expect(t).toEqual({ remove: [ns[0]], shrink: [ns[1]] });
     expect(l.size).toBe(1);
     l.restore(t);
     expect(l.size).toBe(3);
+    expect(l.take(10).shrink).toEqual([ns[1]]);
   });
 });
 
@@ -262,8 +279,8 @@ describe("runExactlyOnce over a real shell with a lossy 'gateway'", () => {
     expect(ledger.size).toBe(1);
     await runExactlyOnce(io, dl, budget); // 503-before → query says not-run (fence) → sent again
     dl.dispose();
-    // The first nonce and the fence were removed by the command that ran after them: only
-    // the last run's markers are left.
+    // The first nonce was removed and the fence shrunk by the command that ran after them:
+    // only the last run's markers are left to handle.
     expect(ledger.size).toBe(1);
   });
 });
