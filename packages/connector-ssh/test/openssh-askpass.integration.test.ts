@@ -1,9 +1,11 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectCode } from "@sremote/testkit";
-import { listProcesses, type SshdFixture, startSshd } from "@sremote/testkit/sshd";
+import { listProcesses, type SshdFixture, sshdProbe, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
-import { connectorFor, describeSsh, recordingLogger } from "./helpers.js";
+import { connectorFor, describeSsh, recordingLogger, sshd } from "./helpers.js";
 import { ourPrivateDirs } from "./openssh-helpers.js";
 
 // Real processes and servers on a shared machine: an explicit budget per test and hook,
@@ -103,5 +105,25 @@ describeSsh("openssh transport: password and keyboard-interactive through the as
     const c = connectorFor(pw, { transport: "openssh", privateKeyPath: undefined });
     await expectCode(c.exec(["true"]), "AUTH_FAILED");
     await c.close();
+  });
+
+  it("opens an encrypted key with `passphrase` (ssh asks for it through the bridge)", async () => {
+    const facts = sshd();
+    const dir = mkdtempSync(join(tmpdir(), "sremote-passphrase-"));
+    const passphrase = "open 'sesame' $(now)";
+    try {
+      const key = join(dir, "key");
+      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", passphrase, "-C", "openssh-passphrase", "-f", key]);
+      await sshdProbe(facts).authorizeKey(readFileSync(`${key}.pub`, "utf8"));
+      const c = connectorFor(facts, { transport: "openssh", privateKeyPath: key, passphrase });
+      try {
+        expect((await c.exec(["id", "-un"])).stdout).toBe(`${facts.user}\n`);
+        expect(await processesShowing(passphrase)).toEqual([]);
+      } finally {
+        await c.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
