@@ -105,6 +105,8 @@ function autoTransport(config: TransportConfig): SshTransport {
     },
     async close() {
       closed = true;
+      // Closing the current transport first also aborts a connection it is still opening.
+      await current?.close();
       await choosing?.catch(() => undefined);
       await current?.close();
     },
