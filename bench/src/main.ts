@@ -259,6 +259,7 @@ export async function runBench(argv: string[]): Promise<number> {
       bulk: { type: "boolean", default: false },
       "bulk-sizes": { type: "string" },
       "cli-compare": { type: "string" },
+      "cli-runs": { type: "string" },
       all: { type: "boolean", default: false },
     },
     strict: true,
@@ -276,6 +277,7 @@ export async function runBench(argv: string[]): Promise<number> {
     return 0;
   }
   const focused = values.peers || values.cli || values.bulk;
+  const cliRuns = Number(values["cli-runs"] ?? (values.quick ? 5 : 15));
   const bulkSizes = (values["bulk-sizes"] ?? (values.quick ? "8,64" : "8,64,255.99")).split(",").map(Number);
   const classic = !focused || values.all;
   const rows: BenchRow[] = [];
@@ -312,7 +314,7 @@ export async function runBench(argv: string[]): Promise<number> {
     try {
       if (values.ssh !== undefined && classic) rows.push(...(await sshRows(ssh, values["ssh-python"], plan)));
       if (values.cli) {
-        const cli = await cliRows({ runs: values.quick ? 5 : 15, ssh: ssh.facts, compareBin: values["cli-compare"] });
+        const cli = await cliRows({ runs: cliRuns, ssh: ssh.facts, compareBin: values["cli-compare"] });
         rows.push(...cli);
         notes.push(...cliVerdicts(cli));
       }
@@ -350,7 +352,7 @@ export async function runBench(argv: string[]): Promise<number> {
     reports.push(bulkReport(bulk.results));
   }
   if (values.cli && sshTarget === undefined) {
-    const cli = await cliRows({ runs: values.quick ? 5 : 15, compareBin: values["cli-compare"] });
+    const cli = await cliRows({ runs: cliRuns, compareBin: values["cli-compare"] });
     rows.push(...cli);
     notes.push(...cliVerdicts(cli));
   }
