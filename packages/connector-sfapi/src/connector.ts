@@ -264,12 +264,9 @@ class SfapiDefinition implements ConnectorDefinition<{ machine: string; apiUrl: 
    */
   async #flush(batch: StepBatch | undefined, markers = false): Promise<void> {
     const dl = deadline({ timeoutMs: this.#opts.requestTimeoutMs * 2 });
-    const nonces = markers ? this.#ledger.take(Number.POSITIVE_INFINITY) : [];
+    const nonces = markers ? this.#ledger.take(Number.POSITIVE_INFINITY) : { remove: [], shrink: [] };
     const unsettled = markers ? this.#ledger.takeUnsettled() : [];
-    const argv =
-      nonces.length + unsettled.length > 0
-        ? ["/bin/sh", "-c", markerCleanupScript(nonces, this.#markerDir, unsettled)]
-        : ["true"];
+    const argv = markers ? ["/bin/sh", "-c", markerCleanupScript(nonces, this.#markerDir, unsettled)] : ["true"];
     try {
       const r = await repeatSafely(
         () =>
