@@ -37,6 +37,10 @@ class SplitResultTest(unittest.TestCase):
 
     def test_a_big_str(self):
         self.assert_same_as_usual("é✓" * (BIG // 2))
+        # a lone surrogate is not UTF-8: the usual path's serialization error, not bytes
+        bad = encode_result(result_with("x" * BIG + "\ud800"), "x")
+        self.assertIsNot(type(bad), list)
+        self.assertEqual(codec.unpackb(bad)["error"]["kind"], "serialization")
 
     def test_a_contiguous_little_endian_array(self):
         np = support.numpy_or_none()

@@ -57,7 +57,10 @@ def split_result(result):
     elif t is str:
         if len(value) < SPLIT_BYTES:
             return None
-        view = value.encode("utf-8", "surrogatepass")
+        try:
+            view = value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None  # the usual path reports it (a serialization error with its path)
         header = b"\xdb" + _u32.pack(len(view))
     else:
         parts = _array_view(value)
