@@ -34,6 +34,7 @@ class SplitResultTest(unittest.TestCase):
         self.assertIs(split[1], data)  # the value itself, not a copy
         self.assert_same_as_usual(bytearray(data))
         self.assert_same_as_usual(memoryview(data))
+        self.assertIsNot(type(encode_result(result_with(memoryview(data)[::2]), "x")), list)  # not contiguous
 
     def test_a_big_str(self):
         self.assert_same_as_usual("é✓" * (BIG // 2))

@@ -50,7 +50,13 @@ def split_result(result):
     value = result.get("value")
     t = type(value)
     if t is bytes or t is bytearray or t is memoryview:
-        view = memoryview(value).cast("B") if t is memoryview else value
+        if t is memoryview:
+            try:
+                view = value.cast("B")  # C-contiguous views only
+            except (TypeError, ValueError):
+                return None
+        else:
+            view = value
         if len(view) < SPLIT_BYTES:
             return None
         header = b"\xc6" + _u32.pack(len(view))
