@@ -71,6 +71,12 @@ class InlineReplyTest(support.TempDirTestCase):
         with open(self.resp, "rb") as f:
             self.assertEqual(len(codec.unpackb(f.read())["value"]), 5000)
 
+    def test_a_result_over_the_clients_frame_limit_is_a_serialization_error(self):
+        status, out, err = self.run_agent(self.call("big_bytes", 5000, maxFrameBytes=1000))
+        r = codec.unpackb(reply_of(out))
+        self.assertEqual((status, r["ok"], r["error"]["kind"]), (0, False, "serialization"), err)
+        self.assertIn("over the frame limit of 1000 bytes", r["error"]["message"])
+
     def test_inline_limit_zero_always_uses_the_file(self):
         status, out, _ = self.run_agent(self.call("add", 1, 2, inlineReply=0))
         self.assertEqual((status, reply_of(out)), (0, "file"))

@@ -153,6 +153,15 @@ def _carrier_options(reply, msg, request_path):
         sweep(os.path.dirname(request_path) or ".", max_age(msg.get("sweep")), log=reply.router.log)
 
 
+def _max_bytes(msg):
+    """The client's `maxFrameBytes` (a result over it is a `serialization` error, as on a
+    session), or None."""
+    value = msg.get("maxFrameBytes") if isinstance(msg, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 64:
+        return value
+    return None
+
+
 def _end_with_client(router):
     def gone():
         from .reaper import end_descendants
@@ -185,7 +194,7 @@ def serve_file(request_path, response_path):
     if req.timeout is not None:
         deadline = _Deadline(req, router, request_path, reply, info)
     result = execute(req, router, CallState(), agent_info=info)
-    body = encode_result(result, req.id)
+    body = encode_result(result, req.id, _max_bytes(msg))
     if deadline is not None and not deadline.finish():
         return 1  # past the deadline: the deadline's thread is ending the process
     return reply.send(body)

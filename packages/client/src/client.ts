@@ -354,6 +354,7 @@ export class RemoteClient {
         },
         loginEnv: this.#options.loginEnv ?? false,
         logger: this.#logger,
+        maxFrameBytes: this.#options.maxFrameBytes,
       });
     }
     // Session agents start in the pool, whose starts prepare too; this one carries the

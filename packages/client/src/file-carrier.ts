@@ -9,9 +9,11 @@ import {
   posixJoin,
   type RemoteLayout,
   RemoteNotSetupError,
+  UsageError,
 } from "@sremote/core";
 import {
   type CallMessage,
+  DEFAULT_MAX_FRAME_BYTES,
   decodeAgentMessage,
   encodeMessage,
   type ProbeMessage,
@@ -36,6 +38,7 @@ export class FileCarrier {
   readonly #loginEnv: boolean;
   readonly #logger: Logger;
   #tmpReady = false;
+  readonly #maxFrameBytes: number;
   /** Whether this client's first call (which asks the agent to sweep stale temp files) went out. */
   #swept = false;
   /** Cleanups still running, awaited by {@link FileCarrier.drain}. */
@@ -51,7 +54,10 @@ export class FileCarrier {
     command: AgentCommandOptions;
     loginEnv: boolean;
     logger: Logger;
+    /** The client's `maxFrameBytes`: the most a request or a response may take (default 256 MiB). */
+    maxFrameBytes?: number | undefined;
   }) {
+    this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.#connector = options.connector;
     this.#layout = options.layout;
     this.#command = options.command;
@@ -114,8 +120,15 @@ export class FileCarrier {
         ? { timeoutMs: Math.ceil(timeoutMs) }
         : {}),
       inlineReply: INLINE_REPLY_BYTES,
+      maxFrameBytes: this.#maxFrameBytes,
       ...(sweep ? { sweep: true } : {}),
     } as unknown as CallMessage);
+    if (request.length > this.#maxFrameBytes) {
+      // As on a session: this call alone fails, before anything was sent.
+      throw new UsageError(
+        `message of ${request.length} bytes exceeds the frame limit of ${this.#maxFrameBytes} bytes (maxFrameBytes)`,
+      );
+    }
     const reqPath = posixJoin(this.#layout.tmpDir, `${message.id}.req`);
     const respPath = posixJoin(this.#layout.tmpDir, `${message.id}.resp`);
     // What may be left when the call ends: all three unless the agent said otherwise.

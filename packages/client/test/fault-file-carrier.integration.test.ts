@@ -178,6 +178,34 @@ async function leftovers(connector: Connector, dir: string): Promise<string[]> {
   return r.stdout.split("\n").filter((l) => l !== "" && l !== "once");
 }
 
+describe("maxFrameBytes on the file carrier", () => {
+  it("refuses a request over the limit before uploading, and the agent refuses a result over it", async () => {
+    const tmpDir = mkdtempSync(join(tmpdir(), "sremote-fc-limit-"));
+    const { connector, ops } = counting(localConnector());
+    const client = new RemoteClient({
+      connector,
+      python,
+      mode: "file",
+      maxFrameBytes: 64 * 1024,
+      autoInstallAgent: false,
+      layout: { endpointDir: agentDir(), tmpDir, workDir: fixturesDir },
+    });
+    try {
+      const tooBig = await client.call("sremote_testmod", "echo", [new Uint8Array(100_000)]).catch((e: unknown) => e);
+      expect(tooBig).toMatchObject({ code: "INVALID_ARGUMENT" });
+      expect(String((tooBig as Error).message)).toMatch(/exceeds the frame limit of 65536 bytes/);
+      expect(ops.filter((o) => o === "putFile" || o === "exec")).toEqual([]);
+      const result = await client.call("sremote_testmod", "big", [200_000]).catch((e: unknown) => e);
+      expect(String((result as Error).message)).toMatch(/over the frame limit of 65536 bytes/);
+      expect((await client.call("math", "sqrt", [4])).value).toBe(2);
+      expect(readdirSync(tmpDir)).toEqual([]);
+    } finally {
+      await client.close();
+      rmSync(tmpDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("stale temp files of clients that are gone", () => {
   it("are removed by a new client's first call; a live client's files and foreign files stay", async () => {
     const tmpDir = mkdtempSync(join(tmpdir(), "sremote-sweep-"));
