@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DEFAULT_NEWT_USER, type NewtDouble, startNewtDouble } from "@sremote/testkit/newt-double";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -171,11 +171,15 @@ describe("cleanup under faults", () => {
     const c = newtConnector({ machine: "cori", baseUrl: double.baseUrl, credentials: { ...DEFAULT_NEWT_USER } });
     try {
       await Promise.all(Array.from({ length: 24 }, (_, i) => c.exec(["/bin/echo", String(i)])));
-      await Promise.all(Array.from({ length: 24 }, () => c.getFile(join(log))));
+      const file = join(home, "listeners.txt");
+      await writeFile(file, "x");
+      await Promise.all(Array.from({ length: 24 }, () => c.getFile(file)));
     } finally {
       await c.close();
     }
     await new Promise((r) => setImmediate(r));
-    expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning").map((w) => w.message)).toEqual([]);
+    expect(
+      warnings.filter((w) => w.name === "MaxListenersExceededWarning").map((w) => `${w.message}\n${w.stack}`),
+    ).toEqual([]);
   });
 });
