@@ -66,12 +66,12 @@ const TOMBSTONE = /^once\/sremote-[0-9a-f]{24}\/(?:rc|fenced)$/;
 
 /** Leftovers of the calls: request/response files and command markers (tombstones aside). */
 async function leftovers(): Promise<string[]> {
-  const markers = await filesUnder(join(home, ".sremote", "tmp"));
+  const markers = await filesUnder(join(home, ".cache", "sremote"));
   return [...(await filesUnder(tmpDir)), ...markers.filter((f) => !TOMBSTONE.test(f))];
 }
 
 async function tombstones(): Promise<number> {
-  return (await filesUnder(join(home, ".sremote", "tmp"))).filter((f) => TOMBSTONE.test(f)).length;
+  return (await filesUnder(join(home, ".cache", "sremote"))).filter((f) => TOMBSTONE.test(f)).length;
 }
 
 beforeAll(async () => {

@@ -124,7 +124,7 @@ describe.each([
     // Request and response files, and command markers: all removed — but the tombstones of
     // commands whose request met an ambiguous failure (their status or fence only, kept an
     // hour against a late delivery).
-    const markers = await filesUnder(join(home, ".sremote", "tmp"));
+    const markers = await filesUnder(join(home, ".cache", "sremote"));
     const tombstone = /\/once\/sremote-[0-9a-f]{24}\/(?:rc|fenced)$/;
     expect([...(await filesUnder(tmpDir)), ...markers.filter((f) => !tombstone.test(f))]).toEqual([]);
   });

@@ -34,13 +34,14 @@ function checkNonce(nonce: string): string {
 
 /**
  * The marker folder as a shell word: `<tempDir>/once` when the connector has a temp folder
- * configured, else `"$HOME"/.sremote/tmp/once` (expanded remotely: no round trip to learn
+ * configured, else `"$HOME"/.cache/sremote/once` (expanded remotely: no round trip to learn
  * the home folder). Per user, on the shared home file system, so that every login node a
- * gateway may pick sees the same markers.
+ * gateway may pick sees the same markers; outside `~/.sremote`, which the installer owns
+ * and whose `tmp` folder clients keep empty between calls.
  */
 export function markerDir(tempDir?: string): string {
   if (tempDir !== undefined) return shQuote(`${tempDir.replace(/\/+$/, "")}/${MARKER_DIR_NAME}`);
-  return `"$HOME"/.sremote/tmp/${MARKER_DIR_NAME}`;
+  return `"$HOME"/.cache/sremote/${MARKER_DIR_NAME}`;
 }
 
 /** The host name, without a process where Linux exposes it (`read` is a shell builtin). */
