@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import {
   type Connector,
   ConnectorError,
@@ -63,6 +64,9 @@ export class FileCarrier {
     this.#command = options.command;
     this.#loginEnv = options.loginEnv;
     this.#logger = options.logger;
+    // Every running call listens on this signal (one listener per operation): as many as the
+    // caller runs at once, which is not a leak. Without this Node warns past 10.
+    setMaxListeners(0, this.#closeAbort.signal);
   }
 
   /** Runs one call or probe. The message id names the files: it must be 32 random hex chars. */

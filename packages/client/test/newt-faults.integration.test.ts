@@ -54,4 +54,20 @@ describe("the file carrier over NEWT when the response download fails", () => {
     const lines = (await client.call<string>("sremote_testmod", "read_text", [marker])).value;
     expect(lines).toBe("ran\n");
   });
+
+  it("prints no MaxListenersExceededWarning for many concurrent calls on one client", async () => {
+    // Each file-carrier operation listens on the carrier's close signal; 16 at once used to
+    // exceed Node's default of 10 listeners and print a warning during ordinary use.
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const values = await Promise.all(Array.from({ length: 16 }, (_, i) => client.call("math", "sqrt", [i * i])));
+      expect(values.map((r) => r.value)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off("warning", onWarning);
+    }
+    expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning").map((w) => w.message)).toEqual([]);
+  });
 });
