@@ -121,15 +121,17 @@ async function uploadFixtures(connector: Connector, remoteDir: string, localDir 
  * A real OpenSSH sshd on loopback, a dedicated test account (as root), the agent uploaded
  * by the client itself over SFTP into a fresh endpoint, Debian's Python on the remote side.
  */
-function sshTarget(mode: "session" | "file"): E2ETarget {
+function sshTarget(mode: "session" | "file", transport: "ssh2" | "openssh" = "ssh2"): E2ETarget {
   return {
-    name: `ssh ${mode}`,
+    name: transport === "ssh2" ? `ssh ${mode}` : `ssh ${mode} (${transport}, certificate login)`,
     mode,
     python: SYSTEM_PYTHON,
     missing: sshdMissing(),
     async setup(options = {}) {
-      const sshd = await startSshd();
-      const connector = sshConnector(sshConnectorOptions(sshd));
+      // The openssh transport logs in with a CA-signed user certificate on an account with no
+      // authorized_keys at all, as NERSC's sshproxy users do.
+      const sshd = await startSshd(transport === "openssh" ? { userCertificate: true, authorizedKeys: false } : {});
+      const connector = sshConnector({ ...sshConnectorOptions(sshd), transport });
       const root = `${sshd.home}/e2e-${randomBytes(4).toString("hex")}`;
       const workDir = `${root}/work`;
       const tmpDir = `${root}/tmp`;
@@ -167,4 +169,6 @@ export const e2eTargets: E2ETarget[] = [
   newtTarget(),
   sshTarget("session"),
   sshTarget("file"),
+  sshTarget("session", "openssh"),
+  sshTarget("file", "openssh"),
 ];
