@@ -16,6 +16,7 @@ import { bulkReport, bulkRows } from "./bulk.js";
 import { cliRows, cliVerdicts } from "./cli.js";
 import { peerComparison, peerReport, writePeerSshConfig } from "./peers.js";
 import { CALL, clientRows, FULL, floorAndSessionRows, type Plan, QUICK } from "./rows.js";
+import { slurmRows } from "./slurm.js";
 import { openSshBench, sshRows } from "./ssh.js";
 import { type BenchRow, formatTable } from "./stats.js";
 
@@ -227,12 +228,14 @@ async function pinnedLocalRows(cpu: string, python: string, quick: boolean): Pro
 }
 
 /**
- * `npm run bench -- [--quick] [--json FILE] [--ssh auto|ssh://…] [--pin CPU] [--peers] [--cli] [--all]`.
+ * `npm run bench -- [--quick] [--json FILE] [--ssh auto|ssh://…] [--pin CPU] [--peers] [--cli] [--bulk] [--slurm] [--all]`.
  *
  * Sections: the local, NEWT and SFAPI rows (by default), the SSH rows (`--ssh`), the peer
  * comparison (`--peers`, over `--ssh` or a private sshd), CLI start-up (`--cli`, with a
  * `call ssh://` row when `--ssh` is given), bulk data (`--bulk`, `--bulk-sizes 8,64` MiB,
- * over SSH too with `--ssh`). When `--peers`, `--cli` or `--bulk` is asked for, the default
+ * over SSH too with `--ssh`), compute nodes through a real local Slurm cluster (`--slurm`, root:
+ * first result through `srun`, `map` over 1 and 3 nodes). When `--peers`, `--cli`, `--bulk` or
+ * `--slurm` is asked for, the default
  * sections run only with `--all`. Local rows run pinned to CPU 0 (`--pin-local CPU`,
  * `--pin-local none` to leave them unpinned); everything else runs unpinned unless `--pin`.
  */
@@ -257,6 +260,7 @@ export async function runBench(argv: string[]): Promise<number> {
       peers: { type: "boolean", default: false },
       cli: { type: "boolean", default: false },
       bulk: { type: "boolean", default: false },
+      slurm: { type: "boolean", default: false },
       "bulk-sizes": { type: "string" },
       "cli-compare": { type: "string" },
       "cli-runs": { type: "string" },
@@ -276,7 +280,7 @@ export async function runBench(argv: string[]): Promise<number> {
     process.stdout.write(`${formatTable(rows)}\n`);
     return 0;
   }
-  const focused = values.peers || values.cli || values.bulk;
+  const focused = values.peers || values.cli || values.bulk || values.slurm;
   const cliRuns = Number(values["cli-runs"] ?? (values.quick ? 5 : 15));
   const bulkSizes = (values["bulk-sizes"] ?? (values.quick ? "8,64" : "8,64,255.99")).split(",").map(Number);
   const classic = !focused || values.all;
@@ -355,6 +359,12 @@ export async function runBench(argv: string[]): Promise<number> {
     const cli = await cliRows({ runs: cliRuns, compareBin: values["cli-compare"] });
     rows.push(...cli);
     notes.push(...cliVerdicts(cli));
+  }
+
+  if (values.slurm) {
+    const slurm = await slurmRows({ python, quick: values.quick });
+    if (typeof slurm === "string") notes.push(`slurm: skipped — ${slurm}`);
+    else rows.push(...slurm);
   }
 
   const parts: string[] = [];

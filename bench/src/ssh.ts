@@ -160,6 +160,7 @@ export async function sshRows(bench: SshBench, python: string, plan: Plan): Prom
     } finally {
       await client.close();
     }
+    rows.push(...(await opensshRows(bench, python, plan)));
     const seed = new SeedProtocol({ ...facts, layout, python, localDir });
     const m = await measure(() => seed.call(), {
       count: Math.max(5, Math.floor(plan.fileCount / 3)),
@@ -171,4 +172,35 @@ export async function sshRows(bench: SshBench, python: string, plan: Plan): Prom
     await rm(localDir, { recursive: true, force: true });
   }
   return rows;
+}
+
+/**
+ * The same rows over the system OpenSSH client (`transport: "openssh"`): one ControlMaster,
+ * each exec, file and session a multiplexed `ssh` process. A separate connection and folder, so
+ * the two transports never share a channel.
+ */
+async function opensshRows(bench: SshBench, python: string, plan: Plan): Promise<BenchRow[]> {
+  const { facts } = bench;
+  const connector = sshConnector({
+    host: facts.host,
+    port: facts.port,
+    username: facts.user,
+    privateKeyPath: facts.identity,
+    knownHostsPath: facts.knownHosts,
+    sshConfigPath: false,
+    transport: "openssh",
+  });
+  const root = `${await connector.homeDir()}/.sremote-bench-${randomBytes(4).toString("hex")}`;
+  const layout: RemoteLayout = { endpointDir: `${root}/endpoint`, tmpDir: `${root}/tmp`, workDir: root };
+  const client = new RemoteClient({ connector, python, layout, closeConnector: false, poolSize: 1 });
+  try {
+    return [
+      ...(await floorAndSessionRows(connector, "ssh-openssh", python, client, plan)),
+      ...(await clientRows(client, "ssh-openssh", "file", plan)),
+    ];
+  } finally {
+    await client.close();
+    await connector.exec(["rm", "-rf", root]).catch(() => undefined);
+    await connector.close();
+  }
 }
