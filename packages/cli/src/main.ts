@@ -13,6 +13,20 @@ const OUTPUT_LIMIT_HELP =
 const SLURM_HELP =
   'run the agent on compute nodes through Slurm: key=value pairs, e.g. "partition=debug,time=5,nodes=2" (keys: partition, account, qos, time, nodes, cpus-per-task, constraint, conf)';
 
+/** The options `call` and `map` share: environment, requirements, carrier, limits, Slurm. */
+function addCallOptions(command: Command, text: { what: string; timeout: string }): Command {
+  return command
+    .option("--env <K=V>", `environment variable for ${text.what} (repeatable)`, collect, [])
+    .option("--env-default <K=V>", "environment variable set only where unset (repeatable)", collect, [])
+    .option("--path-append <dir>", "folder appended to PATH (repeatable)", collect, [])
+    .option("--require <module[spec]>", "required module with an optional PEP 440 specifier (repeatable)", collect, [])
+    .addOption(new Option("--mode <mode>", "carrier").choices(["auto", "session", "file"]).default("auto"))
+    .option("--timeout <ms>", text.timeout)
+    .option("--cwd <dir>", `working folder of ${text.what === "the call" ? "the call" : "the calls"}`)
+    .option("--output-limit <bytes>", OUTPUT_LIMIT_HELP)
+    .option("--slurm <spec>", SLURM_HELP);
+}
+
 /**
  * Runs the `sremote` command line and returns its exit status (never calls process.exit).
  */
@@ -29,63 +43,40 @@ export async function main(argv: string[], io: CliIO = process, signal?: AbortSi
     .showHelpAfterError("(run with --help for usage)");
 
   addTargetOptions(
-    program
-      .command("call")
-      .description(
-        "call <module>.<function> on <target>; arguments are JSON when valid JSON, else strings (use -- before negative numbers)",
-      )
-      .argument("<target>", TARGET_HELP)
-      .argument("<function>", "module.function, or module:Class.method")
-      .argument("[args...]", "positional arguments")
-      .option("--kw <key=value>", "keyword argument (repeatable)", collect, [])
-      .option("--env <K=V>", "environment variable for the call (repeatable)", collect, [])
-      .option("--env-default <K=V>", "environment variable set only where unset (repeatable)", collect, [])
-      .option("--path-append <dir>", "folder appended to PATH (repeatable)", collect, [])
-      .option(
-        "--require <module[spec]>",
-        "required module with an optional PEP 440 specifier (repeatable)",
-        collect,
-        [],
-      )
-      .addOption(new Option("--mode <mode>", "carrier").choices(["auto", "session", "file"]).default("auto"))
-      .option("--timeout <ms>", "fail with exit status 124 after this many milliseconds")
-      .option("--cwd <dir>", "working folder of the call")
-      .option("--output-limit <bytes>", OUTPUT_LIMIT_HELP)
-      .option("--slurm <spec>", SLURM_HELP)
-      .option(
-        "--json",
-        "print one JSON object: {ok, value, stdout, stderr, truncated, durationMs} or {ok:false, error}",
-        false,
-      ),
+    addCallOptions(
+      program
+        .command("call")
+        .description(
+          "call <module>.<function> on <target>; arguments are JSON when valid JSON, else strings (use -- before negative numbers)",
+        )
+        .argument("<target>", TARGET_HELP)
+        .argument("<function>", "module.function, or module:Class.method")
+        .argument("[args...]", "positional arguments")
+        .option("--kw <key=value>", "keyword argument (repeatable)", collect, []),
+      { what: "the call", timeout: "fail with exit status 124 after this many milliseconds" },
+    ).option(
+      "--json",
+      "print one JSON object: {ok, value, stdout, stderr, truncated, durationMs} or {ok:false, error}",
+      false,
+    ),
   ).action(async (target: string, fn: string, args: string[], opts) => {
     status = await callCommand(target, fn, args, opts, io, signal);
   });
 
   addTargetOptions(
-    program
-      .command("map")
-      .description(
-        "call <module>.<function> once per line of --inputs (JSON: an array of positional arguments, an object of keyword arguments, or one value); prints one JSON line per input, in order; exit 1 if any failed",
-      )
-      .argument("<target>", TARGET_HELP)
-      .argument("<function>", "module.function, or module:Class.method")
-      .requiredOption("--inputs <file>", "JSON lines, one input each (blank lines skipped); - reads stdin")
-      .option("--concurrency <n>", "calls in flight (default: twice the sessions)")
-      .option("--sessions <n>", "agent sessions to spread calls over (default: --slurm's nodes, else 1)")
-      .option("--env <K=V>", "environment variable for every call (repeatable)", collect, [])
-      .option("--env-default <K=V>", "environment variable set only where unset (repeatable)", collect, [])
-      .option("--path-append <dir>", "folder appended to PATH (repeatable)", collect, [])
-      .option(
-        "--require <module[spec]>",
-        "required module with an optional PEP 440 specifier (repeatable)",
-        collect,
-        [],
-      )
-      .addOption(new Option("--mode <mode>", "carrier").choices(["auto", "session", "file"]).default("auto"))
-      .option("--timeout <ms>", "per-input timeout in milliseconds (that input fails with TIMEOUT)")
-      .option("--cwd <dir>", "working folder of the calls")
-      .option("--output-limit <bytes>", OUTPUT_LIMIT_HELP)
-      .option("--slurm <spec>", SLURM_HELP),
+    addCallOptions(
+      program
+        .command("map")
+        .description(
+          "call <module>.<function> once per line of --inputs (JSON: an array of positional arguments, an object of keyword arguments, or one value); prints one JSON line per input, in order; exit 1 if any failed",
+        )
+        .argument("<target>", TARGET_HELP)
+        .argument("<function>", "module.function, or module:Class.method")
+        .requiredOption("--inputs <file>", "JSON lines, one input each (blank lines skipped); - reads stdin")
+        .option("--concurrency <n>", "calls in flight (default: twice the sessions)")
+        .option("--sessions <n>", "agent sessions to spread calls over (default: --slurm's nodes, else 1)"),
+      { what: "every call", timeout: "per-input timeout in milliseconds (that input fails with TIMEOUT)" },
+    ),
   ).action(async (target: string, fn: string, opts) => {
     status = await mapCommand(target, fn, opts, io, signal);
   });
