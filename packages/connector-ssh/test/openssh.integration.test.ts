@@ -141,8 +141,24 @@ describeSsh("openssh transport", () => {
       child.stdout.on("data", (b: Buffer) => b.toString().includes("ready") && resolve());
       child.on("exit", (code) => reject(new Error(`client exited ${code} before connecting`)));
     });
-    // tsx runs the script in a child node process: its PID names the private folder.
-    const folders = () => readdirNames(baseDir()).filter((n) => !n.startsWith(`${process.pid}-`));
+    // tsx runs the script in a child node process: its PID names the private folder. Other test
+    // files (run in parallel) keep folders there too: only the one owned by our child counts.
+    const parentOf = (pid: number) => {
+      try {
+        return Number(
+          readFileSync(`/proc/${pid}/stat`, "utf8")
+            .replace(/^.*\) /s, "")
+            .split(" ")[1],
+        );
+      } catch {
+        return -1;
+      }
+    };
+    const ownedByChild = (n: string) => {
+      const owner = Number(n.split("-")[0]);
+      return owner === child.pid || parentOf(owner) === child.pid;
+    };
+    const folders = () => readdirNames(baseDir()).filter(ownedByChild);
     const theirs = (await listProcesses()).filter((p) => p.cmdline.startsWith("ssh ") && / -N /.test(p.cmdline));
     const stale = folders().filter((n) => theirs.some((p) => p.cmdline.includes(join(baseDir(), n))));
     expect(stale.length).toBe(1);

@@ -13,8 +13,19 @@ const run = promisify(execFile);
 
 /** Where Debian's `openssh-server` installs the daemon. */
 export const SSHD_PATH = "/usr/sbin/sshd";
-/** The dedicated account tests log in as when the fixture runs as root. */
+/** The dedicated account tests log in as when the fixture runs as root (vitest's first worker). */
 export const DEFAULT_TEST_USER = "sremote-test";
+
+/**
+ * The default account of this process: {@link DEFAULT_TEST_USER} in vitest's first worker (and
+ * outside vitest), `sremote-test-w<N>` in worker N. Test files running in parallel then never
+ * share an account, so one file's "nothing of the account is left running" check cannot see
+ * another file's processes.
+ */
+export function defaultTestUser(): string {
+  const worker = Number(process.env.VITEST_POOL_ID ?? "1");
+  return Number.isInteger(worker) && worker > 1 ? `${DEFAULT_TEST_USER}-w${worker}` : DEFAULT_TEST_USER;
+}
 
 /** Options of {@link startSshd}. */
 export interface StartSshdOptions {
@@ -48,7 +59,8 @@ export interface StartSshdOptions {
   /** sshd's `MaxStartups` (default `"10:30:100"`, OpenSSH's default). */
   maxStartups?: string;
   /**
-   * The account to log in as. As root: default `sremote-test`, created when missing,
+   * The account to log in as. As root: default `sremote-test` (`sremote-test-w<N>` in vitest
+   * worker N, see {@link defaultTestUser}), created when missing,
    * given a fresh empty home. Not root: must be (and defaults to) the current user.
    */
   user?: string;
@@ -246,7 +258,7 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<SshdFix
   const maxStartups = options.maxStartups ?? "10:30:100";
   if (!/^\d+(:\d+:\d+)?$/.test(maxStartups)) throw new Error(`bad maxStartups ${JSON.stringify(maxStartups)}`);
   const root = isRoot();
-  const user = options.user ?? (root ? DEFAULT_TEST_USER : userInfo().username);
+  const user = options.user ?? (root ? defaultTestUser() : userInfo().username);
 
   let dir: string;
   if (root) {

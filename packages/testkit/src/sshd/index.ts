@@ -5,6 +5,7 @@
  */
 export {
   DEFAULT_TEST_USER,
+  defaultTestUser,
   publicKeyFingerprint,
   SSHD_PATH,
   type SshdFacts,
