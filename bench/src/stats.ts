@@ -165,7 +165,7 @@ export function formatTable(rows: readonly BenchRow[]): string {
     r.carrier,
     String(r.inFlight),
     r.medianMs.toFixed(3),
-    r.p90Ms.toFixed(3),
+    Number.isNaN(r.p90Ms) ? "-" : r.p90Ms.toFixed(3),
     r.callsPerSec.toFixed(0),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
