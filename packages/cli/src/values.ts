@@ -105,3 +105,13 @@ export function parseInputLine(line: string, lineNumber: number): unknown[] | Re
   }
   return [value];
 }
+
+/** `--env K=V` and `--env-default K=V` (repeatable), as the client's per-call maps of strings. */
+export function parseEnvOptions(opts: { env: readonly string[]; envDefault: readonly string[] }): {
+  env: Record<string, string>;
+  envDefault: Record<string, string>;
+} {
+  const strings = (list: readonly string[], what: string) =>
+    Object.fromEntries(list.map((a) => parseAssignment(a, what, false))) as Record<string, string>;
+  return { env: strings(opts.env, "--env"), envDefault: strings(opts.envDefault, "--env-default") };
+}

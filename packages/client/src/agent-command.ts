@@ -1,17 +1,8 @@
 import { type AgentCommand, interpreterPath, type Launcher, type RemoteLayout } from "@sremote/core";
 
 // The launcher contract lives in core (shared with launcher packages such as
-// @sremote/launcher-slurm); the client re-exports it so `@sremote/client` stays the only import
+// @sremote/launcher-slurm); index.ts re-exports it so `@sremote/client` stays the only import
 // most programs need.
-export type {
-  AgentCommand,
-  AgentLauncher,
-  LaunchContext,
-  Launcher,
-  LauncherEvent,
-  LauncherFunction,
-  LauncherPrepareOptions,
-} from "@sremote/core";
 
 /** Facts every agent command needs. */
 export interface AgentCommandOptions {

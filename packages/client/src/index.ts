@@ -24,7 +24,7 @@ export type {
   LauncherEvent,
   LauncherFunction,
   LauncherPrepareOptions,
-} from "./agent-command.js";
+} from "@sremote/core";
 export { RemoteClient } from "./client.js";
 export { ClientGroup, type GroupResult } from "./group.js";
 export type { Logger } from "./logger.js";

@@ -1,3 +1,4 @@
+import type { AgentCommand } from "@sremote/core";
 import {
   type Connector,
   ConnectorError,
@@ -20,7 +21,6 @@ import {
   type ResultMessage,
   TickBatcher,
 } from "@sremote/protocol";
-import type { AgentCommand } from "./agent-command.js";
 import type { Logger } from "./logger.js";
 
 const STDERR_TAIL_BYTES = 64 * 1024;

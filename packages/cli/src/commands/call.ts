@@ -5,7 +5,14 @@ import { EXIT, exitCodeFor } from "../exit-codes.js";
 import type { CliIO } from "../io.js";
 import { parseTimeout } from "../target-options.js";
 import { type ConnectionFlags, openTarget } from "../targets.js";
-import { formatJson, formatReadable, parseArgument, parseAssignment, parseByteCount } from "../values.js";
+import {
+  formatJson,
+  formatReadable,
+  parseArgument,
+  parseAssignment,
+  parseByteCount,
+  parseEnvOptions,
+} from "../values.js";
 
 /** Options of `sremote call`, as parsed from the command line. */
 export interface CallCommandOptions extends ConnectionFlags {
@@ -92,10 +99,7 @@ export async function callCommand(
       const [k, v] = parseAssignment(a, "--kw", true);
       kwargs[k] = v;
     }
-    const env = Object.fromEntries(opts.env.map((a) => parseAssignment(a, "--env", false))) as Record<string, string>;
-    const envDefault = Object.fromEntries(
-      opts.envDefault.map((a) => parseAssignment(a, "--env-default", false)),
-    ) as Record<string, string>;
+    const { env, envDefault } = parseEnvOptions(opts);
     const timeoutMs = parseTimeout(opts.timeout);
     const outputLimit = parseByteCount(opts.outputLimit, "--output-limit");
     const launcher = opts.slurm === undefined ? undefined : await slurmLauncher(opts.slurm);

@@ -6,7 +6,7 @@ import { EXIT, exitCodeFor } from "../exit-codes.js";
 import type { CliIO } from "../io.js";
 import { parseTimeout } from "../target-options.js";
 import { openTarget } from "../targets.js";
-import { formatJson, parseAssignment, parseByteCount, parseInputLine, parsePositiveInt } from "../values.js";
+import { formatJson, parseByteCount, parseEnvOptions, parseInputLine, parsePositiveInt } from "../values.js";
 import {
   type CallCommandOptions,
   DEFAULT_OUTPUT_LIMIT,
@@ -103,10 +103,7 @@ export async function mapCommand(
   let input: NodeJS.ReadableStream | undefined;
   try {
     const { module, fn } = splitCallable(callable);
-    const env = Object.fromEntries(opts.env.map((a) => parseAssignment(a, "--env", false))) as Record<string, string>;
-    const envDefault = Object.fromEntries(
-      opts.envDefault.map((a) => parseAssignment(a, "--env-default", false)),
-    ) as Record<string, string>;
+    const { env, envDefault } = parseEnvOptions(opts);
     const timeoutMs = parseTimeout(opts.timeout);
     const outputLimit = parseByteCount(opts.outputLimit, "--output-limit");
     const concurrency = parsePositiveInt(opts.concurrency, "--concurrency");
