@@ -6,9 +6,15 @@
 //   and if it still has not ended 30 s later the process exits 1 — a hung file can no
 //   longer eat CI's whole budget and leave nothing in the log;
 // - at the end, the skipped tests are listed with their reasons (a `ctx.skip(reason)` note,
-//   or the "— skipped: …" a suite's name carries, see describeUnless in @sremote/testkit).
-import { relative } from "node:path";
+//   or the "— skipped: …" a suite's name carries, see describeUnless in @sremote/testkit);
+// - at the end, one fault summary of the whole run (fault × connector → injections, outcomes,
+//   leftovers): the soak and fault files append their rows (recordFaults) to the file this
+//   reporter names in SREMOTE_FAULT_LOG before the workers start (they inherit it).
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import type { Reporter, TestCase, TestModule, Vitest } from "vitest/node";
+import { FAULT_LOG_ENV, type FaultRow, faultTable } from "../packages/client/test/soak-support.js";
 
 const DEADLINE_S = Number(process.env.SREMOTE_TEST_FILE_DEADLINE_S ?? 600);
 const GRACE_MS = 30_000;
@@ -39,8 +45,15 @@ export default class LogReporter implements Reporter {
 
   onInit(vitest: Vitest): void {
     this.#vitest = vitest;
+    // Set before any worker starts; a value from outside (a parent run) is kept.
+    process.env[FAULT_LOG_ENV] ??= join(tmpdir(), `sremote-faults-${process.pid}.jsonl`);
     this.#watchdog = setInterval(() => this.#checkDeadlines(), 5_000);
     this.#watchdog.unref();
+  }
+
+  onTestRunStart(): void {
+    const path = process.env[FAULT_LOG_ENV];
+    if (path) writeFileSync(path, "");
   }
 
   onTestModuleStart(module: TestModule): void {
@@ -97,6 +110,7 @@ export default class LogReporter implements Reporter {
       this.#write("[sremote] the run was cancelled at a file's deadline: failing it");
       process.exitCode = 1;
     }
+    this.#faultSummary();
     const reasons = new Map<string, number>();
     for (const module of modules) {
       for (const test of module.children.allTests()) {
@@ -111,5 +125,43 @@ export default class LogReporter implements Reporter {
     if (reasons.size === 0) return;
     const lines = [...reasons].map(([key, n]) => `  ${n} × ${key}`);
     this.#write(`\n[sremote] skipped tests and why:\n${lines.join("\n")}`);
+  }
+
+  /** The rows every file recorded, summed per fault × connector, as one table. */
+  #faultSummary(): void {
+    const path = process.env[FAULT_LOG_ENV];
+    if (!path) return;
+    let text = "";
+    try {
+      text = readFileSync(path, "utf8");
+      rmSync(path, { force: true });
+    } catch {
+      return; // no file recorded a fault
+    }
+    const rows = new Map<string, FaultRow>();
+    const files = new Set<string>();
+    for (const line of text.split("\n")) {
+      if (line.trim() === "") continue;
+      const r = JSON.parse(line) as FaultRow & { file: string };
+      files.add(r.file);
+      const key = `${r.fault}\0${r.connector}`;
+      const sum = rows.get(key) ?? { fault: r.fault, connector: r.connector, injections: 0, outcomes: {} };
+      sum.injections += r.injections;
+      for (const [k, n] of Object.entries(r.outcomes)) sum.outcomes[k] = (sum.outcomes[k] ?? 0) + n;
+      for (const f of ["leftoverProcesses", "leftoverFiles"] as const) {
+        if (r[f] !== undefined) sum[f] = (sum[f] ?? 0) + r[f];
+      }
+      rows.set(key, sum);
+    }
+    if (rows.size === 0) return;
+    const nonZero = [...rows.values()].flatMap((r) =>
+      (["leftoverProcesses", "leftoverFiles"] as const)
+        .filter((f) => (r[f] ?? 0) > 0)
+        .map((f) => `${r.fault} on ${r.connector}: ${r[f]} ${f === "leftoverProcesses" ? "processes" : "files"}`),
+    );
+    this.#write(
+      `\n[sremote] ${faultTable([...rows.values()])}\n  (from ${files.size} file(s): ${[...files].sort().join(", ")})\n` +
+        `  leftovers: ${nonZero.length === 0 ? "all zero" : nonZero.join("; ")}`,
+    );
   }
 }

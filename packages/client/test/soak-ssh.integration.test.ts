@@ -3,7 +3,7 @@ import { describeUnless, SYSTEM_PYTHON } from "@sremote/testkit";
 import { sshConnectorOptions, sshdMissing, startSshd } from "@sremote/testkit/sshd";
 import { expect, it, vi } from "vitest";
 import { RemoteClient } from "../src/index.js";
-import { type FaultRow, faultTable, mulberry32 } from "./soak-support.js";
+import { type FaultRow, faultTable, mulberry32, recordFaults } from "./soak-support.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -121,7 +121,10 @@ describeUnless(sshdMissing())(`soak over SSH: ${CALLS} calls over ${SESSIONS} se
         `soak ssh phases: ${phases.join(", ")}`,
         `soak ssh: ${CALLS} calls, ${SESSIONS} sessions, ${IN_FLIGHT} in flight: settled ${settled}, values ${answered}, typed errors ${failed} ${JSON.stringify(Object.fromEntries(errors))}, wrong ${wrong}`,
         faultTable(
-          [...rows.values()].map((r) => ({ ...r, leftoverProcesses: left.length, leftoverFiles: files.length })),
+          recordFaults(
+            "soak-ssh.integration.test.ts",
+            [...rows.values()].map((r) => ({ ...r, leftoverProcesses: left.length, leftoverFiles: files.length })),
+          ),
         ),
       ].join("\n"),
     );

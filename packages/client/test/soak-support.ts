@@ -1,3 +1,5 @@
+import { appendFileSync } from "node:fs";
+
 /** One line of the fault summary: a fault kind on a connector and what it led to. */
 export interface FaultRow {
   fault: string;
@@ -37,4 +39,21 @@ export function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * The file the suite's fault summary is collected in: set by the root reporter
+ * (scripts/vitest-log-reporter.ts) before the test workers start, so they inherit it.
+ */
+export const FAULT_LOG_ENV = "SREMOTE_FAULT_LOG";
+
+/**
+ * Records `rows` for the suite-wide fault summary (one JSON line per row, appended to the
+ * file named by SREMOTE_FAULT_LOG; nothing when it is unset, e.g. under another reporter)
+ * and returns them, so a file prints its own table too: `faultTable(recordFaults(file, rows))`.
+ */
+export function recordFaults(file: string, rows: FaultRow[]): FaultRow[] {
+  const path = process.env[FAULT_LOG_ENV];
+  if (path) appendFileSync(path, rows.map((r) => `${JSON.stringify({ file, ...r })}\n`).join(""));
+  return rows;
 }

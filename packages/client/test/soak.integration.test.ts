@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it, vi } from "vitest";
 import { localClient } from "./helpers.js";
-import { type FaultRow, faultTable, mulberry32 } from "./soak-support.js";
+import { type FaultRow, faultTable, mulberry32, recordFaults } from "./soak-support.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -146,11 +146,14 @@ describe(`soak: ${CALLS} calls over ${SESSIONS} sessions on local:, a fault ever
             `  after ${String(s.at).padStart(6)} calls: rss ${(s.rss / 2 ** 20).toFixed(1)} MiB, open fds ${s.fds}, active handles ${s.handles}`,
         ),
         faultTable(
-          [...rows.values()].map((r) => ({
-            ...r,
-            leftoverProcesses: Math.max(0, left.length - before),
-            leftoverFiles: files.length,
-          })),
+          recordFaults(
+            "soak.integration.test.ts",
+            [...rows.values()].map((r) => ({
+              ...r,
+              leftoverProcesses: Math.max(0, left.length - before),
+              leftoverFiles: files.length,
+            })),
+          ),
         ),
       ].join("\n"),
     );
