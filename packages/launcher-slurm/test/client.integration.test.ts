@@ -89,6 +89,34 @@ describeUnless(slurmSkipReason() ?? sshdMissing())("RemoteClient through Slurm, 
     await noJobsLeft(cluster);
   });
 
+  it("maps 10,000 inputs over 3 nodes: each answered exactly once, in order, on every node", async (ctx) => {
+    const { cluster, client } = setUp(ctx, { poolSize: 3 });
+    try {
+      const n = 10_000;
+      // Generated lazily: map pulls inputs as its window frees up.
+      const inputs = (function* () {
+        for (let i = 0; i < n; i++) yield [`(${i}, __import__("os").environ.get("SLURMD_NODENAME"))`];
+      })();
+      const perNode = new Map<string, number>();
+      let index = 0;
+      for await (const r of client.map<[number, string]>("builtins", "eval", inputs, { concurrency: 48 })) {
+        if (!r.ok || r.index !== index || r.value[0] !== index) {
+          expect(r).toMatchObject({ ok: true, index, value: [index, expect.any(String)] });
+        }
+        const node = r.ok ? r.value[1] : "?";
+        perNode.set(node, (perNode.get(node) ?? 0) + 1);
+        index++;
+      }
+      expect(index).toBe(n);
+      console.log(`map over Slurm: ${n} inputs, per node ${JSON.stringify(Object.fromEntries(perNode))}`);
+      expect([...perNode.keys()].sort()).toEqual(cluster.nodes);
+    } finally {
+      await client.close();
+    }
+    expect(await activeJobs(cluster, "sremote-")).toEqual([]);
+    await noJobsLeft(cluster);
+  });
+
   it("a timed-out call leaves no job; the next call gets a new allocation", async (ctx) => {
     const { cluster, client, launcher } = setUp(ctx, { poolSize: 1, cancelGraceMs: 300 }, 1);
     try {
