@@ -14,6 +14,7 @@ import {
 } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { RemoteClient } from "../src/index.js";
+import { faultTable, recordFaults } from "./soak-support.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -110,6 +111,19 @@ describeUnless(sshdMissing())("a client that dies mid-call over SSH leaves nothi
     return r.stdout.split("\n").filter((l) => l !== "");
   }
 
+  /** Prints and records (for the suite's fault summary) what one fault left behind. */
+  function report(fault: string, mode: string, outcome: string, left: string[], leftFiles: string[]): void {
+    const row = {
+      fault,
+      connector: `ssh (${mode} carrier)`,
+      injections: 1,
+      outcomes: { [outcome]: 1 },
+      leftoverProcesses: left.length,
+      leftoverFiles: leftFiles.length,
+    };
+    console.log(faultTable(recordFaults("fault-ssh.integration.test.ts", [row])));
+  }
+
   it.each(["session", "file"] as const)(
     "the CLI's whole process group SIGKILLed mid-call (%s carrier)",
     async (mode) => {
@@ -120,8 +134,11 @@ describeUnless(sshdMissing())("a client that dies mid-call over SSH leaves nothi
       process.kill(-(child.pid as number), "SIGKILL");
       const killedAt = Date.now();
       await done;
-      expect(await survivors(sshd, killedAt)).toEqual([]);
-      expect(await carrierFilesAfterNextClient(mode)).toEqual([]);
+      const left = await survivors(sshd, killedAt);
+      const leftFiles = await carrierFilesAfterNextClient(mode);
+      report("client process group SIGKILLed", mode, "killed", left, leftFiles);
+      expect(left).toEqual([]);
+      expect(leftFiles).toEqual([]);
     },
   );
 
@@ -130,21 +147,27 @@ describeUnless(sshdMissing())("a client that dies mid-call over SSH leaves nothi
     async (mode) => {
       const connector = sshConnector(sshConnectorOptions(sshd));
       const client = new RemoteClient({ connector, python: SYSTEM_PYTHON, mode });
+      let outcome: { code?: string } | undefined;
+      let left: string[] = [];
       try {
         const marker = `${310 + (mode === "file" ? 1 : 0)}`;
         const call = client.call("subprocess", "call", [["sleep", marker]]).catch((e: unknown) => e);
         await waitForRemote(sshd, `sleep ${marker}`);
         await sshd.killConnections();
         const killedAt = Date.now();
-        expect(await call).toMatchObject({ code: expect.stringMatching(/CONNECTION_LOST|CLOSED/) });
-        expect(await survivors(sshd, killedAt)).toEqual([]);
+        outcome = (await call) as { code?: string };
+        left = await survivors(sshd, killedAt);
       } finally {
         await client.close();
       }
       // the killed connection included the test's own file connector: a fresh one
       await files.close();
       files = sshConnector(sshConnectorOptions(sshd));
-      expect(await carrierFilesAfterNextClient(mode)).toEqual([]);
+      const leftFiles = await carrierFilesAfterNextClient(mode);
+      report("sshd killed mid-call", mode, outcome?.code ?? String(outcome), left, leftFiles);
+      expect(outcome).toMatchObject({ code: expect.stringMatching(/CONNECTION_LOST|CLOSED/) });
+      expect(left).toEqual([]);
+      expect(leftFiles).toEqual([]);
     },
   );
 });
