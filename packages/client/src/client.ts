@@ -12,7 +12,7 @@ import {
 import type { AgentInfo, CallMessage, ProbeMessage, ResultMessage } from "@sremote/protocol";
 import { assertTimeout, buildCallMessage, IDENT_PATH, type Registrations } from "./call-message.js";
 import { execError, toCallResult } from "./call-result.js";
-import { ensureAgent } from "./endpoint-agent.js";
+import { EarlySession, ensureAgent } from "./endpoint-agent.js";
 import { FileCarrier, randomCallId } from "./file-carrier.js";
 import { type LauncherLifecycle, launcherFor, trackedCall } from "./launcher-lifecycle.js";
 import { type Logger, silentLogger } from "./logger.js";
@@ -20,7 +20,7 @@ import { type MapOptions, type MapResult, mapCalls } from "./map.js";
 import type { CallMode, CallOptions, CallResult, RemoteClientOptions } from "./options.js";
 import { createModuleProxy, isKwargs, type ModuleProxy } from "./proxy.js";
 import { checkRequirements, parseRequirement, type Requirement } from "./requirements.js";
-import { createSessionPool, type SessionPool } from "./session-pool.js";
+import { createSessionPool, type SessionPool, startSessionAgent } from "./session-pool.js";
 
 /**
  * Calls Python functions on a remote machine through a {@link Connector}.
@@ -38,6 +38,8 @@ export class RemoteClient {
   #ready: Promise<RemoteLayout> | undefined;
   #layout: RemoteLayout | undefined;
   #pool: SessionPool | undefined;
+  /** A session agent started beside the first agent-file check, until the pool takes it. */
+  #early: EarlySession | undefined;
   #fileCarrier: FileCarrier | undefined;
   #agentInfo: AgentInfo | undefined;
   readonly #requirementChecks = new Map<string, Promise<void>>();
@@ -267,6 +269,7 @@ export class RemoteClient {
       const graceMs = options.graceMs ?? 5_000;
       // Running file-carrier calls finish (or are stopped) and their temp files are deleted
       // before the connector closes.
+      this.#early?.discard();
       await Promise.all([this.#pool?.close(graceMs), this.#fileCarrier?.close(graceMs)]);
       // The agents are gone: give the launcher's resources back while the connector is open.
       await this.#lifecycle?.release();
@@ -327,7 +330,7 @@ export class RemoteClient {
   /** Layout, agent files, carrier objects and requirements: everything before a call. */
   async #prepare(carrier: "session" | "file", op: OperationOptions): Promise<void> {
     if (!this.#ready) {
-      this.#ready = this.#setUp(op);
+      this.#ready = this.#setUp(op, carrier);
       this.#ready.catch(() => {
         this.#ready = undefined; // let the next call try again
       });
@@ -336,12 +339,10 @@ export class RemoteClient {
     this.#layoutReady = true;
     if (carrier === "session" && !this.#pool)
       this.#pool = createSessionPool({
-        options: this.#options,
-        connector: this.connector,
+        ...this.#poolFacts(),
         layout,
-        logger: this.#logger,
-        launcher: this.#launcher,
         lifecycle: this.#lifecycle,
+        early: this.#early,
       });
     if (carrier === "file" && !this.#fileCarrier) {
       this.#fileCarrier = new FileCarrier({
@@ -385,11 +386,20 @@ export class RemoteClient {
     checkRequirements(reqs, result.modules ?? {});
   }
 
-  async #setUp(op: OperationOptions): Promise<RemoteLayout> {
+  async #setUp(op: OperationOptions, carrier: "session" | "file"): Promise<RemoteLayout> {
     const layout = this.#layout ?? (await discoverLayout(this.connector, op)).layout;
     this.#layout = layout;
-    if (this.#options.autoInstallAgent !== false)
-      await ensureAgent(this.connector, layout, this.#options.agentDir, this.#logger, op);
+    if (this.#options.autoInstallAgent === false) return layout;
+    // A session agent starts beside the manifest read (no launcher: its start may allocate).
+    this.#early =
+      carrier === "session" && !this.#pool && !this.#launcher && this.connector.spawn
+        ? new EarlySession((signal) => startSessionAgent({ ...this.#poolFacts(), layout }, signal, 0))
+        : undefined;
+    await ensureAgent(this.connector, layout, this.#options.agentDir, this.#logger, op, this.#early);
     return layout;
+  }
+
+  #poolFacts() {
+    return { options: this.#options, connector: this.connector, logger: this.#logger, launcher: this.#launcher };
   }
 }

@@ -10,6 +10,7 @@ import {
 } from "@sremote/core";
 import { type CallMessage, DEFAULT_MAX_FRAME_BYTES, type ProbeMessage, type ResultMessage } from "@sremote/protocol";
 import { sessionCommand } from "./agent-command.js";
+import type { EarlySession } from "./endpoint-agent.js";
 import type { LauncherLifecycle } from "./launcher-lifecycle.js";
 import type { Logger } from "./logger.js";
 import type { RemoteClientOptions } from "./options.js";
@@ -312,10 +313,12 @@ export function createSessionPool(facts: {
   logger: Logger;
   launcher: Launcher | undefined;
   lifecycle: LauncherLifecycle | undefined;
+  /** A session started beside the agent-file check, for the first start of slot 0. */
+  early?: EarlySession | undefined;
 }): SessionPool {
-  const { options: o, connector, layout, logger, launcher, lifecycle: life } = facts;
+  const { options: o, connector, logger, launcher, lifecycle: life } = facts;
   const workers = o.workersPerSession ?? 1;
-  const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  let early = facts.early;
   return new SessionPool({
     size: o.poolSize ?? 1,
     workersPerSession: workers,
@@ -330,21 +333,48 @@ export function createSessionPool(facts: {
         : undefined,
     start: async (signal, slot) => {
       try {
+        // The session started beside the agent-file check (the check found the files current).
+        const session = slot === 0 ? await early?.take() : undefined;
+        early = undefined;
+        if (session?.alive) return session;
         if (life) await life.prepare({ signal });
-        return await AgentSession.start({
-          connector,
-          command: sessionCommand(layout, { python: o.python, launcher, workers, maxFrameBytes, slot }),
-          loginEnv: o.loginEnv,
-          maxFrameBytes,
-          startTimeoutMs: o.startTimeoutMs ?? 60_000,
-          protocol: AGENT_PROTOCOL_VERSION,
-          logger,
-          signal,
-        });
+        return await startSessionAgent(facts, signal, slot);
       } catch (err) {
         if (life && !signal.aborted) life.startFailed();
         throw err;
       }
     },
+  });
+}
+
+/** Starts one agent session in `slot` with the client's options (no launcher `prepare`). */
+export function startSessionAgent(
+  facts: {
+    options: RemoteClientOptions;
+    connector: Connector;
+    layout: RemoteLayout;
+    logger: Logger;
+    launcher: Launcher | undefined;
+  },
+  signal: AbortSignal,
+  slot: number,
+): Promise<AgentSession> {
+  const { options: o, launcher } = facts;
+  const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  return AgentSession.start({
+    connector: facts.connector,
+    command: sessionCommand(facts.layout, {
+      python: o.python,
+      launcher,
+      workers: o.workersPerSession ?? 1,
+      maxFrameBytes,
+      slot,
+    }),
+    loginEnv: o.loginEnv,
+    maxFrameBytes,
+    startTimeoutMs: o.startTimeoutMs ?? 60_000,
+    protocol: AGENT_PROTOCOL_VERSION,
+    logger: facts.logger,
+    signal,
   });
 }

@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AGENT_MANIFEST_NAME } from "@sremote/agent";
+import { AGENT_MANIFEST_NAME, AGENT_VERSION, agentDir } from "@sremote/agent";
 import { localConnector } from "@sremote/connector-local";
-import type { Connector } from "@sremote/core";
+import type { Connector, RemoteProcess } from "@sremote/core";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { RemoteClient } from "../src/index.js";
 import { fixturesDir, python } from "./helpers.js";
@@ -13,9 +13,10 @@ import { fixturesDir, python } from "./helpers.js";
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 /** A real local connector that counts the files it writes (a decorator, not a fake). */
-function countingConnector(home?: string): { connector: Connector; puts: string[] } {
+function countingConnector(home?: string): { connector: Connector; puts: string[]; spawned: RemoteProcess[] } {
   const inner = localConnector(home ? { homeDir: home } : {});
   const puts: string[] = [];
+  const spawned: RemoteProcess[] = [];
   const connector: Connector = {
     name: inner.name,
     capabilities: inner.capabilities,
@@ -30,11 +31,18 @@ function countingConnector(home?: string): { connector: Connector; puts: string[
     getFile: (p, o) => inner.getFile(p, o),
     deleteFile: (p, o) => inner.deleteFile(p, o),
     exec: (argv, o) => inner.exec(argv, o),
-    spawn: (argv, o) => (inner.spawn as NonNullable<Connector["spawn"]>)(argv, o),
+    spawn: async (argv, o) => {
+      const proc = await (inner.spawn as NonNullable<Connector["spawn"]>)(argv, o);
+      spawned.push(proc);
+      return proc;
+    },
     [Symbol.asyncDispose]: () => inner.close(),
   };
-  return { connector, puts };
+  return { connector, puts, spawned };
 }
+
+/** The version of the agent answering, read by a call. */
+const VERSION_EXPR = "__import__('sremote_agent').__version__";
 
 describe("endpoint set-up by the client", () => {
   const dirs: string[] = [];
@@ -63,6 +71,40 @@ describe("endpoint set-up by the client", () => {
     expect((await b.call("math", "sqrt", [4])).value).toBe(2);
     await b.close();
     expect(second.puts.filter((p) => !p.endsWith(".req"))).toEqual([]);
+  });
+
+  it("starts the session agent beside the agent-file check, and never answers a call with a stale one", async () => {
+    const root = scratch();
+    const layout = { endpointDir: join(root, "endpoint"), tmpDir: join(root, "endpoint", "tmp"), workDir: fixturesDir };
+    // An older agent in the endpoint: the same files but another version.
+    const stale = join(root, "stale-agent");
+    cpSync(agentDir(), stale, {
+      recursive: true,
+      filter: (src) => !/node_modules|__pycache__|[/\\](dist|src|test|python-tests)$/.test(src),
+    });
+    const init = join(stale, "sremote_agent", "__init__.py");
+    writeFileSync(init, readFileSync(init, "utf8").replace(/__version__ = "[^"]*"/, '__version__ = "0.0.1-stale"'));
+    const old = new RemoteClient({ connector: localConnector(), python, layout, agentDir: stale });
+    expect((await old.call("builtins", "eval", [VERSION_EXPR])).value).toBe("0.0.1-stale");
+    await old.close();
+
+    // The early start runs the stale files; the check updates them, so that session is
+    // ended unused and the call goes to an agent started from the current files.
+    const updating = countingConnector();
+    const a = new RemoteClient({ connector: updating.connector, python, layout });
+    expect((await a.call("builtins", "eval", [VERSION_EXPR])).value).toBe(AGENT_VERSION);
+    expect(updating.spawned).toHaveLength(2);
+    const discarded = await updating.spawned[0]?.exited;
+    expect(discarded?.exitCode === 0).toBe(false);
+    await a.close();
+
+    // Current files: the early session is the one that answers (one agent start in all).
+    const current = countingConnector();
+    const b = new RemoteClient({ connector: current.connector, python, layout });
+    expect((await b.call("builtins", "eval", [VERSION_EXPR])).value).toBe(AGENT_VERSION);
+    expect(current.spawned).toHaveLength(1);
+    expect(current.puts.filter((p) => !p.endsWith(".req"))).toEqual([]);
+    await b.close();
   });
 
   it.each(["session", "file"] as const)(
