@@ -1,4 +1,14 @@
-// The error hierarchy, so that `@sremote/client` is the only import most programs need.
+// The launcher contract and the error hierarchy (from core), so that `@sremote/client` is the
+// only import most programs need.
+export type {
+  AgentCommand,
+  AgentLauncher,
+  LaunchContext,
+  Launcher,
+  LauncherEvent,
+  LauncherFunction,
+  LauncherPrepareOptions,
+} from "@sremote/core";
 export {
   AbortError,
   ConnectorError,
@@ -16,15 +26,6 @@ export {
   UsageError,
 } from "@sremote/core";
 export { NDArray } from "@sremote/protocol";
-export type {
-  AgentCommand,
-  AgentLauncher,
-  LaunchContext,
-  Launcher,
-  LauncherEvent,
-  LauncherFunction,
-  LauncherPrepareOptions,
-} from "@sremote/core";
 export { RemoteClient } from "./client.js";
 export { ClientGroup, type GroupResult } from "./group.js";
 export type { Logger } from "./logger.js";
