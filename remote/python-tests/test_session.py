@@ -547,6 +547,24 @@ class HeldResultsTest(unittest.TestCase):
         self.assertEqual([m["id"] for m in results], ["c%d" % i for i in range(40)])
         self.assertEqual([m["value"] for m in results], [float(i) for i in range(40)])
 
+    def calls(self, count):
+        return [
+            support.frame({"v": PROTOCOL_VERSION, "kind": "call", "id": "c%d" % i, "module": "math", "function": "sqrt", "args": [i * i]})
+            for i in range(count)
+        ]
+
+    def test_sixteen_calls_in_one_read_leave_in_two_writes(self):
+        # ~16 calls in flight: one write of all 16 results kept the client and the agent in
+        # lock-step (each idle while the other worked); two groups of 8 let them overlap.
+        writes = self.run_session(self.calls(16))
+        self.assertEqual([len(w) for w in writes[1:]], [8, 8])
+        self.assertEqual([m["id"] for w in writes[1:] for m in w], ["c%d" % i for i in range(16)])
+
+    def test_a_few_calls_in_one_read_leave_in_one_write(self):
+        # A second write would cost more than the overlap it buys.
+        writes = self.run_session(self.calls(6))
+        self.assertEqual([len(w) for w in writes[1:]], [6])
+
 
 class ReadinessCheckTest(unittest.TestCase):
     """fdio.readiness_check: whether input waits, checked around every call."""

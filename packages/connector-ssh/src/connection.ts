@@ -1,6 +1,6 @@
 // ssh2 ships no types: this package's own declarations, referenced so that programs
 // compiling these sources from another package (the @sremote/source condition) see them.
-import { connect as netConnect, type Socket } from "node:net";
+import { connect as netConnect, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { ConnectorError } from "@sremote/core";
 import ssh2, {
@@ -9,6 +9,7 @@ import ssh2, {
   type SFTPWrapper,
   type Client as Ssh2Client,
 } from "ssh2";
+import { nudgeAcksAfterAuth } from "./ack-nudge.js";
 import { type AuthPlan, buildAuthPlan, opensshHint } from "./auth.js";
 import type { ResolvedHost, ResolvedSettings } from "./config.js";
 import { decideHostKey } from "./host-key.js";
@@ -260,7 +261,10 @@ function handshake(
     };
     const onAbort = () => finish(signal.reason as Error);
     signal.addEventListener("abort", onAbort, { once: true });
-    client.on("ready", () => finish(undefined));
+    client.on("ready", () => {
+      if (sock instanceof Socket) nudgeAcksAfterAuth(client, sock);
+      finish(undefined);
+    });
     client.on("error", (err: Error & { level?: string }) => {
       if (refusal) return finish(refusal);
       if (err.level === "client-authentication" || auth.stepError()) {
