@@ -214,6 +214,24 @@ else
   }
 fi
 
+# Big values (bulk bytes, arrays) on transparent huge pages where the kernel gives them on
+# request (THP "madvise", the common default): with 4 KiB pages every fresh 64 MiB buffer
+# cost the agent ~200 ms of page faults on a VM (docs/performance.md, "Bulk data"). glibc
+# 2.35+ reads this tunable; other C libraries and older glibc ignore it. A caller's own
+# setting of it wins; the agent gives called code the caller's GLIBC_TUNABLES back (__main__.py).
+case ":${GLIBC_TUNABLES-}:" in
+  *:glibc.malloc.hugetlb=*) ;;
+  *)
+    if [ "${GLIBC_TUNABLES+set}" = set ]; then
+      SREMOTE_CALLER_GLIBC_TUNABLES=$GLIBC_TUNABLES
+      export SREMOTE_CALLER_GLIBC_TUNABLES
+    fi
+    GLIBC_TUNABLES=${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1
+    SREMOTE_GLIBC_TUNED=1
+    export GLIBC_TUNABLES SREMOTE_GLIBC_TUNED
+    ;;
+esac
+
 # -E: the agent applies each call's environment itself.
 case $sremote_mode in
   file) exec "$sremote_python" -E "$sremote_agent" --file "$sremote_req" "$sremote_resp" ;;

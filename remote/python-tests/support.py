@@ -25,6 +25,21 @@ PYTHON = os.path.realpath(sys.executable)
 SH = shutil.which("dash") or "/bin/sh"
 TIMEOUT = 60.0
 
+
+def _thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            text = f.read()
+    except OSError:
+        return None
+    start = text.find("[")
+    return text[start + 1 : text.find("]", start)] if start >= 0 else None
+
+
+# Transparent huge pages given on request only (madvise): what interpreter.sh's glibc
+# tunable changes can be seen (under "always" every big buffer gets them anyway).
+THP_MADVISE = _thp_mode() == "madvise"
+
 # Nested values (512 levels) recurse in the codecs and in these helpers; the agent raises
 # its own limit the same way (sremote_agent.main).
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))

@@ -216,6 +216,29 @@ class InterpreterTest(support.TempDirTestCase):
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertEqual(self.response(resp)["error"]["kind"], "import")
 
+    @unittest.skipUnless(support.THP_MADVISE, "needs transparent huge pages in 'madvise' mode (Linux)")
+    def test_the_agent_gets_huge_pages_and_called_code_the_callers_glibc_tunables(self):
+        # (caller's GLIBC_TUNABLES, whether the agent's big buffers are on huge pages)
+        cases = [
+            (None, True),
+            ("", True),
+            ("glibc.malloc.arena_max=4", True),
+            ("glibc.malloc.hugetlb=0", False),  # the caller's choice wins
+        ]
+        for caller, huge in cases:
+            with self.subTest(caller=caller):
+                env = self.agent_env(HOME=self.home, GLIBC_TUNABLES=caller)
+                req, resp = os.path.join(self.tmp, "g.req"), os.path.join(self.tmp, "g.resp")
+                self.request(req, support.call_message("g", "agent_fixtures", "huge_pages_for", 16))
+                proc = self.sh([req, resp], env=env)
+                self.assertEqual(proc.returncode, 0, proc.stderr)
+                self.assertEqual(self.response(resp)["value"] > 0, huge)
+                seen = self.call_envs("GLIBC_TUNABLES", "SREMOTE_GLIBC_TUNED", "SREMOTE_CALLER_GLIBC_TUNABLES", env=env)
+                self.assertEqual(
+                    seen["value"],
+                    {"GLIBC_TUNABLES": caller, "SREMOTE_GLIBC_TUNED": None, "SREMOTE_CALLER_GLIBC_TUNABLES": None},
+                )
+
     def test_a_missing_agent_exits_1(self):
         shutil.rmtree(os.path.join(self.endpoint, "sremote_agent"))
         proc = self.sh(["--info"])

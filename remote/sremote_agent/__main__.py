@@ -13,7 +13,22 @@ if sys.version_info < (3, 8):
     os._exit(4)
 
 
+def _untune_environment():
+    """interpreter.sh set GLIBC_TUNABLES for this process's own allocations (huge pages for
+    big values); this process read it at start, and what the called code starts must get
+    the caller's environment as it was."""
+    env = os.environ
+    if env.pop("SREMOTE_GLIBC_TUNED", None) is None:
+        return
+    caller = env.pop("SREMOTE_CALLER_GLIBC_TUNABLES", None)
+    if caller is None:
+        env.pop("GLIBC_TUNABLES", None)
+    else:
+        env["GLIBC_TUNABLES"] = caller
+
+
 def _run():
+    _untune_environment()
     if __package__:
         # python -m sremote_agent: the endpoint folder is already importable.
         from sremote_agent.main import main
