@@ -32,12 +32,20 @@ interface BulkMeasurement {
 }
 const MIB = 1024 * 1024;
 
+/**
+ * The client's environment for the `local+thp` rows: glibc's malloc asks for transparent
+ * huge pages for its big chunks (what interpreter.sh does for the agent). A library cannot
+ * set this for the program that loads it; docs/performance.md shows what it buys.
+ */
+export const CLIENT_THP_ENV = { GLIBC_TUNABLES: "glibc.malloc.hugetlb=1" } as const;
+
 /** Runs one measurement in a fresh Node process (its own peak RSS). */
-function runChild(spec: BulkSpec): Promise<BulkMeasurement> {
+function runChild(spec: BulkSpec, env?: Readonly<Record<string, string>>): Promise<BulkMeasurement> {
   return new Promise((resolve, reject) => {
     // Plain node: the client as users run it, without a TypeScript loader in its RSS.
     const child = spawn(process.execPath, [CHILD, JSON.stringify(spec)], {
       stdio: ["ignore", "pipe", "pipe"],
+      env: env ? { ...process.env, ...env } : process.env,
     });
     let out = "";
     let err = "";
@@ -94,14 +102,18 @@ export async function bulkRows(o: {
   const rows: BenchRow[] = [];
   const results: BulkResult[] = [];
   try {
+    const local = {
+      name: "local",
+      python: o.python,
+      ssh: undefined as SshFacts | undefined,
+      layout: { endpointDir: "", tmpDir: tmp, workDir: tmp } as RemoteLayout,
+      env: undefined as Readonly<Record<string, string>> | undefined,
+    };
     const targets = [
-      {
-        name: "local",
-        python: o.python,
-        ssh: undefined as SshFacts | undefined,
-        layout: { endpointDir: "", tmpDir: tmp, workDir: tmp } as RemoteLayout,
-      },
-      ...(o.ssh ? [{ name: "ssh", python: o.ssh.python, ssh: o.ssh.facts, layout: o.ssh.layout }] : []),
+      local,
+      // The same, the client (and the raw channel's writer) started with CLIENT_THP_ENV.
+      { ...local, name: "local+thp", env: CLIENT_THP_ENV },
+      ...(o.ssh ? [{ name: "ssh", python: o.ssh.python, ssh: o.ssh.facts, layout: o.ssh.layout, env: undefined }] : []),
     ];
     for (const t of targets) {
       for (const mib of o.sizesMiB) {
@@ -110,7 +122,7 @@ export async function bulkRows(o: {
         const got: Record<string, BulkMeasurement[]> = { "session-echo": [], "cat-oneway": [] };
         for (let r = 0; r < o.runs; r++) {
           for (const kind of shuffle(["session-echo", "cat-oneway"] as const)) {
-            got[kind]?.push(await runChild({ ...base, kind }));
+            got[kind]?.push(await runChild({ ...base, kind }, t.env));
           }
         }
         const echo = got["session-echo"] as BulkMeasurement[];
