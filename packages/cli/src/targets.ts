@@ -1,12 +1,13 @@
-import { execFile } from "node:child_process";
-import { accessSync, closeSync, constants, existsSync, openSync, readSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { agentDir } from "@sremote/agent";
 import type { RemoteClientOptions } from "@sremote/client";
 import { type Connector, parseTarget, type Target, UsageError } from "@sremote/core";
+import { resolvePython } from "./python-path.js";
+
+export { resolvePython };
 
 /** Connection flags shared by every command that takes a target. */
 export interface ConnectionFlags {
@@ -49,50 +50,6 @@ export interface OpenedTarget {
   clientOptions: Partial<RemoteClientOptions>;
   /** Removes what opening the target created locally (temp folders). */
   cleanup(): Promise<void>;
-}
-
-/**
- * The real executable behind the first `python3` on PATH. pyenv and similar shims cost
- * ~100 ms per start; resolving once keeps per-call costs honest.
- */
-export async function resolvePython(command = "python3"): Promise<string> {
-  // A compiled interpreter found on PATH is its own sys.executable: no process start needed
-  // (CLI start-up, issue 16). Scripts (pyenv/asdf shims) are asked, as below.
-  const direct = nativeOnPath(command);
-  if (direct !== undefined) return direct;
-  try {
-    const { stdout } = await promisify(execFile)(command, ["-c", "import sys; print(sys.executable)"], {
-      timeout: 30_000,
-    });
-    const path = stdout.trim();
-    if (path.startsWith("/")) return path;
-  } catch {
-    // Fall through to the clear error below.
-  }
-  throw new UsageError(`no usable ${command} found on PATH: install Python 3.8+ or pass --python /path/to/python3`);
-}
-
-/** The first `command` on PATH when it is an executable ELF file (not a script), else undefined. */
-function nativeOnPath(command: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    if (!dir.startsWith("/")) continue;
-    const path = join(dir, command);
-    let fd: number | undefined;
-    try {
-      if (!statSync(path).isFile()) continue;
-      accessSync(path, constants.X_OK);
-      fd = openSync(path, "r");
-      const head = Buffer.alloc(4);
-      readSync(fd, head, 0, 4, 0);
-      // The first hit decides, as the shell's lookup would.
-      return head.toString("latin1") === "\x7fELF" ? path : undefined;
-    } catch {
-      // Not there (or unreadable): keep looking, as the shell would.
-    } finally {
-      if (fd !== undefined) closeSync(fd);
-    }
-  }
-  return undefined;
 }
 
 /** True when `endpointDir` holds an install's venv or its recorded `python` file. */
