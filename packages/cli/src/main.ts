@@ -8,6 +8,14 @@ import { EXIT } from "./exit-codes.js";
 import type { CliIO } from "./io.js";
 import { addTargetOptions, collect, TARGET_HELP } from "./target-options.js";
 
+/** Set by scripts/bundle-bin.mjs in the bundled bin (its ../package.json is not the package's). */
+declare const SREMOTE_CLI_VERSION: string | undefined;
+
+function cliVersion(): string {
+  if (typeof SREMOTE_CLI_VERSION === "string") return SREMOTE_CLI_VERSION;
+  return (createRequire(import.meta.url)("../package.json") as { version: string }).version;
+}
+
 const OUTPUT_LIMIT_HELP =
   "per-stream cap on captured stdout/stderr in bytes (k, M, G allowed; default 8M); a cut is reported on stderr";
 const SLURM_HELP =
@@ -34,7 +42,7 @@ export async function main(argv: string[], io: CliIO = process, signal?: AbortSi
   let status: number = EXIT.ok;
   const program = new Command("sremote")
     .description("Call functions of Python modules on remote machines.")
-    .version((createRequire(import.meta.url)("../package.json") as { version: string }).version)
+    .version(cliVersion())
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),

@@ -1,4 +1,6 @@
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "@sremote/core";
 
@@ -10,9 +12,11 @@ import { UsageError } from "@sremote/core";
  * exit statuses in its leading comment block, which is not sent.
  *
  * The files are read when first needed from `../scripts/` relative to this module, which is
- * the package's `scripts/` folder both from the TypeScript sources and from `dist/`. An app
- * bundled into one file must ship that folder as `../scripts/` relative to the bundle file
- * (copy `node_modules/@sremote/installer/scripts/`).
+ * the package's `scripts/` folder both from the TypeScript sources and from `dist/`; when
+ * this code was bundled into another file (the `sremote` bin is), from the installed
+ * `@sremote/installer` package found from there. An app bundled into one file without
+ * node_modules must ship that folder as `../scripts/` relative to the bundle file (copy
+ * `node_modules/@sremote/installer/scripts/`).
  */
 export const SCRIPT_NAMES = [
   "attach.sh",
@@ -44,16 +48,20 @@ const loaded = new Map<RemoteScriptName, string>();
 export function remoteScript(name: RemoteScriptName): string {
   const cached = loaded.get(name);
   if (cached !== undefined) return cached;
-  let file = `scripts/${name}`;
+  const file = fileURLToPath(new URL(`../scripts/${name}`, import.meta.url));
   let text: string;
   try {
-    file = fileURLToPath(new URL(`../scripts/${name}`, import.meta.url));
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new UsageError(
-      `cannot read the installer's remote script ${file}: an app bundled into one file must ship node_modules/@sremote/installer/scripts/ as ../scripts/ relative to the bundle file`,
-      { cause: err },
-    );
+    try {
+      const pkg = createRequire(import.meta.url).resolve("@sremote/installer/package.json");
+      text = readFileSync(join(dirname(pkg), "scripts", name), "utf8");
+    } catch {
+      throw new UsageError(
+        `cannot read the installer's remote script ${file}: an app bundled into one file must ship node_modules/@sremote/installer/scripts/ as ../scripts/ relative to the bundle file`,
+        { cause: err },
+      );
+    }
   }
   const script = stripHeader(text);
   loaded.set(name, script);
