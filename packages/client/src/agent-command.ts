@@ -58,3 +58,26 @@ export function fileCommand(
   if (!options.launcher) return command;
   return options.launcher.wrap(command, { carrier: "file", slot: options.nextFileSlot?.() ?? 0 });
 }
+
+/**
+ * The interpreter the client's first agent ran as (`hello.executable`), used for its later
+ * agent starts when the client was given no `python`: interpreter.sh then looks `python3`
+ * up on PATH every time, and where that is a shim (pyenv: ~0.4 s of bash per start) every
+ * session start and every file-carrier call paid for it again. Not learned through a
+ * launcher (a compute node's Python may live elsewhere).
+ */
+export class LearnedPython {
+  #path: string | undefined;
+
+  /** The learned interpreter, once an agent said where it runs. */
+  get path(): string | undefined {
+    return this.#path;
+  }
+
+  /** Keeps `executable` from an agent's hello (first one wins; only an absolute path). */
+  learn(executable: string | undefined): void {
+    if (this.#path === undefined && typeof executable === "string" && executable.startsWith("/")) {
+      this.#path = executable;
+    }
+  }
+}

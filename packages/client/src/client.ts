@@ -10,10 +10,11 @@ import {
   UsageError,
 } from "@sremote/core";
 import type { AgentInfo, CallMessage, ProbeMessage, ResultMessage } from "@sremote/protocol";
+import { LearnedPython } from "./agent-command.js";
 import { assertTimeout, buildCallMessage, IDENT_PATH, type Registrations } from "./call-message.js";
 import { execError, toCallResult } from "./call-result.js";
 import { EarlySession, ensureAgent } from "./endpoint-agent.js";
-import { FileCarrier, randomCallId } from "./file-carrier.js";
+import { clientFileCarrier, type FileCarrier, randomCallId } from "./file-carrier.js";
 import { type LauncherLifecycle, launcherFor, trackedCall } from "./launcher-lifecycle.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { type MapOptions, type MapResult, mapCalls } from "./map.js";
@@ -53,6 +54,8 @@ export class RemoteClient {
   /** Present for a launcher with a lifecycle (prepare, release or invalidate). */
   readonly #lifecycle: LauncherLifecycle | undefined;
   #fileSlot = 0;
+  /** The first agent's interpreter, for later starts when no `python` was given. */
+  readonly #learnedPython = new LearnedPython();
 
   constructor(options: RemoteClientOptions) {
     if (!options || typeof options !== "object" || !options.connector) {
@@ -345,18 +348,8 @@ export class RemoteClient {
         early: this.#early,
       });
     if (carrier === "file" && !this.#fileCarrier) {
-      this.#fileCarrier = new FileCarrier({
-        connector: this.connector,
-        layout,
-        command: {
-          python: this.#options.python,
-          launcher: this.#launcher,
-          nextFileSlot: () => this.#fileSlot++ % (this.#options.poolSize ?? 1),
-        },
-        loginEnv: this.#options.loginEnv ?? false,
-        logger: this.#logger,
-        maxFrameBytes: this.#options.maxFrameBytes,
-      });
+      const nextFileSlot = () => this.#fileSlot++ % (this.#options.poolSize ?? 1);
+      this.#fileCarrier = clientFileCarrier({ ...this.#poolFacts(), layout, nextFileSlot });
     }
     // Session agents start in the pool, whose starts prepare too; this one carries the
     // call's deadline (an allocation may be pending for long).
@@ -400,6 +393,12 @@ export class RemoteClient {
   }
 
   #poolFacts() {
-    return { options: this.#options, connector: this.connector, logger: this.#logger, launcher: this.#launcher };
+    const [options, logger, launcher, learnedPython] = [
+      this.#options,
+      this.#logger,
+      this.#launcher,
+      this.#learnedPython,
+    ];
+    return { options, connector: this.connector, logger, launcher, learnedPython };
   }
 }

@@ -5,6 +5,7 @@ import {
   ConnectorError,
   type ConnectorErrorCode,
   hasErrorCode,
+  type Launcher,
   type OperationOptions,
   ProtocolError,
   posixJoin,
@@ -20,8 +21,9 @@ import {
   type ProbeMessage,
   type ResultMessage,
 } from "@sremote/protocol";
-import { type AgentCommandOptions, fileCommand } from "./agent-command.js";
+import { type AgentCommandOptions, fileCommand, type LearnedPython } from "./agent-command.js";
 import type { Logger } from "./logger.js";
+import type { RemoteClientOptions } from "./options.js";
 
 /** A fresh random file-carrier id: 32 hex characters. */
 export function randomCallId(): string {
@@ -319,4 +321,34 @@ function noResponse(
     `the agent wrote no response (interpreter.sh ${exitText(run)})${stderr ? `: ${stderr.slice(-2000)}` : ""}.${hint}`,
     { cause, details },
   );
+}
+
+/**
+ * The client's file carrier, with its options. The interpreter is read per call: a session
+ * agent of the same client may have told where Python is since (LearnedPython).
+ */
+export function clientFileCarrier(facts: {
+  options: RemoteClientOptions;
+  connector: Connector;
+  layout: RemoteLayout;
+  logger: Logger;
+  launcher: Launcher | undefined;
+  learnedPython: LearnedPython;
+  nextFileSlot: () => number;
+}): FileCarrier {
+  const { options, launcher, learnedPython } = facts;
+  return new FileCarrier({
+    connector: facts.connector,
+    layout: facts.layout,
+    command: {
+      get python() {
+        return options.python ?? (launcher ? undefined : learnedPython.path);
+      },
+      launcher,
+      nextFileSlot: facts.nextFileSlot,
+    },
+    loginEnv: options.loginEnv ?? false,
+    logger: facts.logger,
+    maxFrameBytes: options.maxFrameBytes,
+  });
 }

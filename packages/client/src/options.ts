@@ -33,7 +33,13 @@ export interface RemoteClientOptions {
    * package. Set it in a bundled app, where that package's folder is not on disk.
    */
   agentDir?: string | undefined;
-  /** Python executable on the remote (`SREMOTE_PYTHON`); default: the endpoint's venv, else `python3`. */
+  /**
+   * Python executable on the remote (`SREMOTE_PYTHON`); default: the endpoint's venv, else
+   * the Python the installer recorded, else `python3` from PATH. Without it, the client's
+   * later agent starts (more sessions, file-carrier calls) reuse the interpreter its first
+   * agent reported (`sys.executable`), so a `python3` shim (pyenv) is not started again
+   * each time; not through a `launcher`.
+   */
   python?: string | undefined;
   /** Run the agent in a login environment (the seed's `keep_env`). */
   loginEnv?: boolean | undefined;

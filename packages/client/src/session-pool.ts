@@ -9,7 +9,7 @@ import {
   type RemoteLayout,
 } from "@sremote/core";
 import { type CallMessage, DEFAULT_MAX_FRAME_BYTES, type ProbeMessage, type ResultMessage } from "@sremote/protocol";
-import { sessionCommand } from "./agent-command.js";
+import { type LearnedPython, sessionCommand } from "./agent-command.js";
 import type { EarlySession } from "./endpoint-agent.js";
 import type { LauncherLifecycle } from "./launcher-lifecycle.js";
 import type { Logger } from "./logger.js";
@@ -355,16 +355,19 @@ export function startSessionAgent(
     layout: RemoteLayout;
     logger: Logger;
     launcher: Launcher | undefined;
+    /** Where the first agent's interpreter is kept for later starts (see LearnedPython). */
+    learnedPython?: LearnedPython | undefined;
   },
   signal: AbortSignal,
   slot: number,
 ): Promise<AgentSession> {
   const { options: o, launcher } = facts;
   const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  return AgentSession.start({
+  const learned = o.python === undefined && !launcher ? facts.learnedPython : undefined;
+  const session = AgentSession.start({
     connector: facts.connector,
     command: sessionCommand(facts.layout, {
-      python: o.python,
+      python: o.python ?? learned?.path,
       launcher,
       workers: o.workersPerSession ?? 1,
       maxFrameBytes,
@@ -376,5 +379,10 @@ export function startSessionAgent(
     protocol: AGENT_PROTOCOL_VERSION,
     logger: facts.logger,
     signal,
+  });
+  if (!learned) return session;
+  return session.then((started) => {
+    learned.learn(started.info.executable);
+    return started;
   });
 }
