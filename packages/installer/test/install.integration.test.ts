@@ -424,6 +424,33 @@ describe.skipIf(!ready)("deadlines: timeoutMs says TIMEOUT, the caller's signal 
     expect(await leftoverBuilds(`${dir}/tmp`)).toEqual([]);
   }, 120_000);
 
+  it("an install ended while it writes its config leaves a folder the next install takes as its own", async () => {
+    // The first write of the state fails (as a timeout would end the install there): the
+    // folder must already be marked as an endpoint, not hold a lone `python` file.
+    const { home: h, connector: inner } = await home("config-interrupted");
+    const dir = join(h, "ep");
+    const layout = { endpointDir: dir, tmpDir: `${dir}/tmp`, workDir: "/tmp" };
+    let failed = false;
+    const connector = new Proxy(inner, {
+      get(target, key) {
+        if (key === "putFile") {
+          return (path: string, data: Uint8Array, o?: object) => {
+            if (!failed && path.endsWith(`/${STATE_FILE}`) && existsSync(join(dir, "python"))) {
+              failed = true;
+              return Promise.reject(new Error("interrupted after the python file"));
+            }
+            return target.putFile(path, data, o);
+          };
+        }
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await expect(install(connector, { layout, python: SYSTEM_PYTHON })).rejects.toThrow();
+    const r = await install(inner, { layout, python: SYSTEM_PYTHON });
+    expect(r.steps.find((s) => s.step === "complete")?.outcome).toBe("done");
+  }, 120_000);
+
   it("an install the caller aborts in the venv step rejects with ABORTED for the install, not the command", async () => {
     const { home: h, connector } = await home("aborted");
     const controller = new AbortController();

@@ -1,5 +1,5 @@
 import { commandFailure } from "../command-failures.js";
-import { PREAMBLE_FILE, PYTHON_FILE } from "../endpoint-files.js";
+import { PREAMBLE_FILE, PYTHON_FILE, STATE_FILE } from "../endpoint-files.js";
 import { wrap } from "../remote-commands.js";
 import type { PythonRecord } from "../state.js";
 import { encode, endpointPath, markDirty, type SurveyedRun, saveState, wrapOptions } from "./context.js";
@@ -15,6 +15,13 @@ export async function writeConfig(r: SurveyedRun): Promise<void> {
     const has = survey.has;
     const { previous, preamble, state } = plan;
     const force = r.options.force;
+    if (!has.has(STATE_FILE)) {
+      // Claim the folder before writing into it: an install ended between writing `python`
+      // and the state left a folder the next install refused as foreign ("it holds python").
+      await saveState(r);
+      has.add(STATE_FILE);
+      changes.push(`wrote ${STATE_FILE}`);
+    }
     const samePreamble =
       !force &&
       previous !== null &&
