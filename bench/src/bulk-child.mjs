@@ -36,15 +36,19 @@ function hwm(pid) {
   }
 }
 
-async function catOneWay(connector, n) {
+async function catOneWay(connector, n, repeat) {
   const spawn = connector.spawn?.bind(connector);
   if (!spawn) throw new Error(`${connector.name} cannot spawn`);
-  const proc = await spawn(["sh", "-c", "cat >/dev/null"]);
   const payload = payloadOf(n);
-  const t0 = performance.now();
-  proc.stdin.end(payload);
-  await proc.exited;
-  return performance.now() - t0;
+  const each = [];
+  for (let i = 0; i < repeat; i++) {
+    const proc = await spawn(["sh", "-c", "cat >/dev/null"]);
+    const t0 = performance.now();
+    proc.stdin.end(payload);
+    await proc.exited;
+    each.push(performance.now() - t0);
+  }
+  return each;
 }
 
 async function sessionEcho(connector, spec) {
@@ -60,15 +64,19 @@ async function sessionEcho(connector, spec) {
     const pid = (await client.call("os", "getpid", [], { mode: "session" })).value;
     const clientBaseRss = process.memoryUsage().rss;
     const payload = payloadOf(spec.bytes);
-    const t0 = performance.now();
-    const r = await client.call("builtins", "bytes", [payload], { mode: "session" });
-    const ms = performance.now() - t0;
-    const v = r.value;
-    if (!(v instanceof Uint8Array) || v.byteLength !== spec.bytes || v[4096 * 3] !== payload[4096 * 3]) {
-      throw new Error("the echo did not return the payload");
+    const each = [];
+    for (let i = 0; i < (spec.repeat ?? 1); i++) {
+      const t0 = performance.now();
+      const r = await client.call("builtins", "bytes", [payload], { mode: "session" });
+      each.push(performance.now() - t0);
+      const v = r.value;
+      if (!(v instanceof Uint8Array) || v.byteLength !== spec.bytes || v[4096 * 3] !== payload[4096 * 3]) {
+        throw new Error("the echo did not return the payload");
+      }
     }
     return {
-      ms,
+      ms: each[0],
+      lastMs: each[each.length - 1],
       clientPeakRss: process.resourceUsage().maxRSS * 1024,
       clientBaseRss,
       agentPeakRss: hwm(pid),
@@ -85,8 +93,13 @@ try {
   let out;
   if (spec.kind === "cat-oneway") {
     const clientBaseRss = process.memoryUsage().rss;
-    const ms = await catOneWay(connector, spec.bytes);
-    out = { ms, clientPeakRss: process.resourceUsage().maxRSS * 1024, clientBaseRss };
+    const each = await catOneWay(connector, spec.bytes, spec.repeat ?? 1);
+    out = {
+      ms: each[0],
+      lastMs: each[each.length - 1],
+      clientPeakRss: process.resourceUsage().maxRSS * 1024,
+      clientBaseRss,
+    };
   } else {
     out = await sessionEcho(connector, spec);
   }
