@@ -74,6 +74,19 @@ export class LearnedPython {
     return this.#path;
   }
 
+  /**
+   * Whether this applies to a client with these options: only when it was given no
+   * `python` and runs no launcher.
+   */
+  static applies(given: string | undefined, launcher: Launcher | undefined): boolean {
+    return given === undefined && launcher === undefined;
+  }
+
+  /** The interpreter for the next agent start: the given one, else the learned one where it applies. */
+  pythonFor(given: string | undefined, launcher: Launcher | undefined): string | undefined {
+    return LearnedPython.applies(given, launcher) ? this.#path : given;
+  }
+
   /** Keeps `executable` from an agent's hello (first one wins; only an absolute path). */
   learn(executable: string | undefined): void {
     if (this.#path === undefined && typeof executable === "string" && executable.startsWith("/")) {

@@ -342,7 +342,7 @@ export function clientFileCarrier(facts: {
     layout: facts.layout,
     command: {
       get python() {
-        return options.python ?? (launcher ? undefined : learnedPython.path);
+        return learnedPython.pythonFor(options.python, launcher);
       },
       launcher,
       nextFileSlot: facts.nextFileSlot,

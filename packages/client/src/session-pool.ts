@@ -9,7 +9,7 @@ import {
   type RemoteLayout,
 } from "@sremote/core";
 import { type CallMessage, DEFAULT_MAX_FRAME_BYTES, type ProbeMessage, type ResultMessage } from "@sremote/protocol";
-import { type LearnedPython, sessionCommand } from "./agent-command.js";
+import { LearnedPython, sessionCommand } from "./agent-command.js";
 import type { EarlySession } from "./endpoint-agent.js";
 import type { LauncherLifecycle } from "./launcher-lifecycle.js";
 import type { Logger } from "./logger.js";
@@ -363,11 +363,11 @@ export function startSessionAgent(
 ): Promise<AgentSession> {
   const { options: o, launcher } = facts;
   const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  const learned = o.python === undefined && !launcher ? facts.learnedPython : undefined;
+  const learned = LearnedPython.applies(o.python, launcher) ? facts.learnedPython : undefined;
   const session = AgentSession.start({
     connector: facts.connector,
     command: sessionCommand(facts.layout, {
-      python: o.python ?? learned?.path,
+      python: learned ? learned.path : o.python,
       launcher,
       workers: o.workersPerSession ?? 1,
       maxFrameBytes,
