@@ -27,6 +27,8 @@ const STDERR_TAIL_BYTES = 64 * 1024;
 /** Bytes of stray output tolerated before the agent's hello frame. */
 const MAX_NOISE_BYTES = 64 * 1024;
 /** decodeAgentMessage's options, made once (not per frame). */
+/** Reads smaller than this go to a reused scratch buffer rather than into their frame. */
+const SCRATCH_BYTES = 64 * 1024;
 const OWNED = { ownsBuffer: true } as const;
 const SHARED = { ownsBuffer: false } as const;
 /** A hello frame is small; anything announcing more is not one. */
@@ -124,7 +126,20 @@ export class AgentSession {
     this.info = info;
     this.#logger = logger;
     for (const chunk of stderr) this.#keepStderr(chunk);
-    process.stdout.on("data", (chunk: Buffer) => this.#onData(chunk));
+    if (process.readStdoutInto) {
+      // Reads land in the frame being assembled when there is one big enough, else in one
+      // reused scratch buffer (its frames are decoded, and copied from, before the next read).
+      const scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+      process.readStdoutInto({
+        buffer: () => {
+          const target = decoder.readTarget();
+          return target !== null && target.byteLength >= SCRATCH_BYTES ? target : scratch;
+        },
+        onData: (bytes) => this.#onData(bytes),
+      });
+    } else {
+      process.stdout.on("data", (chunk: Buffer) => this.#onData(chunk));
+    }
     process.stderr.on("data", (chunk: Buffer) => this.#keepStderr(chunk));
     process.stdin.on("error", () => {
       // EPIPE when the agent died: reported through `exited`.
@@ -334,7 +349,7 @@ export class AgentSession {
     this.#out.push(frame); // the frames of one tick leave in one write
   }
 
-  #onData(chunk: Buffer): void {
+  #onData(chunk: Uint8Array): void {
     if (this.#ended) return;
     let frames: Uint8Array[];
     try {
@@ -346,9 +361,9 @@ export class AgentSession {
     for (const frame of frames) {
       let msg: AgentMessage;
       try {
-        // A frame spread over several chunks was assembled in a buffer of its own, which
+        // A frame spread over several reads was assembled in a buffer of its own, which
         // nothing else holds: its large bins can stay in it instead of being copied out.
-        msg = decodeAgentMessage(frame, frame.buffer !== chunk.buffer ? OWNED : SHARED);
+        msg = decodeAgentMessage(frame, this.#decoder.isAssembled(frame) ? OWNED : SHARED);
       } catch (err) {
         this.#fail(err as Error);
         return;

@@ -75,4 +75,28 @@ describe("session carrier: large bytes", () => {
     const again = await env.client.call<Uint8Array>("builtins", "bytes", [big.value]);
     expect(same(again.value, big.value)).toBe(true);
   });
+
+  it("reads a large result straight into its frame (readStdoutInto): the bytes are never copied", async () => {
+    await env.client.call("math", "sqrt", [1]);
+    const n = 8 * MIB;
+    let copied = 0;
+    const set = Uint8Array.prototype.set;
+    const spy = vi.spyOn(Uint8Array.prototype, "set").mockImplementation(function (
+      this: Uint8Array,
+      source: ArrayLike<number>,
+      offset?: number,
+    ) {
+      if (source.length >= 64 * 1024) copied += source.length;
+      return set.call(this, source, offset);
+    });
+    let r: Awaited<ReturnType<typeof env.client.call<Uint8Array>>>;
+    try {
+      r = await env.client.call<Uint8Array>("os", "urandom", [n]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(r.value.byteLength).toBe(n);
+    // Without reads in place, every byte was copied from a 64 KiB chunk into the frame.
+    expect(copied).toBeLessThan(MIB);
+  });
 });

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn as spawnChild } from "node:child_process";
 import { once } from "node:events";
 import { constants } from "node:fs";
 import { access, stat } from "node:fs/promises";
+import type { Socket } from "node:net";
 import { homedir, hostname, userInfo } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { Readable, Writable } from "node:stream";
@@ -24,6 +25,7 @@ import {
 } from "@sremote/core";
 import { deleteWholeFile, readWholeFile, writeFileAtomic } from "./files.js";
 import { ProcessGroup } from "./process-groups.js";
+import { openSocketStdout, type SocketStdout } from "./socket-stdout.js";
 
 const NAME = "local";
 
@@ -173,6 +175,7 @@ class LocalTransport implements ConnectorDefinition {
     argv: readonly string[],
     options: Omit<ExecOptions, "signal" | "timeoutMs">,
     withStdin: boolean,
+    stdoutTo?: Socket,
   ): Promise<{ child: ChildProcess } | { failed: ExecResult }> {
     const cwd = options.cwd === undefined ? this.#cwd : resolve(this.#home, options.cwd);
     // Build an environment only when something differs from ours: spawning with
@@ -192,7 +195,7 @@ class LocalTransport implements ConnectorDefinition {
         env,
         // Its own process group, so that ending the command ends everything it started.
         detached: true,
-        stdio: [withStdin ? "pipe" : "ignore", "pipe", "pipe"],
+        stdio: [withStdin ? "pipe" : "ignore", stdoutTo ?? "pipe", "pipe"],
       });
     } catch (err) {
       return this.#startFailure(err, file, cwd);
@@ -234,9 +237,10 @@ class LocalTransport implements ConnectorDefinition {
   }
 
   /** close() ran while a command was starting: the new process must not outlive it. */
-  #abandonIfClosed(child: ChildProcess): void {
+  #abandonIfClosed(child: ChildProcess, stdout?: SocketStdout): void {
     if (!this.#runtime.closed) return;
     void new ProcessGroup(child, this.#graceMs).end("SIGKILL");
+    stdout?.destroy();
     child.stdout?.destroy();
     child.stderr?.destroy();
     child.stdin?.destroy();
@@ -303,14 +307,28 @@ class LocalTransport implements ConnectorDefinition {
   }
 
   async spawn(argv: readonly string[], options: Omit<ExecOptions, "stdin">): Promise<RemoteProcess> {
-    const started = await this.#start(argv, options, true);
-    if ("failed" in started) return endedProcess(started.failed);
-    this.#abandonIfClosed(started.child);
-    return this.#live(started.child);
+    // stdout as a socket this side reads with `onread` (see socket-stdout.ts); a plain pipe
+    // when the pair cannot be made.
+    const pair = await openSocketStdout().catch(() => undefined);
+    let started: { child: ChildProcess } | { failed: ExecResult };
+    try {
+      started = await this.#start(argv, options, true, pair?.childEnd);
+    } catch (err) {
+      pair?.stdout.destroy();
+      throw err;
+    } finally {
+      pair?.childEnd.destroy(); // the command has its own copy
+    }
+    if ("failed" in started) {
+      pair?.stdout.destroy();
+      return endedProcess(started.failed);
+    }
+    this.#abandonIfClosed(started.child, pair?.stdout);
+    return this.#live(started.child, pair?.stdout);
   }
 
-  #live(child: ChildProcess): RemoteProcess {
-    const group = new ProcessGroup(child, this.#graceMs);
+  #live(child: ChildProcess, socketStdout: SocketStdout | undefined): RemoteProcess {
+    const group = new ProcessGroup(child, this.#graceMs, socketStdout?.closed);
     const entry: Running = { group, stop: () => void kill("SIGTERM") };
     this.#running.add(entry);
     const graceMs = this.#graceMs;
@@ -320,6 +338,7 @@ class LocalTransport implements ConnectorDefinition {
         // Give output in flight a moment, then let go of pipes that a member which left
         // the group may hold, so `exited` settles.
         const timer = setTimeout(() => {
+          socketStdout?.destroy();
           child.stdout?.destroy();
           child.stderr?.destroy();
           child.stdin?.destroy();
@@ -337,10 +356,11 @@ class LocalTransport implements ConnectorDefinition {
     });
     return {
       stdin: child.stdin!,
-      stdout: child.stdout!,
+      stdout: socketStdout?.stream ?? child.stdout!,
       stderr: child.stderr!,
       exited,
       kill,
+      readStdoutInto: socketStdout && ((reader) => socketStdout.readInto(reader)),
     };
   }
 

@@ -50,9 +50,14 @@ export class ProcessGroup {
   #done = false;
   #killTimer: ReturnType<typeof setTimeout> | undefined;
 
+  /**
+   * @param stdio the closing of stdio the command holds that is not one of `child`'s own
+   *   streams (a socket given to `spawn`): the command is running until it has closed too.
+   */
   constructor(
     readonly child: ChildProcess,
     private readonly graceMs: number,
+    stdio?: Promise<void>,
   ) {
     // Constructed only once the child has spawned, so it has a pid.
     this.pgid = child.pid!;
@@ -61,15 +66,16 @@ export class ProcessGroup {
     this.leaderExited = new Promise((resolve) => {
       child.once("exit", (exitCode, signal) => resolve({ exitCode, signal }));
     });
-    this.closed = new Promise((resolve) => {
-      child.once("close", (exitCode, signal) => {
-        this.#done = true;
-        // A command that ended on its own is over: background jobs that let go of its
-        // output are their own business, as with a shell. After end(), the SIGKILL timer
-        // still sweeps the group.
-        if (!this.#ending) liveGroups.delete(this.pgid);
-        resolve({ exitCode, signal });
-      });
+    const childClosed = new Promise<LeaderExit>((resolve) => {
+      child.once("close", (exitCode, signal) => resolve({ exitCode, signal }));
+    });
+    this.closed = Promise.all([childClosed, stdio]).then(([exit]) => {
+      this.#done = true;
+      // A command that ended on its own is over: background jobs that let go of its
+      // output are their own business, as with a shell. After end(), the SIGKILL timer
+      // still sweeps the group.
+      if (!this.#ending) liveGroups.delete(this.pgid);
+      return exit;
     });
   }
 

@@ -59,6 +59,39 @@ export interface RemoteProcess {
   readonly exited: Promise<ProcessExit>;
   /** Ends the process (default `SIGTERM`); idempotent, harmless after exit. */
   kill(signal?: NodeJS.Signals): void;
+  /**
+   * Optional: from now on, stdout's bytes are read into memory the reader chooses, and
+   * `stdout` emits no more `'data'` (it still emits `'end'` and `'close'`, and `exited`
+   * still waits for it). Lets a reader that knows a large message is coming (the session's
+   * frame decoder) have the bytes land in that message's own buffer: no chunk per read, no
+   * copy. Bytes `stdout` holds but has not emitted yet are handed to `reader` first.
+   * Connectors that cannot read into caller memory leave it out (the client falls back to
+   * `'data'`); calling it twice is a `UsageError`.
+   */
+  readonly readStdoutInto?: ((reader: StdoutReader) => void) | undefined;
+}
+
+/**
+ * The reader given to {@link RemoteProcess.readStdoutInto}.
+ *
+ * @example
+ * ```ts
+ * const scratch = new Uint8Array(64 * 1024);
+ * proc.readStdoutInto?.({ buffer: () => scratch, onData: (bytes) => decoder.push(bytes) });
+ * ```
+ */
+export interface StdoutReader {
+  /**
+   * Where the next read may write: any length ≥ 1, all of which it may fill. Asked once
+   * before each read, after {@link onData} handled the previous one.
+   */
+  buffer(): Uint8Array;
+  /**
+   * The bytes one read brought, as a view: usually the start of the last {@link buffer}, but
+   * the first reads after the switch may land in memory the connector chose. Must be used or
+   * copied before returning when it lies in memory the reader reuses.
+   */
+  onData(bytes: Uint8Array): void;
 }
 
 /** Connection state as a connector sees it. */

@@ -24,6 +24,7 @@ export type {
   ProcessExit,
   PutFileOptions,
   RemoteProcess,
+  StdoutReader,
 } from "./connector.js";
 export { type Deadline, deadline, type OperationOptions, raceSignal } from "./deadline.js";
 export { type ConnectorDefinition, type ConnectorRuntime, defineConnector } from "./define-connector.js";

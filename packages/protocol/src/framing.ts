@@ -39,7 +39,9 @@ export function encodeFrame(payload: Uint8Array, options: { maxFrameBytes?: numb
  * Splits a byte stream into frames. Feed it chunks as they arrive; it returns every frame
  * completed by each chunk. Each payload byte is copied once into its frame's own buffer, so a
  * large frame arriving in many small chunks costs linear time, and returned frames never share
- * memory with the pushed chunks.
+ * memory with the pushed chunks. A reader that can choose where its reads land may read the
+ * rest of a frame straight into that buffer ({@link FrameDecoder.readTarget}): then nothing is
+ * copied.
  *
  * With `views: true`, a frame that lies wholly inside one pushed chunk is returned as a view of
  * that chunk instead of a copy (frames spread over several chunks are still assembled in their
@@ -58,6 +60,8 @@ export class FrameDecoder {
   private frame: Uint8Array | null = null;
   private frameFill = 0;
   private failure: ProtocolError | null = null;
+  /** Buffers this decoder allocated for frames spread over several chunks. */
+  private readonly assembledBuffers = new WeakSet<ArrayBufferLike>();
 
   /**
    * @param options.maxFrameBytes largest payload accepted (default 256 MiB).
@@ -71,6 +75,26 @@ export class FrameDecoder {
   /** Bytes received that belong to a frame not yet complete (header bytes included). */
   get pendingBytes(): number {
     return this.frame === null ? this.headerFill : 4 + this.frameFill;
+  }
+
+  /**
+   * Where the rest of the frame being assembled goes: a view of its own buffer from the first
+   * byte not yet received, or `null` between frames (and after a failure). A reader that can
+   * choose where its next read lands (`RemoteProcess.readStdoutInto`) reads there, then
+   * `push`es the view of what arrived: bytes already in place are counted, not copied.
+   */
+  readTarget(): Uint8Array | null {
+    const frame = this.frame;
+    return frame === null ? null : frame.subarray(this.frameFill);
+  }
+
+  /**
+   * True when `frame` (returned by `push`) lies in a buffer this decoder allocated and shares
+   * with nothing else — it was spread over several chunks — rather than being a view of a
+   * pushed chunk (`views: true`): its consumer may keep views of it instead of copies.
+   */
+  isAssembled(frame: Uint8Array): boolean {
+    return this.assembledBuffers.has(frame.buffer);
   }
 
   /** The error that stopped this decoder, if any. */
@@ -122,11 +146,15 @@ export class FrameDecoder {
           continue;
         }
         this.frame = allocUninitialized(length);
+        this.assembledBuffers.add(this.frame.buffer);
         this.frameFill = 0;
       }
       const frame = this.frame;
       const take = Math.min(frame.byteLength - this.frameFill, n - i);
-      frame.set(chunk.subarray(i, i + take), this.frameFill);
+      // Bytes read straight into place (see readTarget) are already where they belong.
+      if (chunk.buffer !== frame.buffer || chunk.byteOffset + i !== frame.byteOffset + this.frameFill) {
+        frame.set(chunk.subarray(i, i + take), this.frameFill);
+      }
       this.frameFill += take;
       i += take;
       if (this.frameFill === frame.byteLength) {

@@ -108,6 +108,62 @@ describe("FrameDecoder", () => {
     expect(c!.buffer).not.toBe(chunk.buffer); // spread over two chunks: its own buffer
   });
 
+  it("readTarget: the rest of a frame read straight into its buffer is counted, not copied", () => {
+    const d = new FrameDecoder({ views: true });
+    const payload = new Uint8Array(200_000).map((_, i) => i % 251);
+    const wire = Buffer.concat([encodeFrame(payload), encodeFrame(new Uint8Array([9, 8]))]);
+    expect(d.readTarget()).toBeNull(); // between frames
+    expect(d.push(wire.subarray(0, 1000))).toEqual([]);
+    const target = d.readTarget()!;
+    expect(target.byteLength).toBe(payload.length - 996);
+    // A reader writes the next bytes where it was told, and pushes the view of what landed.
+    target.set(wire.subarray(1000, 150_000));
+    const setSpy = vi.spyOn(Uint8Array.prototype, "set");
+    try {
+      expect(d.push(target.subarray(0, 149_000))).toEqual([]);
+      expect(setSpy).not.toHaveBeenCalled(); // in place: nothing copied
+    } finally {
+      setSpy.mockRestore();
+    }
+    const rest = d.readTarget()!;
+    expect(rest.byteLength).toBe(payload.length - 996 - 149_000);
+    expect(rest.buffer).toBe(target.buffer);
+    rest.set(wire.subarray(150_000, 4 + payload.length));
+    const [frame] = d.push(rest);
+    expect(Buffer.from(frame!).equals(Buffer.from(payload))).toBe(true);
+    expect(frame!.buffer).toBe(target.buffer);
+    expect(d.isAssembled(frame!)).toBe(true);
+    expect(d.readTarget()).toBeNull();
+    // The next frame arrives through an ordinary chunk again: a view of it, not assembled.
+    const chunk = wire.subarray(4 + payload.length);
+    const [small] = d.push(chunk);
+    expect([...small!]).toEqual([9, 8]);
+    expect(d.isAssembled(small!)).toBe(false);
+  });
+
+  it("readTarget and ordinary chunks mix in any order without losing or reordering a byte", () => {
+    const next = rng(7);
+    const payloads = Array.from({ length: 40 }, (_, k) =>
+      new Uint8Array(1 + Math.floor(next() * (k % 3 === 0 ? 300_000 : 3000))).map(() => Math.floor(next() * 256)),
+    );
+    const wire = concat(payloads.map((p) => encodeFrame(p)));
+    const d = new FrameDecoder({ views: true });
+    const scratch = new Uint8Array(4096);
+    const got: Uint8Array[] = [];
+    let at = 0;
+    while (at < wire.length) {
+      // Like a socket read: at most what the target holds, and however much has arrived.
+      const target = next() < 0.8 ? (d.readTarget() ?? scratch) : scratch;
+      const n = Math.min(target.byteLength, wire.length - at, 1 + Math.floor(next() * 70_000));
+      target.set(wire.subarray(at, at + n));
+      at += n;
+      for (const f of d.push(target.subarray(0, n))) got.push(new Uint8Array(f)); // copy: scratch is reused
+    }
+    d.end();
+    expect(got.length).toBe(payloads.length);
+    for (const [k, f] of got.entries()) expect(Buffer.from(f).equals(Buffer.from(payloads[k]!))).toBe(true);
+  });
+
   it("a zero-length frame is a ProtocolError", () => {
     const d = new FrameDecoder();
     const e = thrown(() => d.push(new Uint8Array([0, 0, 0, 0])));

@@ -221,6 +221,45 @@ export function spawnGroup(ctx: GroupContext): void {
   );
 
   ctx.test(
+    "readStdoutInto, when offered: every byte lands in the reader's memory in order, and the end is still reported",
+    async (t) => {
+      const data = Buffer.concat([randomBytes(3 * MiB), Buffer.from("end")]);
+      const proc = await spawnOf(ctx.connector)(["cat"]);
+      if (!proc.readStdoutInto) {
+        proc.kill();
+        await proc.exited;
+        t.skip("this connector's processes do not offer readStdoutInto");
+        return;
+      }
+      const target = Buffer.alloc(data.length);
+      const spare = Buffer.alloc(1024);
+      let fill = 0;
+      let inPlace = 0;
+      const ended = new Promise<void>((resolve) => proc.stdout.once("end", resolve));
+      const stderr = readAll(proc.stderr);
+      proc.readStdoutInto({
+        // Alternate the reader's own memory between the target and a small spare buffer.
+        buffer: () => (fill < data.length && fill % 2 === 0 ? target.subarray(fill) : spare),
+        onData: (bytes) => {
+          if (fill + bytes.length > data.length) throw new Error(`more than ${data.length} bytes arrived`);
+          if (bytes.buffer === target.buffer && bytes.byteOffset === target.byteOffset + fill) inPlace += bytes.length;
+          else target.set(bytes, fill);
+          fill += bytes.length;
+        },
+      });
+      expect(() => proc.readStdoutInto?.({ buffer: () => spare, onData: () => {} })).toThrow();
+      proc.stdin.end(data);
+      await withinMs(ended, 60_000, "stdout's end after readStdoutInto");
+      expect((await proc.exited).exitCode).toBe(0);
+      expect((await stderr).toString()).toBe("");
+      expect(fill).toBe(data.length);
+      expect(sha256(target)).toBe(sha256(data));
+      expect(inPlace).toBeGreaterThan(0); // reads do land where the reader said
+    },
+    opts,
+  );
+
+  ctx.test(
     "a missing program ends with a non-zero status (or spawn rejects with a coded error)",
     async () => {
       let proc: RemoteProcess;
