@@ -21,43 +21,15 @@ import {
   type ResultMessage,
   TickBatcher,
 } from "@sremote/protocol";
+import { awaitHello } from "./agent-hello.js";
 import type { Logger } from "./logger.js";
 
 const STDERR_TAIL_BYTES = 64 * 1024;
-/** Bytes of stray output tolerated before the agent's hello frame. */
-const MAX_NOISE_BYTES = 64 * 1024;
-/** decodeAgentMessage's options, made once (not per frame). */
 /** Reads smaller than this go to a reused scratch buffer rather than into their frame. */
 const SCRATCH_BYTES = 64 * 1024;
+/** decodeAgentMessage's options, made once (not per frame). */
 const OWNED = { ownsBuffer: true } as const;
 const SHARED = { ownsBuffer: false } as const;
-/** A hello frame is small; anything announcing more is not one. */
-const MAX_HELLO_BYTES = 64 * 1024;
-
-/**
- * Finds the agent's hello frame in `buf`, which may start with stray output: the first
- * offset holding a length header followed by a MessagePack map that decodes as a hello.
- * Returns undefined when no complete hello is there (yet).
- *
- * @throws ProtocolError when the first complete frame is a valid message other than hello.
- */
-function findHello(buf: Buffer): { offset: number; end: number; agent: AgentInfo } | undefined {
-  for (let k = 0; k + 5 <= buf.length; k++) {
-    const first = buf[k + 4] as number;
-    if (first < 0x80 || first > 0x8f) continue; // a message is a fixmap
-    const size = buf.readUInt32BE(k);
-    if (size === 0 || size > MAX_HELLO_BYTES || k + 4 + size > buf.length) continue;
-    let msg: AgentMessage;
-    try {
-      msg = decodeAgentMessage(buf.subarray(k + 4, k + 4 + size));
-    } catch {
-      continue;
-    }
-    if (msg.kind !== "hello") throw new ProtocolError(`expected a hello frame first, got ${msg.kind}`);
-    return { offset: k, end: k + 4 + size, agent: msg.agent };
-  }
-  return undefined;
-}
 
 /** Receives `output` frames of a streaming call. */
 export type OutputListener = (stream: "stdout" | "stderr", data: string) => void;
@@ -184,67 +156,16 @@ export class AgentSession {
       const stderr: Buffer[] = [];
       const onErr = (chunk: Buffer) => stderr.push(chunk);
       proc.stderr.on("data", onErr);
-      let onData: ((chunk: Buffer) => void) | undefined;
-      let onAbort: (() => void) | undefined;
       try {
-        const hello = await new Promise<AgentInfo>((resolve, reject) => {
-          const tail = () => Buffer.concat(stderr).toString("utf8").slice(-4000).trim();
-          // Login shells and profiles sometimes print to stdout before the agent starts
-          // (a banner, a `module load` message): skip such bytes up to the hello frame.
-          let pre: Buffer = Buffer.alloc(0);
-          onData = (chunk: Buffer) => {
-            pre = pre.length === 0 ? chunk : Buffer.concat([pre, chunk]);
-            let found: { offset: number; end: number; agent: AgentInfo } | undefined;
-            try {
-              found = findHello(pre);
-            } catch (err) {
-              reject(err);
-              return;
-            }
-            if (!found) {
-              if (pre.length > MAX_NOISE_BYTES) {
-                reject(
-                  new RemoteNotSetupError(
-                    `the agent did not start cleanly: its output is not the SRemote protocol (first bytes: ${JSON.stringify(pre.subarray(0, 200).toString("utf8"))})${tail() ? `; stderr: ${tail()}` : ""}`,
-                    { details: { stderr: tail() } },
-                  ),
-                );
-              }
-              return;
-            }
-            if (found.offset > 0) {
-              options.logger.warn?.(
-                "output before the agent started was ignored (a login shell or profile printing?)",
-                {
-                  text: pre.subarray(0, Math.min(found.offset, 2000)).toString("utf8"),
-                },
-              );
-            }
-            if (found.end < pre.length) {
-              reject(new ProtocolError("the agent sent frames before the client asked for anything"));
-              return;
-            }
-            resolve(found.agent);
-          };
-          proc.stdout.on("data", onData);
-          onAbort = () => reject(d.error("starting the agent session"));
-          d.signal.addEventListener("abort", onAbort, { once: true });
-          proc.exited.then((exit) =>
-            reject(
-              new RemoteNotSetupError(
-                `the agent exited before it was ready (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`})${tail() ? `: ${tail()}` : ""}`,
-                { details: { exitCode: exit.exitCode, signal: exit.signal, stderr: tail() } },
-              ),
-            ),
-          );
-        });
+        const hello = await awaitHello(proc, d, options.logger, () =>
+          Buffer.concat(stderr).toString("utf8").slice(-4000).trim(),
+        );
         if (hello.protocol !== options.protocol) {
           throw new RemoteNotSetupError(
             `the remote agent speaks protocol ${hello.protocol} (agent ${hello.version}), this client speaks ${options.protocol}: reinstall the agent (sremote install <target>, or let the client upload it with autoInstallAgent)`,
             { code: "VERSION_MISMATCH", details: { agent: hello } },
           );
         }
-        proc.stdout.off("data", onData as (chunk: Buffer) => void);
         proc.stderr.off("data", onErr);
         // Views, not copies: each frame is decoded at once, and decoding copies what it keeps.
         const decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes, views: true });
@@ -252,8 +173,6 @@ export class AgentSession {
       } catch (err) {
         proc.kill("SIGKILL");
         throw err;
-      } finally {
-        if (onAbort) d.signal.removeEventListener("abort", onAbort);
       }
     } finally {
       d.dispose();
