@@ -18,6 +18,7 @@ function connectorFor(spec) {
     privateKeyPath: f.identity,
     knownHostsPath: f.knownHosts,
     sshConfigPath: false,
+    ...(f.transport ? { transport: f.transport } : {}),
   });
 }
 

@@ -15,8 +15,8 @@ interface BulkSpec {
   kind: "cat-oneway" | "session-echo";
   bytes: number;
   python: string;
-  /** Over SSH (else the local connector). */
-  ssh?: SshFacts | undefined;
+  /** Over SSH (else the local connector); `transport` as sshConnector's (default ssh2). */
+  ssh?: (SshFacts & { transport?: "openssh" | undefined }) | undefined;
   layout: RemoteLayout;
   /** Transfers in the one process (default 1); `lastMs` is the last one's time. */
   repeat?: number | undefined;
@@ -120,7 +120,7 @@ export async function bulkRows(o: {
     const local = {
       name: "local",
       python: o.python,
-      ssh: undefined as SshFacts | undefined,
+      ssh: undefined as BulkSpec["ssh"],
       layout: { endpointDir: "", tmpDir: tmp, workDir: tmp } as RemoteLayout,
       env: undefined as Readonly<Record<string, string>> | undefined,
     };
@@ -128,7 +128,19 @@ export async function bulkRows(o: {
       local,
       // The same, the client (and the raw channel's writer) started with CLIENT_THP_ENV.
       { ...local, name: "local+thp", env: CLIENT_THP_ENV },
-      ...(o.ssh ? [{ name: "ssh", python: o.ssh.python, ssh: o.ssh.facts, layout: o.ssh.layout, env: undefined }] : []),
+      ...(o.ssh
+        ? [
+            { name: "ssh", python: o.ssh.python, ssh: o.ssh.facts, layout: o.ssh.layout, env: undefined },
+            // The same sshd through the system OpenSSH client (what sshproxy/MFA users run).
+            {
+              name: "ssh-openssh",
+              python: o.ssh.python,
+              ssh: { ...o.ssh.facts, transport: "openssh" as const },
+              layout: o.ssh.layout,
+              env: undefined,
+            },
+          ]
+        : []),
     ];
     for (const t of targets) {
       for (const mib of o.sizesMiB) {
