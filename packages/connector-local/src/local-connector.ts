@@ -19,13 +19,14 @@ import {
   defineConnector,
   type ExecOptions,
   type ExecResult,
+  openSocketStdout,
   type ProcessExit,
   type RemoteProcess,
+  type SocketStdout,
   UsageError,
 } from "@sremote/core";
 import { deleteWholeFile, readWholeFile, writeFileAtomic } from "./files.js";
 import { ProcessGroup } from "./process-groups.js";
-import { openSocketStdout, type SocketStdout } from "./socket-stdout.js";
 
 const NAME = "local";
 

@@ -363,7 +363,15 @@ class SshDefinition implements ConnectorDefinition<{ settings: Readonly<Resolved
         escalation.unref?.();
       });
     };
-    return { stdin: channel.stdin, stdout, stderr: channel.stderr, exited, kill };
+    return {
+      stdin: channel.stdin,
+      stdout,
+      stderr: channel.stderr,
+      exited,
+      kill,
+      // Not when stdout is a stand-in for a stream that ended before the start marker.
+      readStdoutInto: stdout === channel.stdout ? channel.readStdoutInto : undefined,
+    };
   }
 
   /** Ends every running command (their operations reject `CLOSED`), then the connections. */

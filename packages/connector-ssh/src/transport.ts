@@ -1,5 +1,5 @@
 import type { Readable, Writable } from "node:stream";
-import type { ConnectorError } from "@sremote/core";
+import type { ConnectorError, RemoteProcess } from "@sremote/core";
 
 /** How a command channel ended. */
 export interface ChannelEnd {
@@ -22,6 +22,8 @@ export interface CommandChannel {
   signal(name: string): void;
   /** Closes the channel (does not by itself end the remote process). */
   close(): void;
+  /** Present when stdout can be read into caller memory (`RemoteProcess.readStdoutInto`). */
+  readonly readStdoutInto?: RemoteProcess["readStdoutInto"];
 }
 
 /** Facts for `status()`. */

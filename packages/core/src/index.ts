@@ -85,6 +85,7 @@ export { NEVER_SENT_CODES, networkErrorCode, neverSent } from "./network-errors.
 export { PROTOCOL_VERSION } from "./protocol-version.js";
 export { assertEnv, isEnvName, shCommand, shJoin, shQuote } from "./quoting.js";
 export { type RetryEvent, type RetryPolicy, withRetry } from "./retry.js";
+export { openSocketStdout, SocketStdout } from "./socket-stdout.js";
 export {
   formatTarget,
   type LocalTarget,

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ConnectorError } from "@sremote/core";
+import { ConnectorError, openSocketStdout } from "@sremote/core";
 import type { ChannelEnd, CommandChannel } from "../transport.js";
 import { type SshArgsInput, sessionArgs } from "./args.js";
 import { isMuxFailure, isSessionRefusal, tail } from "./errors.js";
@@ -19,7 +19,7 @@ const MASTER_DEATH_GRACE_MS = 300;
  * exit status comes back ({@link wrapWithStatus}). Resolves once the remote shell started
  * (the wrapper's first stderr line), so a refused or failed open is known to have run nothing.
  */
-export function openSession(
+export async function openSession(
   sshPath: string,
   args: SshArgsInput,
   master: OpensshMaster,
@@ -28,16 +28,21 @@ export function openSession(
   onClosed: () => void,
 ): Promise<CommandChannel> {
   const wrapped = wrapWithStatus(command);
+  // stdout as a socket read with `onread`, so a reader can have a large message land in its
+  // own buffer (core's openSocketStdout); a plain pipe when the pair cannot be made.
+  const pair = await openSocketStdout().catch(() => undefined);
   const child = spawn(sshPath, sessionArgs(args, master.socket, wrapped.line), {
-    stdio: ["pipe", "pipe", "pipe"],
+    stdio: ["pipe", pair?.childEnd ?? "pipe", "pipe"],
     env: quietEnv(),
   });
-  const stdin = child.stdin;
+  pair?.childEnd.destroy(); // ssh has its own copy (and hands it to the master)
+  const stdin = child.stdin!;
   // Node discards unread output of a child that exited ("flushStdio") before anyone
   // listened: a quick command could end between the open marker and the caller's first
-  // read. Piping at once keeps every byte (with backpressure) for a late reader.
-  const stdout = child.stdout.pipe(new PassThrough());
-  const stderrIn = child.stderr;
+  // read. Piping at once keeps every byte (with backpressure) for a late reader. (The socket
+  // is not the child's stream: Node never discards what it holds.)
+  const stdout = pair?.stdout.stream ?? child.stdout!.pipe(new PassThrough());
+  const stderrIn = child.stderr!;
   const stderr = new PassThrough();
   // Writes after the remote end closed raise EPIPE: the channel's end reports what happened.
   stdin.on("error", () => {});
@@ -61,9 +66,14 @@ export function openSession(
   child.on("error", (err) => {
     spawnError = err;
   });
-  const closed = new Promise<{ code: number | null }>((resolve) => {
-    child.once("close", (code) => resolve({ code }));
-  });
+  // Over when ssh has exited and closed its stdio, ours included (the master holds a copy of
+  // our socket while the session lasts).
+  const closed = Promise.all([
+    new Promise<{ code: number | null }>((resolve) => {
+      child.once("close", (code) => resolve({ code }));
+    }),
+    pair?.stdout.closed,
+  ]).then(([exit]) => exit);
   const done: Promise<ChannelEnd> = closed.then(async ({ code }) => {
     // A session that never opened is the opener's to account for (refused: queue again).
     if (scanner.opened) onClosed();
@@ -95,9 +105,11 @@ export function openSession(
     close: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     },
+    readStdoutInto: pair && ((reader) => pair.stdout.readInto(reader)),
   };
   return Promise.race([opened.then(() => channel), closed.then(() => undefined)]).then(async (ready) => {
     if (ready) return ready;
+    pair?.stdout.destroy();
     await done;
     if (spawnError) {
       throw new ConnectorError("UNAVAILABLE", "ssh", `cannot run ${sshPath}: ${spawnError.message}`, {

@@ -3,7 +3,8 @@ import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { type StdoutReader, UsageError } from "@sremote/core";
+import type { StdoutReader } from "./connector.js";
+import { UsageError } from "./errors.js";
 
 /** Node's `onread` socket option. */
 interface OnRead {
@@ -15,9 +16,10 @@ interface OnRead {
 const CHUNK_BYTES = 64 * 1024;
 
 /**
- * A spawned command's stdout as a Unix stream socket that this side reads with Node's
- * `onread` option, so that the reader can choose where each read lands
- * ({@link SocketStdout.readInto}); until it does, `stream` is an ordinary `Readable`.
+ * For connector authors: a local child process's stdout as a Unix stream socket that this
+ * side reads with Node's `onread` option, so that the reader can choose where each read lands
+ * ({@link SocketStdout.readInto}, behind `RemoteProcess.readStdoutInto`); until it does,
+ * `stream` is an ordinary `Readable`. The local connector and the OpenSSH transport use it.
  *
  * Node's own child pipes read into a fresh 64 KiB chunk per read, which a frame decoder then
  * copies: for a 64 MiB result, ~1,000 chunks (~36 MB of short-lived memory, each page of it
@@ -86,8 +88,17 @@ export class SocketStdout {
 
 /**
  * A connected pair of Unix stream sockets: the end for the command's stdout (give it to
- * `spawn`, then close it), and this side's {@link SocketStdout}. Rejects when the pair
- * cannot be made (e.g. no writable temporary folder); callers fall back to a plain pipe.
+ * `spawn` as `stdio[1]`, then destroy it: the child has its own copy), and this side's
+ * {@link SocketStdout}. Rejects when the pair cannot be made (e.g. no writable temporary
+ * folder); callers fall back to a plain pipe.
+ *
+ * @example
+ * ```ts
+ * const pair = await openSocketStdout().catch(() => undefined);
+ * const child = spawn("cat", [], { stdio: ["pipe", pair?.childEnd ?? "pipe", "pipe"] });
+ * pair?.childEnd.destroy();
+ * const stdout = pair?.stdout.stream ?? child.stdout;
+ * ```
  */
 export async function openSocketStdout(): Promise<{ childEnd: Socket; stdout: SocketStdout }> {
   const dir = await mkdtemp(join(tmpdir(), "sremote-out-"));
