@@ -202,13 +202,19 @@ async function main() {
   await check("source maps point at shipped files", async () => {
     const problems = [];
     let maps = 0;
+    // Installed, the packages sit side by side in node_modules/@sremote/: a source outside its
+    // own package (the CLI's bundle: `../../protocol/src/…`) must be in the sibling's tarball.
+    const byDir = new Map(tarballs.map((t) => [t.name.replace(/^@sremote\//, ""), t]));
     for (const t of tarballs) {
       for (const f of t.files.filter((n) => n.endsWith(".map"))) {
         maps++;
         const { sources = [] } = JSON.parse(readFileSync(join(t.root, f), "utf8"));
         for (const src of sources) {
+          if (/^bundled:/.test(src)) continue; // third-party code inside a bundle, named not linked
           const target = posix.normalize(posix.join(posix.dirname(f), src));
-          if (!t.files.includes(target)) problems.push(`${t.name}: ${f} -> ${target}`);
+          const sibling = /^\.\.\/([^/]+)\/(.+)$/.exec(target);
+          const owner = sibling ? byDir.get(sibling[1]) : t;
+          if (!owner?.files.includes(sibling ? sibling[2] : target)) problems.push(`${t.name}: ${f} -> ${target}`);
         }
       }
     }
