@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 // dependency back would make a cycle.
 import { sfapiConnector } from "../../connector-sfapi/src/index.js";
 import { RemoteClient } from "../src/index.js";
-import { type FaultRow, faultTable, mulberry32, recordFaults } from "./soak-support.js";
+import { type FaultRow, faultTable, mulberry32, processesLeft, recordFaults } from "./soak-support.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -170,6 +170,8 @@ describe.each([
       }
       const markers = await filesUnder(join(g.home, ".cache", "sremote"));
       const left = [...(await filesUnder(tmpDir)), ...markers.filter((f) => !TOMBSTONE.test(f))];
+      // Every agent the gateway started ran from the test's own home: none may still run.
+      const running = await processesLeft(g.home);
       const failed = results.filter((r) => r.error);
       const twice = [...counts.values()].filter((n) => n > 1).length;
       console.log(
@@ -177,9 +179,11 @@ describe.each([
           results.length - failed.length
         }, typed errors ${failed.length} ${JSON.stringify(failed.map((f) => `${f.tok}: ${f.error?.code} ${f.error?.message}`))}, side effects ${
           counts.size
-        }, twice ${twice}, files left ${left.length}, tombstones kept ${markers.length - markers.filter((f) => !TOMBSTONE.test(f)).length}`,
+        }, twice ${twice}, files left ${left.length}, processes left ${running.length}, tombstones kept ${markers.length - markers.filter((f) => !TOMBSTONE.test(f)).length}`,
       );
-      for (const row of rows.values()) rowsByLeg.push({ ...row, leftoverFiles: left.length });
+      for (const row of rows.values()) {
+        rowsByLeg.push({ ...row, leftoverProcesses: running.length, leftoverFiles: left.length });
+      }
       expect(results.length).toBe(CALLS);
       expect(twice).toBe(0);
       for (const r of results) {
@@ -196,6 +200,7 @@ describe.each([
       );
       for (const n of met) expect(n, "a burst met no request").toBeGreaterThan(0);
       expect(left).toEqual([]);
+      expect(running).toEqual([]);
     } finally {
       await client?.close();
       await g.close();

@@ -1,4 +1,4 @@
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync } from "node:fs";
 
 /** One line of the fault summary: a fault kind on a connector and what it led to. */
 export interface FaultRow {
@@ -56,4 +56,31 @@ export function recordFaults(file: string, rows: FaultRow[]): FaultRow[] {
   const path = process.env[FAULT_LOG_ENV];
   if (path) appendFileSync(path, rows.map((r) => `${JSON.stringify({ file, ...r })}\n`).join(""));
   return rows;
+}
+
+/**
+ * Processes on this machine (other than this one) whose command line mentions `text` — e.g. a
+ * test's private home folder, which every agent started from its endpoint has in its argv,
+ * whether or not it is still our descendant (an orphan is reparented).
+ */
+export function processesMentioning(text: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, "utf8").includes(text)) found.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** {@link processesMentioning}, polled until none is left or `ms` passed (ending takes a moment). */
+export async function processesLeft(text: string, ms = 5000): Promise<number[]> {
+  let left = processesMentioning(text);
+  for (const until = Date.now() + ms; left.length > 0 && Date.now() < until; left = processesMentioning(text)) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return left;
 }
