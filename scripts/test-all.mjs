@@ -17,7 +17,7 @@ const steps = [
   ["lint (biome, through turbo)", "npm", ["run", "-s", "lint"], 5 * MIN],
   ["lint remote scripts (shellcheck, pyflakes)", "node", ["scripts/lint-remote.mjs"], 2 * MIN],
   ["release plan (changesets: no major bump on 0.x)", "node", ["scripts/check-release-plan.mjs"], 2 * MIN],
-  ["typecheck (turbo)", "node", ["scripts/check-turbo.mjs", "typecheck"], 10 * MIN],
+  ["typecheck (all packages as one program; turbo's cache checked on the client)", "node", ["scripts/check-turbo.mjs", "typecheck"], 10 * MIN],
   ["vitest (all packages)", "node", ["scripts/pnpm.mjs", "exec", "vitest", "run"], 45 * MIN],
   // Every TS/JS snippet of every README type-checked (strict), and run where it needs only
   // this machine; README command lines checked against the scripts that exist.
