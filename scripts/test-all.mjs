@@ -11,9 +11,10 @@ const MIN = 60_000;
 const steps = [
   ["install dependencies", "node", ["scripts/pnpm.mjs", "install", "--frozen-lockfile"], 10 * MIN],
   ["test prerequisites", "node", ["scripts/test-prereqs.mjs"], 15 * MIN],
-  // Through turbo, as `npm run lint|typecheck|build` run them (scripts/turbo.mjs puts a
-  // working pnpm on PATH): lint, then every package's typecheck and the check that a changed
-  // core export is not hidden by turbo's cache (scripts/check-turbo.mjs).
+  // Through turbo, as `npm run lint|build` run them (scripts/turbo.mjs puts a working pnpm on
+  // PATH). Typecheck: every package's as one tsc program (each package's own run re-checks
+  // the sources it imports), then the check that a changed core export is not hidden by
+  // turbo's cache (scripts/check-turbo.mjs).
   ["lint (biome, through turbo)", "npm", ["run", "-s", "lint"], 5 * MIN],
   ["lint remote scripts (shellcheck, pyflakes)", "node", ["scripts/lint-remote.mjs"], 2 * MIN],
   ["release plan (changesets: no major bump on 0.x)", "node", ["scripts/check-release-plan.mjs"], 2 * MIN],
