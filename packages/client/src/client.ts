@@ -70,6 +70,7 @@ export class RemoteClient {
       throw new UsageError(`mode must be "auto", "session" or "file", got ${JSON.stringify(options.mode)}`);
     }
     assertTimeout(options.timeoutMs);
+    if (options.layout !== undefined) assertLayout(options.layout);
     this.connector = options.connector;
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
@@ -400,5 +401,18 @@ export class RemoteClient {
       this.#learnedPython,
     ];
     return { options, connector: this.connector, logger, launcher, learnedPython };
+  }
+}
+
+/** A given layout names all three folders (a partial one would fail later, as a bad argv word). */
+function assertLayout(layout: RemoteLayout): void {
+  if (!layout || typeof layout !== "object") throw new UsageError("layout must be an object");
+  for (const key of ["endpointDir", "tmpDir", "workDir"] as const) {
+    const v = layout[key];
+    if (typeof v !== "string" || v === "" || v.includes("\0")) {
+      throw new UsageError(
+        `layout.${key} must be a non-empty path, got ${JSON.stringify(v)}: give endpointDir, tmpDir and workDir, or leave layout out to have them discovered`,
+      );
+    }
   }
 }

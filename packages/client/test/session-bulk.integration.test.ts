@@ -86,7 +86,7 @@ describe("session carrier: large bytes", () => {
       source: ArrayLike<number>,
       offset?: number,
     ) {
-      if (source.length >= 64 * 1024) copied += source.length;
+      if (source.length >= 4096) copied += source.length;
       return set.call(this, source, offset);
     });
     let r: Awaited<ReturnType<typeof env.client.call<Uint8Array>>>;

@@ -70,4 +70,15 @@ describe("client options", () => {
     }
     expect(make({ timeoutMs: 0 })).not.toThrow();
   });
+
+  it("refuses a layout that does not name all three folders, before anything runs", () => {
+    const connector = localConnector();
+    const make = (layout: unknown) => () => new RemoteClient({ connector, layout: layout as never });
+    expect(make({ endpointDir: "/opt/sremote" })).toThrow(/layout\.tmpDir must be a non-empty path, got undefined/);
+    expect(make({ endpointDir: "/e", tmpDir: "/t", workDir: "" })).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/layout\.workDir/) }),
+    );
+    expect(make("~/.sremote")).toThrow(/layout must be an object/);
+    expect(make({ endpointDir: "/e", tmpDir: "/t", workDir: "/w" })).not.toThrow();
+  });
 });
