@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtempSync, rmdirSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -101,35 +101,51 @@ export class SocketStdout {
  * ```
  */
 export async function openSocketStdout(): Promise<{ childEnd: Socket; stdout: SocketStdout }> {
-  const dir = await mkdtemp(join(tmpdir(), "sremote-out-"));
+  // Synchronous file calls: each is microseconds, where fs/promises' first use costs
+  // milliseconds in a fresh process (the CLI spawns one agent and exits).
+  const dir = mkdtempSync(join(tmpdir(), "sremote-out-"));
+  const path = join(dir, "s");
   const server = createServer({ pauseOnConnect: true });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(join(dir, "s"), () => resolve());
+      server.listen(path, () => resolve());
     });
     const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
     let ours: Socket | undefined;
     const stdout = new SocketStdout((onread) => {
-      ours = connect({ path: join(dir, "s"), onread });
+      ours = connect({ path, onread });
       return ours;
     });
     // Until the caller has the stream, a failed connect must not be an unhandled 'error'.
     const ignore = () => {};
     stdout.stream.on("error", ignore);
+    let childEnd: Socket;
     try {
-      await new Promise<void>((resolve, reject) => {
-        ours!.once("connect", resolve);
-        ours!.once("error", reject);
-      });
+      [childEnd] = await Promise.all([
+        accepted,
+        new Promise<void>((resolve, reject) => {
+          ours!.once("connect", resolve);
+          ours!.once("error", reject);
+        }),
+      ]);
     } catch (err) {
       stdout.destroy(); // its 'error', if any, still meets `ignore`
       throw err;
     }
     stdout.stream.off("error", ignore);
-    return { childEnd: await accepted, stdout };
+    return { childEnd, stdout };
   } finally {
     server.close();
-    await rm(dir, { recursive: true, force: true });
+    try {
+      unlinkSync(path);
+    } catch {
+      // never bound, or already gone
+    }
+    try {
+      rmdirSync(dir);
+    } catch {
+      // left for the system's temporary-file cleaning; nothing else can connect through it
+    }
   }
 }
