@@ -3,30 +3,12 @@ import { describeUnless, SYSTEM_PYTHON } from "@sremote/testkit";
 import { type SshdFixture, sshConnectorOptions, sshdMissing, startSshd } from "@sremote/testkit/sshd";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { RemoteClient } from "../src/index.js";
+import { bigCopies } from "./copy-counter.js";
 
 // A real sshd and a real agent: an explicit budget per test and hook.
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const MIB = 1024 * 1024;
-
-/** Bytes copied by `Uint8Array.prototype.set` from sources of 4 KiB or more while `fn` runs. */
-async function bigCopies<T>(fn: () => Promise<T>): Promise<{ value: T; copied: number }> {
-  let copied = 0;
-  const set = Uint8Array.prototype.set;
-  const spy = vi.spyOn(Uint8Array.prototype, "set").mockImplementation(function (
-    this: Uint8Array,
-    source: ArrayLike<number>,
-    offset?: number,
-  ) {
-    if (source.length >= 4096) copied += source.length;
-    return set.call(this, source, offset);
-  });
-  try {
-    return { value: await fn(), copied };
-  } finally {
-    spy.mockRestore();
-  }
-}
 
 // Big results over both SSH transports, through the session carrier: the OpenSSH transport's
 // processes offer readStdoutInto (each multiplexed ssh's stdout is a socket read in place,

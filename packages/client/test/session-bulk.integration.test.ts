@@ -1,6 +1,7 @@
 import { localConnector } from "@sremote/connector-local";
 import type { Connector, RemoteProcess } from "@sremote/core";
 import { afterAll, describe, expect, it, vi } from "vitest";
+import { bigCopies } from "./copy-counter.js";
 import { localClient } from "./helpers.js";
 
 // Real processes on a shared machine: an explicit budget per test and hook.
@@ -79,22 +80,7 @@ describe("session carrier: large bytes", () => {
   it("reads a large result straight into its frame (readStdoutInto): the bytes are never copied", async () => {
     await env.client.call("math", "sqrt", [1]);
     const n = 8 * MIB;
-    let copied = 0;
-    const set = Uint8Array.prototype.set;
-    const spy = vi.spyOn(Uint8Array.prototype, "set").mockImplementation(function (
-      this: Uint8Array,
-      source: ArrayLike<number>,
-      offset?: number,
-    ) {
-      if (source.length >= 4096) copied += source.length;
-      return set.call(this, source, offset);
-    });
-    let r: Awaited<ReturnType<typeof env.client.call<Uint8Array>>>;
-    try {
-      r = await env.client.call<Uint8Array>("os", "urandom", [n]);
-    } finally {
-      spy.mockRestore();
-    }
+    const { value: r, copied } = await bigCopies(() => env.client.call<Uint8Array>("os", "urandom", [n]));
     expect(r.value.byteLength).toBe(n);
     // Without reads in place, every byte was copied from a 64 KiB chunk into the frame.
     expect(copied).toBeLessThan(MIB);
