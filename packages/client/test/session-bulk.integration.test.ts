@@ -77,6 +77,35 @@ describe("session carrier: large bytes", () => {
     expect(same(again.value, big.value)).toBe(true);
   });
 
+  it("300 echoes of every size from 1 byte to 300 KiB, 48 at a time, each get their own bytes back", async () => {
+    // Small results are decoded from one reused scratch buffer, large ones read into their
+    // frames: nothing decoded may still point into the scratch when the next read lands.
+    let seed = 12345;
+    const next = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const payloads = Array.from({ length: 300 }, (_, i) => {
+      const n = i % 7 === 0 ? 64 * 1024 + Math.floor(next() * 240 * 1024) : 1 + Math.floor(next() * 3000);
+      const b = new Uint8Array(n);
+      for (let k = 0; k < n; k += 251) b[k] = (i + k) & 0xff;
+      return b;
+    });
+    let at = 0;
+    const back: Uint8Array[] = [];
+    await Promise.all(
+      Array.from({ length: 48 }, async () => {
+        for (let i = at++; i < payloads.length; i = at++) {
+          back[i] = (await env.client.call<Uint8Array>("builtins", "bytes", [payloads[i]!])).value;
+        }
+      }),
+    );
+    // Checked only once all are back: a value that aliased reused memory would differ by now.
+    payloads.forEach((p, i) => {
+      expect(same(back[i]!, p), `echo ${i} (${p.byteLength} bytes)`).toBe(true);
+    });
+  });
+
   it("reads a large result straight into its frame (readStdoutInto): the bytes are never copied", async () => {
     await env.client.call("math", "sqrt", [1]);
     const n = 8 * MIB;
