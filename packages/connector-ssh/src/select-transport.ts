@@ -81,8 +81,8 @@ function autoTransport(config: TransportConfig): SshTransport {
     async connect(signal) {
       await (await choose()).connect(signal);
     },
-    async openCommand(command, signal, urgent) {
-      return (await choose()).openCommand(command, signal, urgent);
+    async openCommand(command, signal, urgent, stream) {
+      return (await choose()).openCommand(command, signal, urgent, stream);
     },
     async readFile(path, signal) {
       return (await choose()).readFile(path, signal);

@@ -242,7 +242,7 @@ class SshDefinition implements ConnectorDefinition<{ settings: Readonly<Resolved
 
   /** Opens a channel for `command`; a channel that opens after the deadline is ended at once. */
   async #start(command: string, dl: Deadline, what: string, mode: "collect" | "stream") {
-    const opening = this.#transport.openCommand(command, dl.signal);
+    const opening = this.#transport.openCommand(command, dl.signal, false, mode === "stream");
     let channel: CommandChannel;
     try {
       channel = await raceSignal(opening, dl.signal);

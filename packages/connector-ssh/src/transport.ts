@@ -49,8 +49,13 @@ export interface TransportInfo {
 export interface SshTransport {
   /** Makes sure one authenticated connection exists. */
   connect(signal: AbortSignal): Promise<void>;
-  /** Runs `command` (one shell command line) on a new channel. `urgent` jumps the channel queue. */
-  openCommand(command: string, signal: AbortSignal, urgent?: boolean): Promise<CommandChannel>;
+  /**
+   * Runs `command` (one shell command line) on a new channel. `urgent` jumps the channel
+   * queue; `stream` says the caller reads stdout as it comes (a spawned process), so a
+   * transport that can should offer `readStdoutInto` — not worth its set-up for a command
+   * whose output is collected.
+   */
+  openCommand(command: string, signal: AbortSignal, urgent?: boolean, stream?: boolean): Promise<CommandChannel>;
   readFile(path: string, signal: AbortSignal): Promise<Uint8Array>;
   writeFile(path: string, data: Uint8Array, mode: number, signal: AbortSignal): Promise<void>;
   /** Deletes a file; a missing file is not an error. */

@@ -140,12 +140,12 @@ export function opensshTransport(config: OpensshTransportOptions): OpensshTransp
     { maxConnections: 1, maxChannelsPerConnection: config.maxChannelsPerConnection, logger },
   );
 
-  async function open(command: string, signal: AbortSignal, urgent: boolean): Promise<CommandChannel> {
+  async function open(command: string, signal: AbortSignal, urgent: boolean, stream: boolean): Promise<CommandChannel> {
     for (let refusals = 0; ; refusals++) {
       const slot: ChannelSlot<OpensshMaster> = await pool.acquire(signal, urgent || refusals > 0);
       const master = slot.connection;
       try {
-        const channel = await openSession(sshPath, args as SshArgsInput, master, command, () => slot.release());
+        const channel = await openSession(sshPath, args as SshArgsInput, master, command, () => slot.release(), stream);
         slot.opened();
         return channel;
       } catch (err) {
@@ -169,7 +169,7 @@ export function opensshTransport(config: OpensshTransportOptions): OpensshTransp
     input: Uint8Array | undefined,
     signal: AbortSignal,
   ): Promise<{ stdout: Buffer; stderr: string; status: number }> {
-    const channel = await open(script, signal, false);
+    const channel = await open(script, signal, false, false);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     channel.stdout.on("data", (c: Buffer) => out.push(c));
@@ -211,8 +211,8 @@ export function opensshTransport(config: OpensshTransportOptions): OpensshTransp
       await pool.connection(signal);
     },
 
-    openCommand(command, signal, urgent = false) {
-      return open(command, signal, urgent);
+    openCommand(command, signal, urgent = false, stream = false) {
+      return open(command, signal, urgent, stream);
     },
 
     async readFile(path, signal) {
