@@ -2,6 +2,7 @@
 
 import os
 import struct
+import subprocess
 import tempfile
 import time
 import unittest
@@ -154,6 +155,25 @@ class SessionTest(support.TempDirTestCase):
         self.assertIs(r["truncated"], True)
         r = agent.roundtrip("2", "agent_fixtures", "print_many", 5, 9, outputLimit=50)
         self.assertNotIn("truncated", r)
+
+    def test_start_up_imports_neither_signal_nor_its_enums(self):
+        # Every session start pays for what the agent imports before its hello (issue 16,
+        # "first result after connect"): `signal` builds enums on import (~4 ms here). The
+        # agent uses the C module `_signal` at start-up and imports `signal` when it needs it.
+        bare = subprocess.run(
+            [support.PYTHON, "-E", "-c", "import sys; print('enum' in sys.modules or 'signal' in sys.modules)"],
+            stdout=subprocess.PIPE,
+            check=True,
+        )
+        if bare.stdout.strip() != b"False":
+            self.skipTest("this Python imports enum or signal at start-up by itself")
+        agent = self.agent()
+        for name in ("signal", "enum"):
+            r = agent.roundtrip(name, "sys", "modules.__contains__", name)
+            self.assertIs(r["value"], False, "%s was imported before the first call" % name)
+        # C stdio's stdout was made unbuffered after the hello, before the first call ran.
+        r = agent.roundtrip("c", "sys", "modules.__contains__", "ctypes")
+        self.assertIs(r["value"], True)
 
     def test_stream_sends_output_frames_while_running(self):
         agent = self.agent()

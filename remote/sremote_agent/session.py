@@ -26,7 +26,7 @@ from .info import agent_info
 from .reaper import end_descendants
 from .messages import MessageError, error_result, parse_client_message, protocol_error
 from .runner import CallState, encode_result, execute
-from .stdio import install
+from .stdio import install, unbuffer_c_stdout_now
 from .values import DecodeError
 
 _QUEUED, _STARTED = 0, 1
@@ -420,6 +420,9 @@ class Session(FrameChannel):
 
     def run(self):
         self.send({"v": PROTOCOL_VERSION, "kind": "hello", "agent": self.info})
+        # After the hello, before any call can run: the client reads the hello and sends its
+        # first call meanwhile (a round trip, which over a WAN hides this entirely).
+        unbuffer_c_stdout_now()
         threading.Thread(target=self._watch_output, name="sremote-output-watch", daemon=True).start()
         for n in range(self.workers):
             thread = threading.Thread(target=self._loop, name="sremote-thread-%d" % (n + 1), daemon=True)
@@ -453,7 +456,7 @@ def serve_session(workers, max_frame, grace=2.0):
         box[0].log("%s: exiting" % message)
         box[0].abandon(1)
 
-    router, frame_out, frame_in = install(lost)
+    router, frame_out, frame_in = install(lost, unbuffer=False)
     session = Session(router, frame_in, frame_out, workers, max_frame, grace)
     box.append(session)
     return session.run()

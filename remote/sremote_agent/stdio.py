@@ -52,6 +52,12 @@ def unbuffer_c_stdout():
     return ok
 
 
+def unbuffer_c_stdout_now():
+    """Makes C stdio's stdout unbuffered and records whether that worked (calls flush it
+    otherwise). Loads ctypes: ~5 ms."""
+    c_stdout_unbuffered[0] = unbuffer_c_stdout()
+
+
 def _identity(fd):
     """(st_dev, st_ino) of what `fd` is open on, or None when it is closed."""
     try:
@@ -132,9 +138,11 @@ class Streams(object):
             router.log("a call left %s changed: put back" % ", ".join(repaired))
 
 
-def install(lost=None):
+def install(lost=None, unbuffer=True):
     """Redirects the process's standard streams; returns (router, frame_out_fd, frame_in_fd).
-    `lost(message)` is called when a call broke one of the agent's own fds."""
+    `lost(message)` is called when a call broke one of the agent's own fds. `unbuffer=False`
+    leaves C stdio's stdout to the caller, who must call `unbuffer_c_stdout_now()` before any
+    call runs (the session does it right after its hello, off the start-up's critical path)."""
     sys.stdout.flush()
     sys.stderr.flush()
     frame_out = os.dup(1)
@@ -150,13 +158,18 @@ def install(lost=None):
         # A crash in C code dumps the Python stacks where the client can read them.
         faulthandler.enable(file=log_fd, all_threads=True)
         # `kill -USR1 <agent pid>` dumps every thread's stack: what is a stuck agent doing?
-        import signal
+        try:
+            # The C module: `signal` builds its enums on import (enum: ~4 ms of start-up).
+            from _signal import SIGUSR1
+        except ImportError:
+            from signal import SIGUSR1
 
-        faulthandler.register(signal.SIGUSR1, file=log_fd, all_threads=True)
+        faulthandler.register(SIGUSR1, file=log_fd, all_threads=True)
     except Exception:
         pass
     router.fd_capture = FdCapture(router)
-    c_stdout_unbuffered[0] = unbuffer_c_stdout()
+    if unbuffer:
+        unbuffer_c_stdout_now()
     sys.stdin = router.stdin = open(os.devnull, "r")
     sys.stdout = router.stdout = RoutedText(router, STDOUT, 1)
     sys.stderr = router.stderr = RoutedText(router, STDERR, 2)
