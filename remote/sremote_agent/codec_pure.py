@@ -10,6 +10,7 @@ problem and raises a `SerializationError` with its path); `unpackb` raises
 
 import datetime
 import struct
+import threading
 
 from .values import (
     EXT_NDARRAY,
@@ -305,9 +306,27 @@ def _ext(data, pos, n, depth):
     return decode_ext(code, payload, depth, unpack_payload), end
 
 
+EXT_BIG = 127
+"""The ext type of a big value's placeholder in a frame's head (bigread.py). Never on the
+wire: a client's ext 127 lacks this process's nonce and is an unknown extension."""
+
+NOT_BIG = object()
+"""What `big_values.resolve` returns for an ext 127 that is not one of its placeholders."""
+
+big_values = threading.local()
+"""`big_values.resolve(payload, depth, unpack)`: set by bigread.SplitBody.decode in the
+thread that decodes a frame's head, else unset or None."""
+
+
 def decode_ext(code, payload, depth, unpack):
     """Turns an ext value into its Python value; `unpack(payload, depth)` decodes payloads.
     A set's payload array stands for the set itself (same depth)."""
+    if code == EXT_BIG:
+        resolve = getattr(big_values, "resolve", None)
+        if resolve is not None:
+            value = resolve(payload, depth, unpack)
+            if value is not NOT_BIG:
+                return value
     if code == EXT_TIMESTAMP:
         return ext_to_datetime(payload)
     if code == EXT_NDARRAY:

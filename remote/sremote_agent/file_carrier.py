@@ -25,6 +25,7 @@ import os
 import threading
 
 from . import codec
+from .bigread import BIG_FRAME, SplitBody, Truncated, read_body
 from .bulk import body_length, joined
 from .fdio import watch_peer, write_all
 from .info import agent_info
@@ -119,12 +120,16 @@ def _read_request(path):
     """(request or None, error message or None, raw message or None)."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            size = os.fstat(f.fileno()).st_size
+            # A big request's big values are read straight into their own objects (bigread).
+            data = read_body(f.fileno(), bytearray(), size) if size >= BIG_FRAME else f.read()
     except OSError as exc:
         return None, "cannot read the request %s: %s" % (path, exc.strerror or exc), None
+    except Truncated as exc:
+        return None, "cannot read the request %s: it ended at %d of %d bytes" % (path, exc.args[0], size), None
     msg = None
     try:
-        msg = codec.unpackb(data)
+        msg = data.decode() if type(data) is SplitBody else codec.unpackb(data)
     except DecodeError as exc:
         return None, "the request is not valid MessagePack: %s" % exc, None
     try:

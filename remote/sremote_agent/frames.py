@@ -11,6 +11,7 @@ import os
 import struct
 import threading
 
+from .bigread import BIG_FRAME, Truncated, read_body
 from .fdio import readiness_check, write_all
 
 _header = struct.Struct(">I")
@@ -27,8 +28,6 @@ _HOLD_FRAMES = 16
 _HOLD_SPLIT = 8
 _SPLIT_FROM = 12
 _HOLD_ALL_FROM = 24
-# Frames from this size on are read into a buffer of their own (FrameChannel._read_big).
-_BIG_FRAME = 1 << 20
 
 
 class ProtocolFailure(Exception):
@@ -168,7 +167,9 @@ class FrameChannel(object):
         self.hold_limit = _HOLD_SPLIT if _SPLIT_FROM <= n < _HOLD_ALL_FROM else _HOLD_FRAMES
 
     def read_frame(self):
-        """The next frame's body, or None at a clean end of input."""
+        """The next frame's body (bytes-like, or for a big frame possibly a
+        bigread.SplitBody: decode it with its own `decode()`), or None at a clean end of
+        input."""
         buf = self.inbuf
         if not buf:
             # Nothing buffered (calls one after another): one read usually brings exactly one
@@ -189,7 +190,7 @@ class FrameChannel(object):
         (size,) = _header.unpack_from(buf)
         if size > self.max_frame:
             raise ProtocolFailure("a frame of %d bytes exceeds the limit of %d bytes" % (size, self.max_frame))
-        if size >= _BIG_FRAME and len(buf) < 4 + size:
+        if size >= BIG_FRAME and len(buf) < 4 + size:
             return self._read_big(size)
         while len(buf) < 4 + size:
             have = len(buf) - 4
@@ -201,25 +202,19 @@ class FrameChannel(object):
         return body
 
     def _read_big(self, size):
-        """A big frame's body read straight into one buffer of its size: no growing input
-        buffer, no copy of the body out of it (each fresh buffer of a big value costs its
-        page faults, which on some VMs cost more than the copy). The codecs take the
-        bytearray as it is."""
+        """A big frame's body, read as it arrives (bigread.py): its big values straight into
+        the bytes objects the call gets (a SplitBody), or, without any, the frame into one
+        buffer of its size. No growing input buffer, no copy of a value out of the frame:
+        each fresh buffer of a big value costs its page faults, which on some VMs cost more
+        than the copy."""
         buf = self.inbuf
-        body = bytearray(size)
-        have = len(buf) - 4
-        body[:have] = memoryview(buf)[4:]
+        arrived = bytearray(memoryview(buf)[4:])
         del buf[:]
         self.flush_held()  # before waiting for input
-        with memoryview(body) as view:
-            for _ in range(size):  # bounded: every pass reads at least one byte or ends
-                if have >= size:
-                    break
-                n = os.readv(self.frame_in, [view[have:]])
-                if n == 0:
-                    raise ProtocolFailure("the input ended inside a frame (%d of %d bytes)" % (have, size))
-                have += n
-        return body
+        try:
+            return read_body(self.frame_in, arrived, size)
+        except Truncated as exc:
+            raise ProtocolFailure("the input ended inside a frame (%d of %d bytes)" % (exc.args[0], size))
 
     def frame_buffered(self):
         """True when `inbuf` holds a whole frame (read by this thread as the reader)."""

@@ -20,6 +20,7 @@ import threading
 import time
 
 from . import PROTOCOL_VERSION, codec
+from .bigread import SplitBody
 from .capture import STREAM_NAMES
 from .frames import FrameChannel, ProtocolFailure
 from .info import agent_info
@@ -244,7 +245,7 @@ class Session(FrameChannel):
                 if body is None:
                     return self._end_input(client_gone=True)
                 try:
-                    msg = codec.unpackb(body)
+                    msg = body.decode() if type(body) is SplitBody else codec.unpackb(body)
                 except DecodeError as exc:
                     raise ProtocolFailure("undecodable frame: %s" % exc)
                 body = None  # a big frame's buffer is not kept while its call runs
