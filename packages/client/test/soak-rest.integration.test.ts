@@ -3,6 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { newtConnector } from "@sremote/connector-newt";
 import type { Connector } from "@sremote/core";
+import { seededRandom } from "@sremote/testkit";
 import { DEFAULT_NEWT_USER, type NewtDouble, startNewtDouble } from "@sremote/testkit/newt-double";
 import { type SfapiDouble, startSfapiDouble } from "@sremote/testkit/sfapi-double";
 import { afterAll, describe, expect, it, vi } from "vitest";
@@ -10,7 +11,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 // dependency back would make a cycle.
 import { sfapiConnector } from "../../connector-sfapi/src/index.js";
 import { RemoteClient } from "../src/index.js";
-import { type FaultRow, faultTable, mulberry32, processesLeft, recordFaults } from "./soak-support.js";
+import { type FaultRow, faultTable, processesLeft, recordFaults } from "./soak-support.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -115,7 +116,7 @@ describe.each([
     const tmpDir = join(g.home, ".sremote-e2e", "tmp");
     const layout = { endpointDir: join(g.home, ".sremote-e2e", "endpoint"), tmpDir, workDir: g.home };
     const log = join(g.home, "soak-side-effects.log");
-    const random = mulberry32(seed);
+    const random = seededRandom(seed);
     const rows = new Map<When, FaultRow>(
       (["before", "after"] as const).map((w) => [
         w,

@@ -1,9 +1,9 @@
 import { sshConnector } from "@sremote/connector-ssh";
-import { describeUnless, SYSTEM_PYTHON } from "@sremote/testkit";
+import { describeUnless, SYSTEM_PYTHON, seededRandom } from "@sremote/testkit";
 import { sshConnectorOptions, sshdMissing, startSshd } from "@sremote/testkit/sshd";
 import { expect, it, vi } from "vitest";
 import { RemoteClient } from "../src/index.js";
-import { type FaultRow, faultTable, mulberry32, recordFaults } from "./soak-support.js";
+import { type FaultRow, faultTable, recordFaults } from "./soak-support.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -31,7 +31,7 @@ describeUnless(sshdMissing())(`soak over SSH: ${CALLS} calls over ${SESSIONS} se
       mode: "session",
       poolSize: SESSIONS,
     });
-    const random = mulberry32(16);
+    const random = seededRandom(16);
     const rows = new Map<Fault, FaultRow>(
       (["sshd child killed", "agent killed"] as const).map((f) => [
         f,

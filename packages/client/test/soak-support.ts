@@ -29,18 +29,6 @@ export function faultTable(rows: FaultRow[]): string {
   return ["fault summary:", fmt(head), fmt(widths.map((w) => "-".repeat(w))), ...lines.map(fmt)].join("\n");
 }
 
-/** A small seeded PRNG (mulberry32): the same faults at the same places on every run. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * The file the suite's fault summary is collected in: set by the root reporter
  * (scripts/vitest-log-reporter.ts) before the test workers start, so they inherit it.

@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from "node:fs";
+import { seededRandom } from "@sremote/testkit";
 import { describe, expect, it, vi } from "vitest";
 import { localClient } from "./helpers.js";
-import { type FaultRow, faultTable, mulberry32, recordFaults } from "./soak-support.js";
+import { type FaultRow, faultTable, recordFaults } from "./soak-support.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -59,7 +60,7 @@ function descendants(): number[] {
 describe(`soak: ${CALLS} calls over ${SESSIONS} sessions on local:, a fault every ~${FAULT_EVERY}`, () => {
   it("answers every call exactly once, with memory and handles flat and nothing left behind", async () => {
     const { client, leftovers, dispose } = localClient({ mode: "session", poolSize: SESSIONS });
-    const random = mulberry32(15);
+    const random = seededRandom(15);
     const rows = new Map<Fault, FaultRow>(
       FAULTS.map((f) => [f, { fault: f, connector: "local", injections: 0, outcomes: {} }]),
     );

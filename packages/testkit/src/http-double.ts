@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { seededRandom } from "./hostile.js";
 
 /** Reads a request body of at most `limit` bytes; a larger one rejects with `tooLarge(message)`. */
 export function readBody(req: IncomingMessage, limit: number, tooLarge: (message: string) => Error): Promise<Buffer> {
@@ -66,18 +67,6 @@ export interface Armed<F> {
   remaining: number;
   /** Draws in [0, 1) for `rate` (seeded). */
   random: () => number;
-}
-
-/** mulberry32: a small seeded generator, enough to spread faults reproducibly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
