@@ -160,7 +160,23 @@ class ReadBodyTest(unittest.TestCase):
                 self.assertIn("unknown extension type 127", str(caught.exception))
 
 
-class AgentMemoryTest(support.TempDirTestCase):
+class AgentTest(support.TempDirTestCase):
+    def test_pipelined_big_frames_and_the_small_ones_behind_them_arrive_intact(self):
+        # The walk reads no byte past its frame: the frames behind it stay whole.
+        agent = support.SessionAgent(self)
+        agent.hello()
+        data, text = os.urandom(2 << 20), "ü" * (1 << 20)
+        agent.call("a", "agent_fixtures", "echo", data, 1)
+        agent.call("b", "agent_fixtures", "echo", text)
+        agent.call("c", "agent_fixtures", "echo", b"small")
+        agent.call("d", "agent_fixtures", "echo", [data, {"k": text}])
+        self.assertEqual(agent.result("a")["value"], [data, 1])
+        self.assertEqual(agent.result("b")["value"], text)
+        self.assertEqual(agent.result("c")["value"], b"small")
+        self.assertEqual(agent.result("d")["value"], [data, {"k": text}])
+        agent.close()
+
+
     def test_a_64_mib_echo_costs_the_agent_one_buffer_of_the_value(self):
         # Before bigread the agent held the frame and the decoded value: ~2.2x the payload.
         if not os.path.exists("/proc/self/status"):
