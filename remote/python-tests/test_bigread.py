@@ -108,6 +108,30 @@ class ReadBodyTest(unittest.TestCase):
             self.assertIs(decoded(got, unpackb)["args"][1], got.parts[0][2])
         self.assertLess(len(got.head), 200)
 
+    def test_an_ndarray_is_read_into_its_own_writable_array(self):
+        np = support.numpy_or_none()
+        if np is None:
+            support.loud_skip(self, "numpy is not importable")
+        arr = np.arange(BIG // 8 * 3, dtype="<f8").reshape(3, -1)
+        body = codec.packb(call(arr, 1), "message")
+        for arrived in (0, 60, 3000):
+            got = read(body, arrived, chunks=lambda n: 65536)
+            self.assertEqual([p[0] for p in got.parts], ["v"])
+            for cname, unpackb in codecs():
+                value = decoded(got, unpackb)["args"][0]
+                self.assertIs(value, got.parts[0][2], cname)
+                self.assertTrue(value.flags.writeable and value.flags.owndata and value.flags.c_contiguous)
+                self.assertEqual((value.dtype.str, value.shape), ("<f8", arr.shape))
+                self.assertTrue(np.array_equal(value, arr))
+        # What the general path refuses still goes through it, with its error.
+        good = codec.packb(call(np.zeros(BIG, dtype="u1")), "message")
+        for bad in (good.replace(b"\xa3|u1", b"\xa3|O8", 1), good.replace(b"\xa1C", b"\xa1F", 1)):
+            for cname, unpackb in codecs():
+                whole = outcome(lambda: unpackb(bytes(bad)))
+                split = outcome(lambda: decoded(read(bad, 50), unpackb))
+                self.assertEqual(split, whole, cname)
+                self.assertEqual(whole[0], "DecodeError")
+
     def test_any_arrival_pattern(self):
         data = os.urandom(BIG)
         msg = call("a" * 100, data, {"k": os.urandom(BIG), "s": "é" * BIG}, 2**40, -1.25, kw=data)
@@ -189,6 +213,23 @@ class AgentTest(support.TempDirTestCase):
             hwm = int([line for line in f if line.startswith("VmHWM:")][0].split()[1]) * 1024
         agent.close()
         self.assertLess(hwm, 1.6 * len(data), "agent peak RSS %.2fx the payload" % (hwm / len(data)))
+
+    def test_a_64_mib_array_echo_costs_the_agent_one_array(self):
+        # Before bigread: the frame, the ext payload copied out of it, then the array.
+        np = support.numpy_or_none()
+        if np is None:
+            support.loud_skip(self, "numpy is not importable")
+        if not os.path.exists("/proc/self/status"):
+            support.loud_skip(self, "no /proc: the agent's peak RSS cannot be read")
+        agent = support.SessionAgent(self)
+        pid = agent.hello()["agent"]["pid"]
+        arr = np.arange(8 << 20, dtype="<f8")
+        value = agent.roundtrip("e", "agent_fixtures", "echo", arr)["value"]
+        self.assertTrue(np.array_equal(value, arr))
+        with open("/proc/%d/status" % pid) as f:
+            hwm = int([line for line in f if line.startswith("VmHWM:")][0].split()[1]) * 1024
+        agent.close()
+        self.assertLess(hwm, 1.6 * arr.nbytes, "agent peak RSS %.2fx the payload" % (hwm / arr.nbytes))
 
     def test_the_file_carrier_reads_a_big_request_file_the_same_way(self):
         data, text = os.urandom(3 * BIG), "ß" * BIG

@@ -22,7 +22,7 @@ import sys
 
 from . import codec, codec_pure
 from .bulk import SPLIT_BYTES
-from .values import EXT_NDARRAY
+from .values import EXT_NDARRAY, empty_ndarray
 
 BIG_FRAME = 1 << 20
 """Frames (session) and request files (file carrier) from this size on are read here."""
@@ -84,7 +84,9 @@ class SplitBody(object):
 
     def __init__(self, head, parts):
         self.head = head
-        self.parts = parts  # [(kind "b"/"s"/"e", ext type or None, bytes)]
+        # [(kind, ext type or None, data)]: "b" bin, "s" str, "e" ext (data: the payload's
+        # bytes), "v" an ndarray already decoded (data: the array)
+        self.parts = parts
 
     def decode(self):
         """The message, as codec.unpackb would give it for the whole frame."""
@@ -101,7 +103,7 @@ class SplitBody(object):
         if index >= len(self.parts):
             return codec_pure.NOT_BIG
         kind, code, data = self.parts[index]
-        if kind == "b":
+        if kind == "b" or kind == "v":
             return data
         if kind == "s":
             try:
@@ -139,28 +141,37 @@ class _Source(object):
 
     def read_value(self, n):
         """The next `n` bytes of the frame as one `bytes` object, read into it directly."""
-        self.limit = n
-        raw = _Raw(self)
         if _DIRECT:
-            data = io.BufferedReader(raw, buffer_size=1).read(n)
+            self.limit = n
+            data = io.BufferedReader(_Raw(self), buffer_size=1).read(n)
             if len(data) < n:
                 raise Truncated()
-        else:
-            data = bytearray(n)
-            with memoryview(data) as view:
-                got = 0
-                for _ in range(n):  # bounded: every pass reads at least one byte or raises
-                    if got >= n:
-                        break
-                    step = raw.readinto(view[got:])
-                    if step == 0:
-                        raise Truncated()
-                    got += step
-            data = bytes(data)
+            self._taken()
+            return data
+        data = bytearray(n)
+        with memoryview(data) as view:
+            self.read_into(view)
+        return bytes(data)
+
+    def read_into(self, view):
+        """The next `len(view)` bytes of the frame, read into `view`."""
+        n = len(view)
+        self.limit = n
+        raw = _Raw(self)
+        got = 0
+        for _ in range(n):  # bounded: every pass reads at least one byte or raises
+            if got >= n:
+                break
+            step = raw.readinto(view[got:])
+            if step == 0:
+                raise Truncated()
+            got += step
+        self._taken()
+
+    def _taken(self):
         # What stayed in `buf` after the value is the head's next bytes.
         del self.buf[: self.pos]
         self.pos = 0
-        return data
 
 
 # CPython's BufferedReader.read(n) with a buffer of 1 byte allocates the bytes object once and
@@ -268,7 +279,15 @@ def _walk(src, size):
                         head += buf[mark : src.pos]
                         head += _placeholder_head.pack(0xC7, 12, codec_pure.EXT_BIG, _NONCE, len(parts))
                         src.pos += hdr
-                        parts.append((kind, code, src.read_value(n)))
+                        array = _ndarray_header(src, n) if kind == "e" else None
+                        if array is not None:
+                            # Its data straight into a fresh numpy array: the one writable
+                            # copy the general path makes, without the payload before it.
+                            src.pos += array[1]
+                            src.read_into(memoryview(array[0].reshape(-1).view("u1")))
+                            parts.append(("v", None, array[0]))
+                        else:
+                            parts.append((kind, code, src.read_value(n)))
                         mark = 0
                     else:
                         if not src.need(hdr + n):
@@ -292,6 +311,36 @@ def _walk(src, size):
     _read_into(src, memoryview(rest), 0, len(rest))
     head += rest
     return SplitBody(head, parts)
+
+
+def _ndarray_header(src, n):
+    """(empty array, header bytes) for the ndarray ext payload of `n` bytes at `src.pos`
+    ([dtype, shape, order, bin] with the bin's data last), or None (the general path)."""
+    try:
+        if not src.need(min(n, 1024)):
+            return None
+        chunk = bytes(src.buf[src.pos : src.pos + min(n, 1024)])
+        if chunk[0] != 0x94:
+            return None
+        fields = []
+        pos = 1
+        for _ in range(3):
+            value, pos = codec_pure._unpack(chunk, pos, 1)
+            fields.append(value)
+        fmt = _BIN_LENGTHS.get(chunk[pos])
+        if fmt is None:
+            return None
+        (size,) = struct.unpack_from(fmt, chunk, pos + 1)
+        start = pos + 1 + struct.calcsize(fmt)
+        if start + size != n:
+            return None
+        array = empty_ndarray(fields[0], fields[1], fields[2], size)
+    except (codec_pure.DecodeError, ValueError, TypeError, IndexError, OverflowError, struct.error, RecursionError):
+        return None
+    return None if array is None else (array, start)
+
+
+_BIN_LENGTHS = {0xC4: ">B", 0xC5: ">H", 0xC6: ">I"}
 
 
 def _read_into(src, view, have, size):

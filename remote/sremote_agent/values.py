@@ -179,7 +179,9 @@ def _itemsize(dtype):
     return {"?": 1, "b": 1, "B": 1}.get(kind)
 
 
-def check_ndarray_fields(dtype, shape, data, error=DecodeError):
+def check_ndarray_fields(dtype, shape, data, error=DecodeError, nbytes=None):
+    """Raises `error` unless dtype, shape and data (or, for data still to be read, its size
+    `nbytes`) make a valid ndarray ext."""
     if not isinstance(dtype, str) or not _pattern("dtype").match(dtype):
         raise error("ndarray dtype %r is not a little-endian numpy dtype string" % (dtype,))
     if dtype[1:2] == "O":
@@ -188,17 +190,17 @@ def check_ndarray_fields(dtype, shape, data, error=DecodeError):
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
     ):
         raise error("ndarray shape %r is not a list of non-negative ints" % (shape,))
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise error("ndarray data must be bytes")
+    if nbytes is None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise error("ndarray data must be bytes")
+        nbytes = len(data)
     itemsize = _itemsize(dtype)
     if itemsize is not None:
         count = 1
         for n in shape:
             count *= n
-        if count * itemsize != len(data):
-            raise error(
-                "ndarray data holds %d bytes, %s of %s needs %d" % (len(data), shape, dtype, count * itemsize)
-            )
+        if count * itemsize != nbytes:
+            raise error("ndarray data holds %d bytes, %s of %s needs %d" % (nbytes, shape, dtype, count * itemsize))
 
 
 def ndarray_from_parts(parts):
@@ -225,6 +227,28 @@ def ndarray_from_parts(parts):
         raise DecodeError("ndarray dtype object is not allowed")
     # A writable copy: functions may modify their arguments in place.
     return np.frombuffer(data, dtype=dt, count=count).reshape(shape).copy()
+
+
+def empty_ndarray(dtype, shape, order, nbytes):
+    """A fresh, writable numpy array for an ndarray ext whose `nbytes` of data are still to
+    be read into it (bigread.py), or None where ndarray_from_parts would not give one
+    (numpy missing, a field it refuses: the general path then says what is wrong)."""
+    try:
+        if order != "C":
+            return None
+        check_ndarray_fields(dtype, shape, None, nbytes=nbytes)
+        np = import_numpy()
+        if np is None:
+            return None
+        dt = np.dtype(dtype)
+        count = 1
+        for n in shape:
+            count *= n
+        if dt.hasobject or dt.itemsize * count != nbytes:
+            return None
+        return np.empty(tuple(shape), dtype=dt)
+    except Exception:
+        return None
 
 
 # ---------------------------------------------------------------------------
