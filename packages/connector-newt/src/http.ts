@@ -1,4 +1,4 @@
-import { ConnectorError, type Deadline, networkErrorCode, neverSent, TimeoutError } from "@sremote/core";
+import { ConnectorError, type Deadline, deadline, networkErrorCode, neverSent, TimeoutError } from "@sremote/core";
 import { Agent, request } from "undici";
 
 /** Repetition of requests that are safe to repeat (see `NewtConnectorOptions.retry`). */
@@ -132,15 +132,8 @@ export class NewtHttp {
     }
     if (req.sessionId !== undefined) headers.cookie = `newt_sessionid=${req.sessionId}`;
 
-    const local = new AbortController();
-    let ownTimeout = false;
-    const timer = setTimeout(() => {
-      ownTimeout = true;
-      local.abort();
-    }, req.timeoutMs);
-    const onOuter = () => local.abort();
-    dl.signal.addEventListener("abort", onOuter, { once: true });
-    if (dl.signal.aborted) local.abort();
+    // This request's own time limit, inside the operation's deadline.
+    const local = deadline({ signal: dl.signal, timeoutMs: req.timeoutMs });
     try {
       let res: Awaited<ReturnType<typeof request>>;
       try {
@@ -152,13 +145,13 @@ export class NewtHttp {
           signal: local.signal,
         });
       } catch (err) {
-        throw this.classify(err, req, "send", ownTimeout);
+        throw this.classify(err, req, "send", local.timedOut);
       }
       let data: Uint8Array;
       try {
         data = new Uint8Array(await res.body.arrayBuffer());
       } catch (err) {
-        throw this.classify(err, req, "read", ownTimeout);
+        throw this.classify(err, req, "read", local.timedOut);
       }
       const declared = headerOf(res.headers, "content-length");
       if (declared !== undefined && Number(declared) !== data.length) {
@@ -193,8 +186,7 @@ export class NewtHttp {
       }
       return { status: res.statusCode, headers: res.headers, body: data };
     } finally {
-      clearTimeout(timer);
-      dl.signal.removeEventListener("abort", onOuter);
+      local.dispose();
     }
   }
 

@@ -1,4 +1,4 @@
-import { ConnectorError, type Deadline, networkErrorCode, neverSent, TimeoutError } from "@sremote/core";
+import { ConnectorError, type Deadline, deadline, networkErrorCode, neverSent, TimeoutError } from "@sremote/core";
 import { Agent, request } from "undici";
 
 /** One HTTP exchange with the API or the token endpoint. */
@@ -81,15 +81,8 @@ export class SfapiHttp {
       body = req.body.data;
     }
     if (req.token !== undefined) headers.authorization = `Bearer ${req.token}`;
-    const local = new AbortController();
-    let ownTimeout = false;
-    const timer = setTimeout(() => {
-      ownTimeout = true;
-      local.abort();
-    }, req.timeoutMs);
-    const onOuter = () => local.abort();
-    dl.signal.addEventListener("abort", onOuter, { once: true });
-    if (dl.signal.aborted) local.abort();
+    // This request's own time limit, inside the operation's deadline.
+    const local = deadline({ signal: dl.signal, timeoutMs: req.timeoutMs });
     try {
       let res: Awaited<ReturnType<typeof request>>;
       try {
@@ -101,13 +94,13 @@ export class SfapiHttp {
           signal: local.signal,
         });
       } catch (err) {
-        throw this.#classify(err, req, "send", ownTimeout, dl);
+        throw this.#classify(err, req, "send", local.timedOut, dl);
       }
       let data: Uint8Array;
       try {
         data = new Uint8Array(await res.body.arrayBuffer());
       } catch (err) {
-        throw this.#classify(err, req, "read", ownTimeout, dl);
+        throw this.#classify(err, req, "read", local.timedOut, dl);
       }
       if (res.statusCode >= 300 && res.statusCode < 400) {
         // Never followed: a redirect would carry the bearer token elsewhere.
@@ -134,8 +127,7 @@ export class SfapiHttp {
       }
       return { status: res.statusCode, body: data };
     } finally {
-      clearTimeout(timer);
-      dl.signal.removeEventListener("abort", onOuter);
+      local.dispose();
     }
   }
 

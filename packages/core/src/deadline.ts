@@ -18,6 +18,8 @@ export interface Deadline {
   throwIfDone(what: string): void;
   /** Stops the timer. Call it when the operation ends. */
   dispose(): void;
+  /** True once the time ran out (then {@link Deadline.error} is a `TimeoutError`); false for an abort. */
+  readonly timedOut: boolean;
 }
 
 /**
@@ -59,6 +61,9 @@ export function deadline(options: OperationOptions = {}, closeSignal?: AbortSign
       : new AbortError(`${what} aborted`, { cause: outer?.reason });
   return {
     signal: controller.signal,
+    get timedOut() {
+      return timedOut;
+    },
     error,
     throwIfDone(what) {
       if (controller.signal.aborted) throw error(what);

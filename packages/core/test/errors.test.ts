@@ -46,13 +46,16 @@ describe("errors", () => {
 describe("deadline", () => {
   it("reports a timeout as TIMEOUT and an abort as ABORTED", async () => {
     const d = deadline({ timeoutMs: 5 });
+    expect(d.timedOut).toBe(false);
     await new Promise((r) => d.signal.addEventListener("abort", r));
     expect(d.error("x")).toMatchObject({ code: "TIMEOUT" });
+    expect(d.timedOut).toBe(true);
     const c = new AbortController();
     const d2 = deadline({ signal: c.signal, timeoutMs: 10_000 });
     c.abort();
     expect(d2.signal.aborted).toBe(true);
     expect(d2.error("y")).toMatchObject({ code: "ABORTED" });
+    expect(d2.timedOut).toBe(false);
     d.dispose();
     d2.dispose();
   });
