@@ -34,43 +34,6 @@ _TOKENS = 1024
 _NONCE = os.urandom(8)
 _placeholder_head = struct.Struct(">BBb8sI")  # ext8, 12 bytes, type, nonce, index
 
-# Lead byte -> (header bytes after it, struct format of the length or count, kind).
-# Kinds: "b" bin, "s" str, "e" ext (type byte after the length), "a" array, "m" map,
-# "x" fixed-size scalar (the format is None and the second item its total size).
-_LEADS = {
-    0xC0: (0, 0, "x"),
-    0xC2: (0, 0, "x"),
-    0xC3: (0, 0, "x"),
-    0xC4: (1, ">B", "b"),
-    0xC5: (2, ">H", "b"),
-    0xC6: (4, ">I", "b"),
-    0xC7: (1, ">B", "e"),
-    0xC8: (2, ">H", "e"),
-    0xC9: (4, ">I", "e"),
-    0xCA: (0, 4, "x"),
-    0xCB: (0, 8, "x"),
-    0xCC: (0, 1, "x"),
-    0xCD: (0, 2, "x"),
-    0xCE: (0, 4, "x"),
-    0xCF: (0, 8, "x"),
-    0xD0: (0, 1, "x"),
-    0xD1: (0, 2, "x"),
-    0xD2: (0, 4, "x"),
-    0xD3: (0, 8, "x"),
-    0xD4: (0, 2, "x"),  # fixext: type byte + 1, 2, 4, 8, 16 bytes
-    0xD5: (0, 3, "x"),
-    0xD6: (0, 5, "x"),
-    0xD7: (0, 9, "x"),
-    0xD8: (0, 17, "x"),
-    0xD9: (1, ">B", "s"),
-    0xDA: (2, ">H", "s"),
-    0xDB: (4, ">I", "s"),
-    0xDC: (2, ">H", "a"),
-    0xDD: (4, ">I", "a"),
-    0xDE: (2, ">H", "m"),
-    0xDF: (4, ">I", "m"),
-}
-
 
 class Truncated(Exception):
     """The input ended inside the frame; read_body gives it `args[0]`: the frame's bytes
@@ -254,27 +217,33 @@ def _walk(src, size):
             if not src.need(1 + (lead & 0x1F)):
                 break
             src.pos += 1 + (lead & 0x1F)
+        elif lead == 0xC0 or lead == 0xC2 or lead == 0xC3:  # nil, false, true
+            src.pos += 1
         else:
-            spec = _LEADS.get(lead)
+            spec = codec_pure.FORMATS.get(lead)
             if spec is None:  # 0xc1: the decoder says what is wrong
                 break
-            extra, fmt, kind = spec
-            if kind == "x":
-                if not src.need(1 + fmt):
+            kind, fmt, width = spec  # width: bytes of the length (of a number: its size)
+            if type(kind) is int:  # fixext: type byte, then `kind` bytes
+                if not src.need(2 + kind):
                     break
-                src.pos += 1 + fmt
+                src.pos += 2 + kind
+            elif kind == "v":  # number
+                if not src.need(1 + width):
+                    break
+                src.pos += 1 + width
             else:
-                if not src.need(1 + extra + (kind == "e")):
+                hdr = 1 + width + (kind == "e")  # an ext's type byte follows its length
+                if not src.need(hdr):
                     break
                 (n,) = struct.unpack_from(fmt, buf, src.pos + 1)
                 if kind == "a" or kind == "m":
-                    src.pos += 1 + extra
+                    src.pos += hdr
                     if n:
                         left.append(2 * n if kind == "m" else n)
                         in_map.append(kind == "m")
                 else:
-                    hdr = 1 + extra + (kind == "e")
-                    code = struct.unpack_from(">b", buf, src.pos + 1 + extra)[0] if kind == "e" else None
+                    code = struct.unpack_from(">b", buf, src.pos + 1 + width)[0] if kind == "e" else None
                     if n >= SPLIT_BYTES and not key and (kind != "e" or code == EXT_NDARRAY):
                         head += buf[mark : src.pos]
                         head += _placeholder_head.pack(0xC7, 12, codec_pure.EXT_BIG, _NONCE, len(parts))
@@ -314,33 +283,16 @@ def _walk(src, size):
 
 
 def _ndarray_header(src, n):
-    """(empty array, header bytes) for the ndarray ext payload of `n` bytes at `src.pos`
-    ([dtype, shape, order, bin] with the bin's data last), or None (the general path)."""
-    try:
-        if not src.need(min(n, 1024)):
-            return None
-        chunk = bytes(src.buf[src.pos : src.pos + min(n, 1024)])
-        if chunk[0] != 0x94:
-            return None
-        fields = []
-        pos = 1
-        for _ in range(3):
-            value, pos = codec_pure._unpack(chunk, pos, 1)
-            fields.append(value)
-        fmt = _BIN_LENGTHS.get(chunk[pos])
-        if fmt is None:
-            return None
-        (size,) = struct.unpack_from(fmt, chunk, pos + 1)
-        start = pos + 1 + struct.calcsize(fmt)
-        if start + size != n:
-            return None
-        array = empty_ndarray(fields[0], fields[1], fields[2], size)
-    except (codec_pure.DecodeError, ValueError, TypeError, IndexError, OverflowError, struct.error, RecursionError):
+    """(empty array, header bytes) for the ndarray ext payload of `n` bytes at `src.pos`,
+    or None (the general path)."""
+    if not src.need(min(n, 1024)):
         return None
+    head = codec_pure.ndarray_head(bytes(src.buf[src.pos : src.pos + min(n, 1024)]), n)
+    if head is None:
+        return None
+    dtype, shape, order, start = head
+    array = empty_ndarray(dtype, shape, order, n - start)
     return None if array is None else (array, start)
-
-
-_BIN_LENGTHS = {0xC4: ">B", 0xC5: ">H", 0xC6: ">I"}
 
 
 def _read_into(src, view, have, size):

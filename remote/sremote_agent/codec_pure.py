@@ -343,30 +343,42 @@ def decode_ext(code, payload, depth, unpack):
 _BIN_HEADERS = {0xC4: ">B", 0xC5: ">H", 0xC6: ">I"}
 
 
-def _ndarray_parts_by_view(payload):
-    """[dtype, shape, order, data] of an ndarray payload with `data` a view into `payload`
-    (no copy of the array's bytes: decoding then makes the one writable copy), or None
-    when the payload is not the plain form (the general decoder then says what is wrong)."""
+def ndarray_head(data, payload_len):
+    """(dtype, shape, order, start) of an ndarray ext payload of `payload_len` bytes in the
+    plain form [dtype, shape, order, bin] with the bin's data from `start` to the end;
+    `data` holds at least the payload's first bytes up to `start`. None for any other form
+    (the general decoder then says what is wrong)."""
     try:
-        if len(payload) < 1024 or payload[0] != 0x94:
+        if data[0] != 0x94:
             return None
         parts = []
         pos = 1
         for _ in range(3):
-            value, pos = _unpack(payload, pos, 1)
+            value, pos = _unpack(data, pos, 1)
             parts.append(value)
-        fmt = _BIN_HEADERS.get(payload[pos])
+        fmt = _BIN_HEADERS.get(data[pos])
         if fmt is None:
             return None
-        size = struct.calcsize(fmt)
-        (n,) = struct.unpack_from(fmt, payload, pos + 1)
-        start = pos + 1 + size
-        if start + n != len(payload):
+        (n,) = struct.unpack_from(fmt, data, pos + 1)
+        start = pos + 1 + struct.calcsize(fmt)
+        if start + n != payload_len:
             return None
     except (DecodeError, ValueError, TypeError, IndexError, OverflowError, struct.error, RecursionError):
         return None
-    parts.append(memoryview(payload)[start:])
-    return parts
+    return parts[0], parts[1], parts[2], start
+
+
+def _ndarray_parts_by_view(payload):
+    """[dtype, shape, order, data] of an ndarray payload with `data` a view into `payload`
+    (no copy of the array's bytes: decoding then makes the one writable copy), or None
+    when the payload is not the plain form (the general decoder then says what is wrong)."""
+    if len(payload) < 1024:
+        return None
+    head = ndarray_head(payload, len(payload))
+    if head is None:
+        return None
+    dtype, shape, order, start = head
+    return [dtype, shape, order, memoryview(payload)[start:]]
 
 
 def unpack_payload(payload, depth):
@@ -401,7 +413,7 @@ def _unpack(data, pos, depth):
     elif b == 0xC3:
         return True, pos
     else:
-        fmt = _FORMATS.get(b)
+        fmt = FORMATS.get(b)
         if fmt is None:
             raise DecodeError("invalid MessagePack byte 0x%02x at offset %d" % (b, pos - 1))
         what, code, size = fmt
@@ -473,7 +485,8 @@ def _unpack(data, pos, depth):
 
 # byte -> (kind, struct format, bytes read); kind v=value s=str b=bin a=array m=map
 # e=ext with a length, int=fixext payload size (the format reads the type code).
-_FORMATS = {
+# bigread.py walks big frames with this table too.
+FORMATS = {
     0xC4: ("b", ">B", 1),
     0xC5: ("b", ">H", 2),
     0xC6: ("b", ">I", 4),

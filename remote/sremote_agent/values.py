@@ -211,9 +211,20 @@ def ndarray_from_parts(parts):
     if order != "C":
         raise DecodeError("ndarray order %r is not supported (only 'C')" % (order,))
     check_ndarray_fields(dtype, shape, data)
+    checked = _numpy_dtype(dtype, shape, len(data))
+    if checked is None:
+        return {"dtype": dtype, "shape": list(shape), "data": bytes(data)}
+    np, dt, count = checked
+    # A writable copy: functions may modify their arguments in place.
+    return np.frombuffer(data, dtype=dt, count=count).reshape(shape).copy()
+
+
+def _numpy_dtype(dtype, shape, nbytes):
+    """(numpy, dtype, element count) for checked ndarray fields whose data holds `nbytes`;
+    None when numpy is not importable. Raises DecodeError for what numpy refuses."""
     np = import_numpy()
     if np is None:
-        return {"dtype": dtype, "shape": list(shape), "data": bytes(data)}
+        return None
     try:
         dt = np.dtype(dtype)
     except Exception as exc:
@@ -221,12 +232,11 @@ def ndarray_from_parts(parts):
     count = 1
     for n in shape:
         count *= n
-    if dt.itemsize * count != len(data):
-        raise DecodeError("ndarray data holds %d bytes, %s of %s needs %d" % (len(data), shape, dtype, dt.itemsize * count))
+    if dt.itemsize * count != nbytes:
+        raise DecodeError("ndarray data holds %d bytes, %s of %s needs %d" % (nbytes, shape, dtype, dt.itemsize * count))
     if dt.hasobject:
         raise DecodeError("ndarray dtype object is not allowed")
-    # A writable copy: functions may modify their arguments in place.
-    return np.frombuffer(data, dtype=dt, count=count).reshape(shape).copy()
+    return np, dt, count
 
 
 def empty_ndarray(dtype, shape, order, nbytes):
@@ -237,15 +247,10 @@ def empty_ndarray(dtype, shape, order, nbytes):
         if order != "C":
             return None
         check_ndarray_fields(dtype, shape, None, nbytes=nbytes)
-        np = import_numpy()
-        if np is None:
+        checked = _numpy_dtype(dtype, shape, nbytes)
+        if checked is None:
             return None
-        dt = np.dtype(dtype)
-        count = 1
-        for n in shape:
-            count *= n
-        if dt.hasobject or dt.itemsize * count != nbytes:
-            return None
+        np, dt, _ = checked
         return np.empty(tuple(shape), dtype=dt)
     except Exception:
         return None
