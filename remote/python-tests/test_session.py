@@ -26,6 +26,17 @@ def wait_for_path(path, timeout=support.TIMEOUT):
         time.sleep(0.005)
 
 
+def voluntary_switches(pid):
+    """Voluntary context switches of all of process `pid`'s threads so far (Linux)."""
+    total = 0
+    for task in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, task)) as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
 class SessionTest(support.TempDirTestCase):
     def agent(self, **kwargs):
         agent = support.SessionAgent(self, **kwargs)
@@ -201,6 +212,42 @@ class SessionTest(support.TempDirTestCase):
         earliest_end = min(r["value"]["end"] for r in results)
         self.assertLess(latest_start, earliest_end, "the four calls did not overlap")
         self.assertEqual(len({r["value"]["thread"] for r in results}), 4)
+
+    def test_with_several_workers_quick_pipelined_calls_stay_on_the_reading_thread(self):
+        # Handing reading over to another thread for every call that has more input behind it
+        # cost ~3x the CPU per call (agent, client and sshd; docs/performance.md): while calls
+        # end quickly, the reader runs them itself and reads on, and no other thread wakes.
+        agent = self.agent(workers=4)
+        pid = agent.roundtrip("warm", "os", "getpid")["value"]  # also a quick call
+        n = 300
+        calls = [
+            {"v": PROTOCOL_VERSION, "kind": "call", "id": "q%d" % i, "module": "threading", "function": "get_ident"}
+            for i in range(n)
+        ]
+        before = voluntary_switches(pid)
+        agent.send_raw(b"".join(support.frame(c) for c in calls))
+        threads = [agent.result("q%d" % i)["value"] for i in range(n)]
+        woken = voluntary_switches(pid) - before
+        switches = sum(1 for a, b in zip(threads, threads[1:]) if a != b)
+        # Handed over, each call woke threads (700-800 wake-ups for 300 calls, measured);
+        # otherwise they wake for the standby's periodic check and the reads (16-63). A thread
+        # that stalls past _INLINE_SECONDS (a loaded machine) hands over once.
+        self.assertLess(woken, n, "%d thread wake-ups for %d pipelined calls" % (woken, n))
+        self.assertLess(switches, n // 3, "%d of %d pipelined calls changed threads" % (switches, n))
+
+    def test_after_quick_calls_long_calls_sent_together_still_overlap(self):
+        agent = self.agent(workers=4)
+        for i in range(20):
+            agent.roundtrip("warm%d" % i, "math", "sqrt", 4)
+        sent = b""
+        for i in range(4):
+            tag = "t%d" % i
+            call = {"v": PROTOCOL_VERSION, "kind": "call", "id": tag, "module": "agent_fixtures", "function": "tick"}
+            sent += support.frame(dict(call, args=[0.4, tag]))
+        agent.send_raw(sent)  # in one write: the reader has the next calls when each starts
+        results = [agent.result("t%d" % i)["value"] for i in range(4)]
+        self.assertLess(max(r["start"] for r in results), min(r["end"] for r in results), "the four calls did not overlap")
+        self.assertEqual(len({r["thread"] for r in results}), 4)
 
     def test_one_worker_runs_calls_one_after_another_in_order(self):
         agent = self.agent()

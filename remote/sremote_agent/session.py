@@ -38,6 +38,13 @@ _TAKEOVER_SECONDS = 0.002
 # While calls keep coming, one idle thread waits in steps of _TAKEOVER_SECONDS (the
 # standby); after this long without a call it waits until it is woken.
 _ACTIVE_SECONDS = 1.0
+# With several workers, a call that arrives with more input behind it is run by the reader
+# itself (the next calls waiting for it, or for the standby's takeover) while calls end
+# within this long: handing reading over to another thread for every call cost ~3x the
+# CPU per call in the agent, Node and sshd together (context switches, GIL hand-offs, and a
+# write per result instead of one per group) — ~100 µs per call, more than such a call.
+_INLINE_SECONDS = 0.0002
+_monotonic = time.monotonic
 
 
 class _Job(CallState):
@@ -92,7 +99,9 @@ class Session(FrameChannel):
         self.inline_since = 0.0
         self.last_call = 0.0
         self.standby = 0  # idle threads waiting in steps of _TAKEOVER_SECONDS
-        self.threads = []
+        # True while calls take a while (see _INLINE_SECONDS): a call with more input behind
+        # it then hands reading over at once. Never with one worker.
+        self.handoff = workers > 1
         self.info = agent_info(workers, max_frame)
 
     # -- output (frames: FrameChannel) ----------------------------------------
@@ -105,12 +114,13 @@ class Session(FrameChannel):
     # Leader/follower: `workers + 1` threads share two roles. At most one thread reads
     # frames (the reader); at most `workers` run calls. A reader that receives a call it may
     # start at once runs it itself:
-    # - when more input is already waiting, it first hands the reader role to an idle
-    #   thread, so that concurrent calls start at once;
+    # - when more input is already waiting and recent calls took a while (`handoff`), it
+    #   first hands the reader role to an idle thread, so that concurrent calls start at once;
     # - otherwise it keeps the reader role while the call runs ("inline") and reads on
     #   afterwards: no thread wakes for a short call. A call that runs longer than
     #   _TAKEOVER_SECONDS loses the reader role to the standby (an idle thread that waits in
-    #   steps of that length while calls keep coming), so cancels and pings are still read.
+    #   steps of that length while calls keep coming), so cancels, pings and the calls behind
+    #   it are still read (and from then on handed over at once: `handoff`).
     # Waking a thread costs a context switch and GIL hand-offs on the call's critical path;
     # on the measured VM that was most of a short call's time.
     # Calls that cannot start yet wait in `queue`, in arrival order, for a thread that
@@ -148,7 +158,9 @@ class Session(FrameChannel):
                 if job is not None and now - self.inline_since >= _TAKEOVER_SECONDS:
                     # The reader has been running a call for a while: read in its place
                     # (and write the results it held back to send with this call's: _loop).
+                    # Calls take a while now: the next ones start on threads of their own.
                     self.inline_job = None
+                    self.handoff = self.workers > 1
                     return _READ
                 if self.standby == 0 and now - self.last_call < _ACTIVE_SECONDS:
                     self.standby += 1
@@ -194,6 +206,7 @@ class Session(FrameChannel):
         """Runs `job` and sends its result. True when this thread ran it as the reader and
         still holds the reader role (nobody took it over meanwhile)."""
         req = job.req
+        started = _monotonic()
         try:
             sink = self._sink_for(req.id) if req.stream else None
             result = execute(req, self.router, job, self.info if req.kind == "probe" else None, sink)
@@ -203,7 +216,9 @@ class Session(FrameChannel):
             body = codec.packb(
                 dict(error_result(req.id, "internal", type(exc).__name__, str(exc)), id=req.id), "message"
             )
+        slow = _monotonic() - started >= _INLINE_SECONDS
         with self.lock:
+            self.handoff = slow and self.workers > 1
             self.jobs.pop(req.id, None)
             self.running -= 1
             if job.req.exclusive:
@@ -394,13 +409,14 @@ class Session(FrameChannel):
 
     def _input_pending(self):
         """True when another frame (or part of one) has arrived and is not yet handled, and
-        a second worker could start it now.
+        a second worker should start it now.
 
-        With one worker the reader always runs the call itself: a call that arrives next
-        waits for this one anyway, and a ping or cancel behind a long call is read by the
-        standby after _TAKEOVER_SECONDS. Handing reading over would cost every pipelined
-        call two thread hand-offs (and the check, a system call per call)."""
-        if self.workers == 1:
+        With one worker, or while calls end quickly (`handoff` false), the reader runs the
+        call itself: a call that arrives next waits for this one (or, behind a long call, for
+        the standby's takeover after _TAKEOVER_SECONDS, which also reads a ping or cancel).
+        Handing reading over would cost every pipelined call two thread hand-offs (and the
+        check, a system call per call)."""
+        if not self.handoff:
             return False
         return bool(self.inbuf) or self.input_waiting()
 
@@ -425,10 +441,11 @@ class Session(FrameChannel):
         # first call meanwhile (a round trip, which over a WAN hides this entirely).
         unbuffer_c_stdout_now()
         threading.Thread(target=self._watch_output, name="sremote-output-watch", daemon=True).start()
+        threads = []
         for n in range(self.workers):
             thread = threading.Thread(target=self._loop, name="sremote-thread-%d" % (n + 1), daemon=True)
             thread.start()
-            self.threads.append(thread)
+            threads.append(thread)
         # The main thread is one of the `workers + 1` threads too.
         self._loop()
         # On a protocol failure the stream cannot be trusted: exit without waiting for calls.
@@ -443,7 +460,7 @@ class Session(FrameChannel):
             # Threads still sending results finish first. With the client gone, one of them
             # may be a reader blocked on an input that never ends: bounded then.
             timeout = self.ending.grace + 1.0 if self.ending.client_gone else None
-            for thread in self.threads:
+            for thread in threads:
                 thread.join(timeout)
         return self.exit_code
 
