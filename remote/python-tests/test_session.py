@@ -213,6 +213,7 @@ class SessionTest(support.TempDirTestCase):
         self.assertLess(latest_start, earliest_end, "the four calls did not overlap")
         self.assertEqual(len({r["value"]["thread"] for r in results}), 4)
 
+    @unittest.skipUnless(os.path.isdir("/proc/self/task"), "counts context switches in /proc (Linux)")
     def test_with_several_workers_quick_pipelined_calls_stay_on_the_reading_thread(self):
         # Handing reading over to another thread for every call that has more input behind it
         # cost ~3x the CPU per call (agent, client and sshd; docs/performance.md): while calls
