@@ -200,6 +200,57 @@ class SessionTest(support.TempDirTestCase):
         self.assertTrue(all(m["id"] == "s" and m["stream"] == "stdout" for m in outputs))
         self.assertEqual(frames[-1]["stdout"], "line 0\nline 1\nline 2\n")
 
+    def streamed(self, agent, call_id):
+        """The output frames of `call_id` up to its result, and the result."""
+        frames = []
+        while True:
+            msg = agent.recv()
+            if msg["kind"] == "result":
+                self.assertEqual(msg["id"], call_id)
+                return frames, msg
+            self.assertEqual((msg["kind"], msg["id"]), ("output", call_id))
+            frames.append(msg)
+
+    def test_stream_sends_many_small_prints_in_few_frames(self):
+        # A frame per piece (print writes the text and the newline apart) cost ~17 µs each:
+        # 100,000 prints took 3.3 s streamed against 0.2 s captured.
+        agent = self.agent()
+        agent.call("s", "agent_fixtures", "print_many", 20000, stream=True)
+        frames, result = self.streamed(agent, "s")
+        self.assertEqual("".join(m["data"] for m in frames), "x\n" * 20000)
+        self.assertEqual(result["stdout"], "x\n" * 20000)
+        self.assertLess(len(frames), 400, "40,000 pieces in %d frames" % len(frames))
+
+    def test_stream_sends_output_of_a_call_that_is_still_running(self):
+        agent = self.agent()
+        release = os.path.join(self.tmp, "release")
+        agent.call("s", "agent_fixtures", "print_then_wait", "before", release, stream=True)
+        data = ""
+        while data != "before\n":  # the call waits for `release`: these frames left while it ran
+            msg = agent.recv()
+            self.assertEqual((msg["kind"], msg["id"], msg["stream"]), ("output", "s", "stdout"), msg)
+            data += msg["data"]
+        open(release, "w").close()
+        frames, result = self.streamed(agent, "s")
+        self.assertEqual((frames, result["value"], result["stdout"]), ([], True, "before\n"))
+
+    def test_stream_keeps_the_order_of_stdout_and_stderr(self):
+        agent = self.agent()
+        agent.call("s", "agent_fixtures", "alternate_streams", 50, stream=True)
+        frames, result = self.streamed(agent, "s")
+        runs = []  # (stream, text) with consecutive frames of one stream joined
+        for m in frames:
+            if runs and runs[-1][0] == m["stream"]:
+                runs[-1] = (m["stream"], runs[-1][1] + m["data"])
+            else:
+                runs.append((m["stream"], m["data"]))
+        pieces = [(stream, line) for stream, text in runs for line in text.splitlines()]
+        expected = []
+        for i in range(50):
+            expected += [("stdout", "o%d" % i), ("stderr", "e%d" % i)]
+        self.assertEqual(pieces, expected)
+        self.assertEqual(result["stderr"], "".join("e%d\n" % i for i in range(50)))
+
     # -- concurrency and per-call state -------------------------------------------
 
     def test_four_workers_run_calls_concurrently_and_match_by_id(self):

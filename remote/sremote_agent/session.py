@@ -27,6 +27,7 @@ from .info import agent_info
 from .reaper import end_descendants
 from .messages import MessageError, error_result, parse_client_message, protocol_error
 from .runner import CallState, encode_result, execute
+from .streaming import OutputStreamer
 from .stdio import install, unbuffer_c_stdout_now
 from .values import DecodeError
 
@@ -102,6 +103,7 @@ class Session(FrameChannel):
         # True while calls take a while (see _INLINE_SECONDS): a call with more input behind
         # it then hands reading over at once. Never with one worker.
         self.handoff = workers > 1
+        self.streamer = OutputStreamer(self._send_output)  # output frames of streaming calls
         self.info = agent_info(workers, max_frame)
 
     # -- output (frames: FrameChannel) ----------------------------------------
@@ -207,11 +209,17 @@ class Session(FrameChannel):
         still holds the reader role (nobody took it over meanwhile)."""
         req = job.req
         started = _monotonic()
+        sink = None
         try:
-            sink = self._sink_for(req.id) if req.stream else None
+            if req.stream:
+                sink = self.streamer.sink(req.id)
             result = execute(req, self.router, job, self.info if req.kind == "probe" else None, sink)
+            if sink is not None:
+                sink.close()  # its output frames before its result
             body = encode_result(result, req.id, self.max_frame)
         except BaseException as exc:  # an agent bug: still answer the call
+            if sink is not None:
+                sink.close()
             self.router.log("internal error in call %s: %r" % (req.id, exc))
             body = codec.packb(
                 dict(error_result(req.id, "internal", type(exc).__name__, str(exc)), id=req.id), "message"
@@ -397,13 +405,8 @@ class Session(FrameChannel):
             return
         self._client_left("its output channel closed", answer_dropped=False)
 
-    def _sink_for(self, call_id):
-        names = STREAM_NAMES
-
-        def sink(index, text):
-            self.send({"v": PROTOCOL_VERSION, "kind": "output", "id": call_id, "stream": names[index], "data": text})
-
-        return sink
+    def _send_output(self, call_id, index, text):
+        self.send({"v": PROTOCOL_VERSION, "kind": "output", "id": call_id, "stream": STREAM_NAMES[index], "data": text})
 
     # -- input -------------------------------------------------------------
 

@@ -86,7 +86,11 @@ export interface CallOptions extends OperationOptions {
   cwd?: string | undefined;
   /** Carrier for this call (default: the client's). */
   mode?: CallMode | undefined;
-  /** Receives output while the call runs (session carrier; the file carrier delivers it at the end). */
+  /**
+   * Receives output while the call runs (session carrier; the file carrier delivers it at
+   * the end): what the call printed within ~10 ms arrives as one piece, stdout and stderr in
+   * the order written, all of it before the call's result.
+   */
   onOutput?: OutputListener | undefined;
   /** Per-stream cap on captured output in bytes (agent default 8 MiB). */
   outputLimit?: number | undefined;
