@@ -1,8 +1,7 @@
-import { localConnector } from "@sremote/connector-local";
-import type { Connector, RemoteProcess } from "@sremote/core";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { bigCopies } from "./copy-counter.js";
 import { localClient } from "./helpers.js";
+import { recordingConnector } from "./recording-connector.js";
 
 // Real processes on a shared machine: an explicit budget per test and hook.
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
@@ -18,30 +17,9 @@ function patterned(n: number, seed: number): Uint8Array {
 const same = (a: Uint8Array, b: Uint8Array): boolean =>
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
-/** The local connector, keeping every chunk written to a spawned process's stdin (by reference). */
-function recordingConnector(writes: Uint8Array[]): Connector {
-  const local = localConnector();
-  const spawn = async (argv: readonly string[], options?: Parameters<NonNullable<Connector["spawn"]>>[1]) => {
-    const proc: RemoteProcess = await local.spawn(argv, options);
-    const write = proc.stdin.write.bind(proc.stdin) as (chunk: Uint8Array, ...rest: unknown[]) => boolean;
-    (proc.stdin as unknown as { write: typeof write }).write = (chunk, ...rest) => {
-      writes.push(chunk);
-      return write(chunk, ...rest);
-    };
-    return proc;
-  };
-  return new Proxy(local, {
-    get(target, prop) {
-      if (prop === "spawn") return spawn;
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  }) as Connector;
-}
-
 describe("session carrier: large bytes", () => {
   const writes: Uint8Array[] = [];
-  const env = localClient({ connector: recordingConnector(writes) });
+  const env = localClient({ connector: recordingConnector((chunk) => writes.push(chunk)) });
   afterAll(async () => {
     await env.client.close();
     env.dispose();

@@ -1,36 +1,14 @@
-import { localConnector } from "@sremote/connector-local";
-import type { Connector, RemoteProcess } from "@sremote/core";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { localClient } from "./helpers.js";
+import { recordingConnector } from "./recording-connector.js";
 
 // Real processes and servers on a shared machine: an explicit budget per test and hook,
 // never vitest's 5 s default (a slow python3 start-up must not fail the suite).
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
-/** The local connector, recording the size of every write to a spawned process's stdin. */
-function recordingConnector(writes: number[]): Connector {
-  const local = localConnector();
-  const spawn = async (argv: readonly string[], options?: Parameters<NonNullable<Connector["spawn"]>>[1]) => {
-    const proc: RemoteProcess = await local.spawn(argv, options);
-    const write = proc.stdin.write.bind(proc.stdin) as (chunk: Uint8Array, ...rest: unknown[]) => boolean;
-    (proc.stdin as unknown as { write: typeof write }).write = (chunk, ...rest) => {
-      writes.push(chunk.byteLength);
-      return write(chunk, ...rest);
-    };
-    return proc;
-  };
-  return new Proxy(local, {
-    get(target, prop) {
-      if (prop === "spawn") return spawn;
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  }) as Connector;
-}
-
 describe("session writes", () => {
   const writes: number[] = [];
-  const env = localClient({ connector: recordingConnector(writes) });
+  const env = localClient({ connector: recordingConnector((chunk) => writes.push(chunk.byteLength)) });
   afterAll(async () => {
     await env.client.close();
     env.dispose();
