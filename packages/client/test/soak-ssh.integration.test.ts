@@ -3,7 +3,8 @@ import { describeUnless, SYSTEM_PYTHON, seededRandom } from "@sremote/testkit";
 import { sshConnectorOptions, sshdMissing, startSshd } from "@sremote/testkit/sshd";
 import { expect, it, vi } from "vitest";
 import { RemoteClient } from "../src/index.js";
-import { type FaultRow, faultTable, recordFaults } from "./soak-support.js";
+import { type SoakTally, soakCalls } from "./soak-calls.js";
+import { faultTable, recordFaults } from "./soak-support.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -32,57 +33,30 @@ describeUnless(sshdMissing())(`soak over SSH: ${CALLS} calls over ${SESSIONS} se
       poolSize: SESSIONS,
     });
     const random = seededRandom(16);
-    const rows = new Map<Fault, FaultRow>(
-      (["sshd child killed", "agent killed"] as const).map((f) => [
-        f,
-        { fault: f, connector: "ssh", injections: 0, outcomes: {} },
-      ]),
-    );
-    const values = new Int32Array(CALLS).fill(-1);
-    const errors = new Map<string, number>();
-    let settled = 0;
+    let tally: SoakTally<Fault>;
     let left: number[] = [];
     let files: string[] = [];
     try {
       await Promise.all(Array.from({ length: SESSIONS * 2 }, () => client.call("math", "sqrt", [1])));
       phase("agent installed, sessions up");
-      let next = 0;
-      let nextFault = FAULT_EVERY / 2 + Math.floor(random() * FAULT_EVERY);
-      const inject = async (fault: Fault) => {
-        const row = rows.get(fault) as FaultRow;
-        row.injections++;
-        let outcome: string;
-        try {
+      tally = await soakCalls({
+        calls: CALLS,
+        inFlight: IN_FLIGHT,
+        faultEvery: FAULT_EVERY,
+        random,
+        connector: "ssh",
+        faults: ["sshd child killed", "agent killed"],
+        call: async (i) => (await client.call<number>("builtins", "abs", [i])).value,
+        inject: async (fault) => {
           if (fault === "sshd child killed") {
             await sshd.killConnections();
-            outcome = "killed";
           } else {
             const pid = (await client.call<number>("os", "getpid")).value;
             await client.call("os", "kill", [pid, 9]).catch(() => undefined);
-            outcome = "killed";
           }
-        } catch (err) {
-          outcome = (err as { code?: string }).code ?? String(err);
-        }
-        row.outcomes[outcome] = (row.outcomes[outcome] ?? 0) + 1;
-      };
-      const worker = async () => {
-        while (next < CALLS) {
-          const i = next++;
-          if (i >= nextFault) {
-            nextFault = i + FAULT_EVERY / 2 + Math.floor(random() * FAULT_EVERY);
-            await inject(random() < 0.5 ? "sshd child killed" : "agent killed");
-          }
-          try {
-            values[i] = (await client.call<number>("builtins", "abs", [i])).value;
-          } catch (err) {
-            const code = (err as { code?: string }).code ?? "untyped";
-            errors.set(code, (errors.get(code) ?? 0) + 1);
-          }
-          settled++;
-        }
-      };
-      await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+          return "killed";
+        },
+      });
       phase("calls");
     } finally {
       await client.close();
@@ -113,9 +87,7 @@ describeUnless(sshdMissing())(`soak over SSH: ${CALLS} calls over ${SESSIONS} se
       await sshd.stop();
       phase("checked and stopped");
     }
-    const answered = values.reduce((n, v, i) => n + (v === i ? 1 : 0), 0);
-    const wrong = values.reduce((n, v, i) => n + (v !== -1 && v !== i ? 1 : 0), 0);
-    const failed = [...errors.values()].reduce((a, b) => a + b, 0);
+    const { errors, settled, answered, wrong, failed, rows } = tally;
     console.log(
       [
         `soak ssh phases: ${phases.join(", ")}`,

@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { seededRandom } from "@sremote/testkit";
 import { describe, expect, it, vi } from "vitest";
 import { localClient } from "./helpers.js";
-import { type FaultRow, faultTable, recordFaults } from "./soak-support.js";
+import { type SoakTally, soakCalls } from "./soak-calls.js";
+import { faultTable, recordFaults } from "./soak-support.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -61,74 +62,48 @@ describe(`soak: ${CALLS} calls over ${SESSIONS} sessions on local:, a fault ever
   it("answers every call exactly once, with memory and handles flat and nothing left behind", async () => {
     const { client, leftovers, dispose } = localClient({ mode: "session", poolSize: SESSIONS });
     const random = seededRandom(15);
-    const rows = new Map<Fault, FaultRow>(
-      FAULTS.map((f) => [f, { fault: f, connector: "local", injections: 0, outcomes: {} }]),
-    );
-    const values = new Int32Array(CALLS).fill(-1);
-    const errors = new Map<string, number>();
-    let settled = 0;
-    let duplicate = 0;
     const samples: Array<{ at: number; rss: number; fds: number; handles: number }> = [];
     const sample = (at: number) =>
       samples.push({ at, rss: process.memoryUsage().rss, fds: openFds(), handles: activeHandles() });
     const before = descendants().length;
+    let tally: SoakTally<Fault>;
     try {
       // warm-up: every session started
       await Promise.all(Array.from({ length: SESSIONS * 4 }, () => client.call("math", "sqrt", [1])));
       sample(0);
-      let next = 0;
-      let nextFault = FAULT_EVERY / 2 + Math.floor(random() * FAULT_EVERY);
-      const inject = async (fault: Fault) => {
-        const row = rows.get(fault) as FaultRow;
-        row.injections++;
-        let outcome: string;
-        try {
+      tally = await soakCalls({
+        calls: CALLS,
+        inFlight: IN_FLIGHT,
+        faultEvery: FAULT_EVERY,
+        random,
+        connector: "local",
+        faults: FAULTS,
+        call: async (i) => (await client.call<number>("sremote_testmod", "echo", [i])).value,
+        inject: async (fault) => {
           if (fault === "agent killed") {
             const pid = (await client.call<number>("os", "getpid")).value;
             process.kill(pid, "SIGKILL");
-            outcome = "killed";
-          } else if (fault === "garbage frame") {
+            return "killed";
+          }
+          if (fault === "garbage frame") {
             await client.call("sremote_faults", "garbage_frame");
-            outcome = "value (written before the client read it)";
-          } else {
-            await client.call("sremote_faults", "close_fd1");
-            // the next call on each session prints through fd 1 normally
-            const r = await client.call<number>("os", "system", ["echo healed"]);
-            outcome = r.value === 0 && r.stdout === "healed\n" ? "healed" : `not healed: ${r.value} ${r.stdout}`;
+            return "value (written before the client read it)";
           }
-        } catch (err) {
-          outcome = (err as { code?: string }).code ?? String(err);
-        }
-        row.outcomes[outcome] = (row.outcomes[outcome] ?? 0) + 1;
-      };
-      const worker = async () => {
-        while (next < CALLS) {
-          const i = next++;
-          if (i >= nextFault) {
-            nextFault = i + FAULT_EVERY / 2 + Math.floor(random() * FAULT_EVERY);
-            await inject(FAULTS[Math.floor(random() * FAULTS.length)] as Fault);
-          }
-          try {
-            const r = await client.call<number>("sremote_testmod", "echo", [i]);
-            if (values[i] !== -1) duplicate++;
-            values[i] = r.value;
-          } catch (err) {
-            const code = (err as { code?: string }).code ?? "untyped";
-            errors.set(code, (errors.get(code) ?? 0) + 1);
-          }
-          settled++;
+          await client.call("sremote_faults", "close_fd1");
+          // the next call on each session prints through fd 1 normally
+          const r = await client.call<number>("os", "system", ["echo healed"]);
+          return r.value === 0 && r.stdout === "healed\n" ? "healed" : `not healed: ${r.value} ${r.stdout}`;
+        },
+        afterCall: (i) => {
           if (i % Math.floor(CALLS / 4) === 0 && i > 0) sample(i);
-        }
-      };
-      await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+        },
+      });
       sample(CALLS);
     } finally {
       await client.close();
     }
     // Every call settled once, with its own value or a fault's typed error.
-    const answered = values.reduce((n, v, i) => n + (v === i ? 1 : 0), 0);
-    const wrong = values.reduce((n, v, i) => n + (v !== -1 && v !== i ? 1 : 0), 0);
-    const failed = [...errors.values()].reduce((a, b) => a + b, 0);
+    const { errors, settled, duplicate, answered, wrong, failed, rows } = tally;
     let left: number[] = [];
     for (let i = 0; i < 100; i++) {
       left = descendants();
