@@ -1,9 +1,7 @@
-import { agentDir } from "@sremote/agent";
-import { newtConnector } from "@sremote/connector-newt";
 import { DEFAULT_NEWT_USER, type NewtDouble, startNewtDouble } from "@sremote/testkit/newt-double";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { RemoteClient } from "../src/index.js";
-import { fixturesDir, python } from "./helpers.js";
+import type { RemoteClient } from "../src/index.js";
+import { newtDoubleClient } from "./targets.js";
 
 // Real processes and servers on a shared machine: an explicit budget per test and hook,
 // never vitest's 5 s default (a slow python3 start-up must not fail the suite).
@@ -16,18 +14,7 @@ describe("the file carrier over NEWT when the response download fails", () => {
 
   beforeAll(async () => {
     double = await startNewtDouble();
-    const home = double.homeDir(DEFAULT_NEWT_USER.username);
-    client = new RemoteClient({
-      connector: newtConnector({
-        machine: "cori",
-        baseUrl: double.baseUrl,
-        credentials: { username: DEFAULT_NEWT_USER.username, password: DEFAULT_NEWT_USER.password },
-      }),
-      python,
-      mode: "file",
-      autoInstallAgent: false,
-      layout: { endpointDir: agentDir(), tmpDir: `${home}/.sremote/tmp`, workDir: fixturesDir },
-    });
+    ({ client } = newtDoubleClient(double));
     expect((await client.call("math", "sqrt", [4])).value).toBe(2);
   });
   afterAll(async () => {

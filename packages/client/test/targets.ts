@@ -1,17 +1,15 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { agentDir } from "@sremote/agent";
-import { localConnector } from "@sremote/connector-local";
 import { newtConnector } from "@sremote/connector-newt";
 import { sshConnector } from "@sremote/connector-ssh";
 import type { Connector } from "@sremote/core";
 import { SYSTEM_PYTHON } from "@sremote/testkit";
-import { DEFAULT_NEWT_USER, startNewtDouble } from "@sremote/testkit/newt-double";
+import { DEFAULT_NEWT_USER, type NewtDouble, startNewtDouble } from "@sremote/testkit/newt-double";
 import { sshConnectorOptions, sshdMissing, startSshd } from "@sremote/testkit/sshd";
 import { RemoteClient, type RemoteClientOptions } from "../src/index.js";
-import { fixturesDir, python } from "./helpers.js";
+import { fixturesDir, localClient, python } from "./helpers.js";
 
 /** A running client against one kind of target, for the end-to-end suite. */
 export interface E2EEnv {
@@ -41,26 +39,43 @@ function localTarget(mode: "session" | "file"): E2ETarget {
     python,
     missing: null,
     async setup(options = {}) {
-      const tmpDir = mkdtempSync(join(tmpdir(), "sremote-e2e-"));
-      const client = new RemoteClient({
-        connector: localConnector(),
-        python,
-        mode,
-        autoInstallAgent: false,
-        layout: { endpointDir: agentDir(), tmpDir, workDir: fixturesDir },
-        ...options,
-      });
+      const { client, leftovers, dispose } = localClient({ mode, ...options });
       return {
         client,
         workDir: fixturesDir,
-        leftovers: async () => readdirSync(tmpDir),
+        leftovers: async () => leftovers(),
         close: async () => {
           await client.close();
-          rmSync(tmpDir, { recursive: true, force: true });
+          dispose();
         },
       };
     },
   };
+}
+
+/**
+ * A client on the NEWT double as its default user, as the end-to-end suite runs it: the file
+ * carrier, the agent run from the package (not installed) and the test fixtures as the calls'
+ * working folder; `tmpDir` is the client's temp folder in that user's home.
+ */
+export function newtDoubleClient(
+  double: NewtDouble,
+  options: Partial<RemoteClientOptions> = {},
+): { client: RemoteClient; tmpDir: string } {
+  const tmpDir = join(double.homeDir(DEFAULT_NEWT_USER.username), ".sremote", "tmp");
+  const client = new RemoteClient({
+    connector: newtConnector({
+      machine: "cori",
+      baseUrl: double.baseUrl,
+      credentials: { username: DEFAULT_NEWT_USER.username, password: DEFAULT_NEWT_USER.password },
+    }),
+    python,
+    mode: "file",
+    autoInstallAgent: false,
+    layout: { endpointDir: agentDir(), tmpDir, workDir: fixturesDir },
+    ...options,
+  });
+  return { client, tmpDir };
 }
 
 /** NEWT has no streams: the file carrier, through the NEWT double (real HTTP, real processes). */
@@ -72,20 +87,7 @@ function newtTarget(): E2ETarget {
     missing: null,
     async setup(options = {}) {
       const double = await startNewtDouble();
-      const home = double.homeDir(DEFAULT_NEWT_USER.username);
-      const tmpDir = join(home, ".sremote", "tmp");
-      const client = new RemoteClient({
-        connector: newtConnector({
-          machine: "cori",
-          baseUrl: double.baseUrl,
-          credentials: { username: DEFAULT_NEWT_USER.username, password: DEFAULT_NEWT_USER.password },
-        }),
-        python,
-        mode: "file",
-        autoInstallAgent: false,
-        layout: { endpointDir: agentDir(), tmpDir, workDir: fixturesDir },
-        ...options,
-      });
+      const { client, tmpDir } = newtDoubleClient(double, options);
       return {
         client,
         workDir: fixturesDir,
