@@ -1,12 +1,11 @@
-import { execFile } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { agentDir } from "@sremote/agent";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+// By path: a helper for this repository's bundle tests, not one of testkit's entry points.
+import { type BundledApp, bundleApp } from "../../testkit/src/bundled-app.js";
 import { python } from "./helpers.js";
 
 // Real processes and servers on a shared machine: an explicit budget per test and hook,
@@ -44,27 +43,17 @@ try {
 `;
 
 describe("a bundled app (esbuild, one file, no node_modules beside it)", () => {
-  let dir: string;
-  let bundle: string;
+  let app: BundledApp;
   let agentCopy: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "sremote-bundle-"));
-    writeFileSync(join(dir, "app.mjs"), APP);
-    bundle = join(dir, "out", "app.mjs");
-    await esbuild.build({
-      entryPoints: [join(dir, "app.mjs")],
-      outfile: bundle,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      conditions: ["@sremote/source"],
-      alias: { "@sremote/client": join(here, "..", "src", "index.ts") },
-      nodePaths: [join(here, "..", "node_modules")],
-      logLevel: "silent",
+    app = await bundleApp(esbuild, {
+      source: APP,
+      packageName: "@sremote/client",
+      packageDir: join(here, ".."),
+      prefix: "sremote-bundle-",
     });
-    agentCopy = join(dir, "agent");
+    agentCopy = join(app.dir, "agent");
     cpSync(join(agentDir(), "interpreter.sh"), join(agentCopy, "interpreter.sh"));
     cpSync(join(agentDir(), "sremote_agent"), join(agentCopy, "sremote_agent"), {
       recursive: true,
@@ -72,18 +61,11 @@ describe("a bundled app (esbuild, one file, no node_modules beside it)", () => {
     });
   });
   afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
+    app?.remove();
   });
 
-  async function runBundle(env: Record<string, string>): Promise<Record<string, unknown>> {
-    // A clean environment apart from PATH/HOME: the test runner's own variables stay out.
-    const { stdout } = await promisify(execFile)(process.execPath, [bundle], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? "", HOME: dir, APP_PYTHON: python, ...env },
-      timeout: 50_000,
-    });
-    return JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Record<string, unknown>;
-  }
+  // The app runs its agent under the test's Python (APP_PYTHON).
+  const runBundle = (env: Record<string, string>) => app.run({ APP_PYTHON: python, ...env });
 
   it("calls through the agent files SREMOTE_AGENT_DIR points at", async () => {
     expect(await runBundle({ SREMOTE_AGENT_DIR: agentCopy })).toEqual({ value: Math.SQRT2 });

@@ -1,11 +1,10 @@
-import { execFile } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+// By path: a helper for this repository's bundle tests, not one of testkit's entry points.
+import { type BundledApp, bundleApp } from "../../testkit/src/bundled-app.js";
 
 // Real processes on a shared machine: an explicit budget, never vitest's 5 s default.
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
@@ -37,48 +36,29 @@ try {
 `;
 
 describe("the installer in a bundled app (esbuild, one file)", () => {
-  let dir: string;
-  let bundle: string;
+  let app: BundledApp;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "sremote-installer-bundle-"));
-    writeFileSync(join(dir, "app.mjs"), APP);
-    bundle = join(dir, "out", "app.mjs");
-    await esbuild.build({
-      entryPoints: [join(dir, "app.mjs")],
-      outfile: bundle,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      conditions: ["@sremote/source"],
-      alias: { "@sremote/installer": join(here, "..", "src", "index.ts") },
-      nodePaths: [join(here, "..", "node_modules")],
-      logLevel: "silent",
+    app = await bundleApp(esbuild, {
+      source: APP,
+      packageName: "@sremote/installer",
+      packageDir: join(here, ".."),
+      prefix: "sremote-installer-bundle-",
     });
   });
   afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
+    app?.remove();
   });
 
-  async function runBundle(): Promise<Record<string, unknown>> {
-    const { stdout } = await promisify(execFile)(process.execPath, [bundle], {
-      cwd: dir,
-      env: { PATH: process.env.PATH ?? "", HOME: dir },
-      timeout: 50_000,
-    });
-    return JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Record<string, unknown>;
-  }
-
   it("without the scripts folder, fails with a UsageError that says what to ship", async () => {
-    const r = await runBundle();
+    const r = await app.run();
     expect(r.code).toBe("INVALID_ARGUMENT");
     expect(String(r.message)).toContain("node_modules/@sremote/installer/scripts/");
   });
 
   it("runs with the scripts folder shipped as ../scripts/ relative to the bundle", async () => {
-    mkdirSync(join(dir, "scripts"));
-    cpSync(join(here, "..", "scripts"), join(dir, "scripts"), { recursive: true });
-    expect(await runBundle()).toEqual({ steps: [expect.stringContaining("no endpoint at")] });
+    mkdirSync(join(app.dir, "scripts"));
+    cpSync(join(here, "..", "scripts"), join(app.dir, "scripts"), { recursive: true });
+    expect(await app.run()).toEqual({ steps: [expect.stringContaining("no endpoint at")] });
   });
 });
