@@ -4,8 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { agentDir } from "@sremote/agent";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-// By path: a helper for this repository's bundle tests, not one of testkit's entry points.
-import { type BundledApp, bundleApp } from "../../testkit/src/bundled-app.js";
+import { type BundledApp, bundleApp } from "./bundled-app.js";
 import { python } from "./helpers.js";
 
 // Real processes and servers on a shared machine: an explicit budget per test and hook,
@@ -20,12 +19,12 @@ const esbuild = createRequire(join(here, "../../../package.json"))("esbuild") as
 
 const APP = `
 import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RemoteClient } from "@sremote/client";
 import { localConnector } from "@sremote/connector-local";
 
-const home = mkdtempSync(join(tmpdir(), "sremote-bundled-home-"));
+// In the app's scratch folder (its working folder), which the test removes.
+const home = mkdtempSync(join(process.cwd(), "home-"));
 const client = new RemoteClient({
   connector: localConnector(),
   python: process.env.APP_PYTHON,

@@ -3,8 +3,8 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-// By path: a helper for this repository's bundle tests, not one of testkit's entry points.
-import { type BundledApp, bundleApp } from "../../testkit/src/bundled-app.js";
+// The client tests' helper (by path: it is not part of any package's API).
+import { type BundledApp, bundleApp } from "../../client/test/bundled-app.js";
 
 // Real processes on a shared machine: an explicit budget, never vitest's 5 s default.
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
@@ -17,12 +17,12 @@ const esbuild = createRequire(join(here, "../../../package.json"))("esbuild") as
 
 const APP = `
 import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { localConnector } from "@sremote/connector-local";
 import { uninstall } from "@sremote/installer";
 
-const home = mkdtempSync(join(tmpdir(), "sremote-installer-bundled-"));
+// In the app's scratch folder (its working folder), which the test removes.
+const home = mkdtempSync(join(process.cwd(), "home-"));
 const connector = localConnector();
 try {
   const layout = { endpointDir: join(home, "endpoint"), tmpDir: join(home, "endpoint", "tmp"), workDir: home };

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 
 /**
- * The part of esbuild that `bundleApp` uses. The caller passes esbuild in, so testkit does not
- * depend on it (this repository's tests load the root's copy).
+ * The part of esbuild that `bundleApp` uses. The caller passes esbuild in (the repository
+ * root's copy), so that no package depends on it.
  */
 export interface Esbuild {
   build(options: {
