@@ -7,6 +7,7 @@ import type { ArmedFault } from "./faults.js";
 import type {
   SfapiDoubleClient,
   SfapiDoubleClock,
+  SfapiJobView,
   SfapiRequestLogEntry,
   SfapiSystemStatus,
   SfapiTaskView,
@@ -41,19 +42,10 @@ export interface TaskRecord {
   done?: Promise<unknown> | undefined;
 }
 
-/** A Slurm batch job of `/compute/jobs`. */
-export interface JobRecord {
-  id: string;
-  machine: string;
-  username: string;
-  name: string;
-  argv: readonly string[];
-  state: "PENDING" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT";
-  exitCode: number | null;
+/** A Slurm batch job of `/compute/jobs`: what `jobs` snapshots, and what the double needs to run it. */
+export interface JobRecord extends SfapiJobView {
   /** Number of the signal that ended it, if one did. */
   signal: number | null;
-  /** Process id (= process group id) once started. */
-  pid?: number | undefined;
   submittedAt: number;
   startedAt?: number | undefined;
   endedAt?: number | undefined;
