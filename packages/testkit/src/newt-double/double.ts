@@ -1,8 +1,15 @@
-import { mkdir, mkdtemp, realpath, rm } from "node:fs/promises";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import {
+  closeOnce,
+  createClock,
+  type DoubleClock,
+  type DoubleOptions,
+  type DoubleRequestLogEntry,
+  type DoubleRequestOutcome,
+  listenOnLoopback,
+  makeFileAreas,
+  sharedSettings,
+} from "../double-common.js";
 import { newSession } from "./auth.js";
 import { ProcessRunner } from "./commands.js";
 import { armFault, type NewtFault, type NewtRoute } from "./faults.js";
@@ -23,16 +30,11 @@ export interface NewtDoubleUser {
 }
 
 /** Options of {@link startNewtDouble}. Every field is optional. */
-export interface NewtDoubleOptions {
+export interface NewtDoubleOptions extends DoubleOptions {
   /** System names (default `["cori"]`); each gets its own file area. */
   machines?: readonly string[] | undefined;
   /** Accounts (default one user `jdoe` with password `newt-double-password`). */
   users?: readonly NewtDoubleUser[] | undefined;
-  /**
-   * Existing folder to build the file areas in. Default: a fresh folder under the OS temp
-   * folder, removed by `close()`. A folder given here is left in place.
-   */
-  baseDir?: string | undefined;
   /** URL path the API lives under (default `"/newt"`, as `https://newt.nersc.gov/newt`). */
   prefix?: string | undefined;
   /** Lifetime of a new session in seconds (default 43199, as production reported). */
@@ -43,36 +45,16 @@ export interface NewtDoubleOptions {
   missingFileStatus?: 404 | 500 | undefined;
   /** Whether `DELETE /file/…` works (`"supported"`, default) or answers 501 (`"unsupported"`). */
   deleteSupport?: "supported" | "unsupported" | undefined;
-  /** Commands running longer are killed with their whole process group (default 600000, NEWT 2.0's limit). */
-  commandTimeoutMs?: number | undefined;
-  /** `PATH` of commands run without a login environment (default `/usr/local/bin:/usr/bin:/bin`). */
-  commandPath?: string | undefined;
-  /** Extra environment variables for every command (e.g. `SREMOTE_PYTHON`). */
-  commandEnv?: Readonly<Record<string, string>> | undefined;
-  /** Largest request body accepted, in bytes (default 256 MiB); larger → 413. */
-  maxBodyBytes?: number | undefined;
-  /** TCP port on 127.0.0.1 (default 0: an ephemeral port). */
-  port?: number | undefined;
 }
 
-/** The double's notion of time, used for session expiry. Starts at the real time. */
-export interface NewtDoubleClock {
-  /** Current time of the double, in ms since the epoch. */
-  now(): number;
-  /** Moves the double's time forward, e.g. past a session's lifetime. */
-  advance(ms: number): void;
-}
+/**
+ * The double's notion of time, used for session expiry (`advance` past a session's
+ * lifetime ends it). Starts at the real time.
+ */
+export type NewtDoubleClock = DoubleClock;
 
 /** What happened to a request, as seen by the double. */
-export type NewtRequestOutcome =
-  /** A full answer was sent. */
-  | "answered"
-  /** The connection was reset by an injected fault. */
-  | "reset"
-  /** The body was cut by an injected fault. */
-  | "truncated"
-  /** The client disconnected before the answer could be sent. */
-  | "client-gone";
+export type NewtRequestOutcome = DoubleRequestOutcome;
 
 /** A command the double ran for a request. */
 export interface NewtCommandRecord {
@@ -85,34 +67,18 @@ export interface NewtCommandRecord {
   timedOut: boolean;
 }
 
-/** One request as the double received it. Never holds a password or a session id. */
-export interface NewtRequestLogEntry {
-  /** 1, 2, 3… in arrival order. */
-  seq: number;
-  /** Arrival time on the double's clock (ms). */
-  at: number;
-  method: string;
-  /** Route key: `"POST /command"`, `"GET /file"`, `"POST /auth"`… */
-  route: string;
-  /** Percent-decoded path after the base URL, e.g. `/file/cori/…/x.resp`. */
-  path: string;
-  query: Readonly<Record<string, string>>;
-  /** Form fields of form-encoded bodies; `password` is replaced by `"<redacted>"`. */
-  form: Readonly<Record<string, string>>;
-  /** Size of the request body in bytes. */
-  bodyBytes: number;
+/**
+ * One request as the double received it. Never holds a password or a session id: the
+ * `form` field `password` is `"<redacted>"`. `route` is `"POST /command"`, `"GET /file"`,
+ * `"POST /auth"`…; `path` is after the base URL, e.g. `/file/cori/…/x.resp`.
+ */
+export interface NewtRequestLogEntry extends DoubleRequestLogEntry {
   /** A `newt_sessionid` cookie was sent. */
   hasCookie: boolean;
   /** Whether that cookie named a live session. */
   session: "valid" | "invalid" | "none";
   /** The session's user, when valid. */
   username?: string | undefined;
-  /** The injected fault applied to this request, if any (`"status 503"`, `"reset after"`…). */
-  fault?: string | undefined;
-  /** HTTP status sent (also for truncated answers); undefined when nothing was sent. */
-  status?: number | undefined;
-  /** Filled in once the request is over. */
-  outcome?: NewtRequestOutcome | undefined;
   /** The command started for this request, if one was. */
   command?: NewtCommandRecord | undefined;
 }
@@ -184,28 +150,14 @@ export async function startNewtDouble(options: NewtDoubleOptions = {}): Promise<
   const prefix = (options.prefix ?? "/newt").replace(/\/+$/, "");
   if (prefix !== "" && !prefix.startsWith("/")) throw new TypeError("newt-double: prefix must start with /");
 
-  const ownsBase = options.baseDir === undefined;
-  const base = await realpath(options.baseDir ?? (await mkdtemp(join(tmpdir(), "sremote-newt-double-"))));
-  const roots = new Map<string, string>();
-  const machineStatus = new Map<string, "up" | "down">();
-  for (const m of machines) {
-    roots.set(m, join(base, m));
-    machineStatus.set(m, "up");
-  }
-  const home = (username: string, machine: string) =>
-    join(roots.get(machine) as string, "global", "homes", username.charAt(0), username);
-  for (const m of machines) {
-    for (const u of users) await mkdir(home(u.username, m), { recursive: true, mode: 0o700 });
-  }
-
-  let offset = 0;
-  const clock: NewtDoubleClock = {
-    now: () => Date.now() + offset,
-    advance(ms) {
-      if (!(Number.isFinite(ms) && ms >= 0)) throw new TypeError("newt-double: clock.advance needs ms >= 0");
-      offset += ms;
-    },
-  };
+  const { roots, home, ownedDir } = await makeFileAreas(
+    "newt-double",
+    options.baseDir,
+    machines,
+    users.map((u) => u.username),
+  );
+  const machineStatus = new Map<string, "up" | "down">(machines.map((m) => [m, "up"]));
+  const clock = createClock("newt-double");
 
   const st: DoubleState = {
     machines,
@@ -225,10 +177,7 @@ export async function startNewtDouble(options: NewtDoubleOptions = {}): Promise<
     unauthenticatedStatus: options.unauthenticatedStatus ?? 403,
     missingFileStatus: options.missingFileStatus ?? 404,
     deleteSupport: options.deleteSupport ?? "supported",
-    commandTimeoutMs: options.commandTimeoutMs ?? 600_000,
-    commandPath: options.commandPath ?? "/usr/local/bin:/usr/bin:/bin",
-    maxBodyBytes: options.maxBodyBytes ?? 256 * 1024 * 1024,
-    commandEnv: options.commandEnv,
+    ...sharedSettings(options),
     home,
   };
 
@@ -240,26 +189,8 @@ export async function startNewtDouble(options: NewtDoubleOptions = {}): Promise<
       }
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= (async () => {
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      await st.runner.close();
-      server.closeAllConnections();
-      await stopped;
-      if (ownsBase) await rm(base, { recursive: true, force: true });
-    })();
-    return closing;
-  };
+  const port = await listenOnLoopback(server, options.port ?? 0);
+  const close = closeOnce(server, () => st.runner.close(), ownedDir);
 
   return {
     baseUrl: `http://127.0.0.1:${port}${prefix}`,

@@ -3,21 +3,12 @@
  * `"PUT /file"`, `"POST /auth"`, `"GET /login"`…), `"/resource"` for every method, or `"*"`.
  * The resource is the first path segment after the base URL.
  */
-import {
-  type Armed,
-  armCommon,
-  type FaultCommon,
-  type FaultRequest,
-  faultMatches,
-  sharedFaultLabel,
-} from "../http-double.js";
+import { HTTP_FAULT_KINDS, type HttpFault } from "../double-common.js";
+import { type Armed, armCommon, type FaultRequest, faultMatches, sharedFaultLabel } from "../http-double.js";
 export type NewtRoute = "*" | `/${string}` | `${"GET" | "PUT" | "POST" | "DELETE" | "PATCH" | "HEAD"} /${string}`;
 
 /** Facts a fault's `match` predicate can look at (the same for both HTTP doubles). */
 export type NewtFaultRequest = FaultRequest;
-
-/** Fields every fault has: `times`, `match`, and a seeded `rate` (see http-double.ts). */
-type Common = FaultCommon<NewtFaultRequest>;
 
 /**
  * What the double does to a request instead of (or on top of) answering it.
@@ -36,11 +27,10 @@ type Common = FaultCommon<NewtFaultRequest>;
  * With `rate` (and `times: Infinity`) a fault hits a seeded fraction of the requests:
  * `inject("/command", { kind: "status", status: 503, rate: 0.3, times: Infinity })`.
  */
-export type NewtFault =
-  | (Common & { kind: "status"; status: number; when?: "before" | "after" | undefined; body?: string | undefined })
-  | (Common & { kind: "reset"; when?: "before" | "after" | undefined })
-  | (Common & { kind: "delay"; ms: number; when?: "before" | "after" | undefined })
-  | (Common & { kind: "truncate"; bytes?: number | undefined });
+export type NewtFault = HttpFault<{
+  /** The body of a `status` fault's answer (default: a NEWT-style JSON error). */
+  body?: string | undefined;
+}>;
 
 /** A fault as stored by the double, with its remaining uses. */
 export type ArmedFault = Armed<NewtFault>;
@@ -52,7 +42,7 @@ export function armFault(route: string, fault: NewtFault): ArmedFault {
   if (!ROUTE.test(route)) {
     throw new TypeError(`newt-double: bad route ${JSON.stringify(route)}; expected "*", "/file" or "POST /command"`);
   }
-  if (!["status", "reset", "delay", "truncate"].includes(fault.kind)) {
+  if (!HTTP_FAULT_KINDS.includes(fault.kind)) {
     throw new TypeError(`newt-double: unknown fault kind ${JSON.stringify((fault as { kind: unknown }).kind)}`);
   }
   return armCommon("newt-double", route, fault);

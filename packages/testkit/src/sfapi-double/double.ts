@@ -1,9 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, mkdtemp, realpath, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { closeOnce, createClock, listenOnLoopback, makeFileAreas, sharedSettings } from "../double-common.js";
 import { ProcessRunner } from "../newt-double/commands.js";
 import { dropPendingJobs } from "./api-jobs.js";
 import { dropQueuedTasks } from "./api-tasks.js";
@@ -12,14 +11,7 @@ import { handle } from "./http.js";
 import { generateSfapiKeyPair, jwkKeyFileText, pemKeyFileText, publicKeyFrom, randomClientId } from "./keys.js";
 import type { ClientRecord, SfapiState } from "./state.js";
 import { issueAccessToken } from "./token.js";
-import type {
-  SfapiDouble,
-  SfapiDoubleClient,
-  SfapiDoubleClock,
-  SfapiDoubleOptions,
-  SfapiJobView,
-  SfapiTaskView,
-} from "./types.js";
+import type { SfapiDouble, SfapiDoubleClient, SfapiDoubleOptions, SfapiJobView, SfapiTaskView } from "./types.js";
 
 const MACHINE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 const USER_NAME = /^[a-z_][a-z0-9_-]*$/;
@@ -72,32 +64,10 @@ export async function startSfapiDouble(options: SfapiDoubleOptions = {}): Promis
   const clients = registerClients(options);
   const usernames = [...new Set([...clients.values()].map((c) => c.view.username))];
 
-  const ownsBase = options.baseDir === undefined;
-  const base = await realpath(options.baseDir ?? (await mkdtemp(join(tmpdir(), "sremote-sfapi-double-"))));
-  const roots = new Map(machines.map((m) => [m, join(base, m)] as const));
-  const home = (username: string, machine: string) =>
-    join(roots.get(machine) as string, "global", "homes", username.charAt(0), username);
-  for (const m of machines) {
-    for (const u of usernames) await mkdir(home(u, m), { recursive: true, mode: 0o700 });
-  }
-
-  let offset = 0;
-  const clock: SfapiDoubleClock = {
-    now: () => Date.now() + offset,
-    advance(ms) {
-      if (!(Number.isFinite(ms) && ms >= 0)) throw new TypeError("sfapi-double: clock.advance needs ms >= 0");
-      offset += ms;
-    },
-  };
+  const { base, roots, home, ownedDir } = await makeFileAreas("sfapi-double", options.baseDir, machines, usernames);
+  const clock = createClock("sfapi-double");
   const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const origin = `http://127.0.0.1:${await listenOnLoopback(server, options.port ?? 0)}`;
 
   const st: SfapiState = {
     machines,
@@ -125,13 +95,10 @@ export async function startSfapiDouble(options: SfapiDoubleOptions = {}): Promis
     tokenUrl: `${origin}${TOKEN_PATH}`,
     tokenLifetimeSeconds: nonNegative(options.tokenLifetimeSeconds ?? 600, "tokenLifetimeSeconds"),
     assertionSkewSeconds: nonNegative(options.assertionSkewSeconds ?? 5, "assertionSkewSeconds"),
-    commandTimeoutMs: options.commandTimeoutMs ?? 600_000,
     missingExecutable: options.missingExecutable ?? "exit-127",
     partialResults: options.partialResults ?? true,
     maxDownloadBytes: options.maxDownloadBytes ?? 64 * 1024 * 1024,
-    maxBodyBytes: options.maxBodyBytes ?? 256 * 1024 * 1024,
-    commandPath: options.commandPath ?? "/usr/local/bin:/usr/bin:/bin",
-    commandEnv: options.commandEnv,
+    ...sharedSettings(options),
     home,
   };
   server.on("request", (req, res) => {
@@ -157,20 +124,17 @@ export async function startSfapiDouble(options: SfapiDoubleOptions = {}): Promis
     return machine;
   };
 
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= (async () => {
+  const close = closeOnce(
+    server,
+    () => {
+      // Queued tasks and pending jobs must not start once the double is closing.
       st.closed = true;
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       dropQueuedTasks(st);
       dropPendingJobs(st);
-      await st.runner.close();
-      server.closeAllConnections();
-      await stopped;
-      if (ownsBase) await rm(base, { recursive: true, force: true });
-    })();
-    return closing;
-  };
+      return st.runner.close();
+    },
+    ownedDir,
+  );
 
   return {
     baseUrl: `${origin}${API_PREFIX}`,

@@ -4,6 +4,7 @@
  * are checked against the routes the double serves, so a typo cannot arm a fault that
  * never fires.
  */
+import { HTTP_FAULT_KINDS, type HttpFault } from "../double-common.js";
 import {
   type Armed,
   armCommon,
@@ -38,9 +39,6 @@ export type SfapiRoute = "*" | (typeof SFAPI_ROUTES)[number] | `${Method} ${(typ
 /** Facts a fault's `match` predicate can look at (the same for both HTTP doubles). */
 export type SfapiFaultRequest = FaultRequest;
 
-/** Fields every fault has: `times`, `match`, and a seeded `rate` (see http-double.ts). */
-type Common = FaultCommon<SfapiFaultRequest>;
-
 /**
  * What the double does to a request instead of (or on top of) answering it.
  *
@@ -58,21 +56,16 @@ type Common = FaultCommon<SfapiFaultRequest>;
  * With `rate` (and `times: Infinity`) a fault hits a seeded fraction of the requests.
  */
 export type SfapiFault =
-  | (Common & {
-      kind: "status";
-      status: number;
-      when?: "before" | "after" | undefined;
+  | HttpFault<{
+      /** Adds `Retry-After` to a `status` fault's answer. */
       retryAfterSeconds?: number | undefined;
-    })
-  | (Common & { kind: "reset"; when?: "before" | "after" | undefined })
-  | (Common & { kind: "delay"; ms: number; when?: "before" | "after" | undefined })
-  | (Common & { kind: "truncate"; bytes?: number | undefined })
-  | (Common & { kind: "slow-task"; ms: number });
+    }>
+  | (FaultCommon & { kind: "slow-task"; ms: number });
 
 /** A fault as stored, with its remaining uses. */
 export type ArmedFault = Armed<SfapiFault>;
 
-const KINDS = ["status", "reset", "delay", "truncate", "slow-task"];
+const KINDS = [...HTTP_FAULT_KINDS, "slow-task"];
 
 /** Checks a route key and a fault; throws a TypeError saying what is wrong. */
 export function armFault(route: string, fault: SfapiFault): ArmedFault {

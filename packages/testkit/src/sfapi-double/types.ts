@@ -1,5 +1,6 @@
 /** Public types of the SFAPI double. */
 import type { JsonWebKey } from "node:crypto";
+import type { DoubleClock, DoubleOptions, DoubleRequestLogEntry, DoubleRequestOutcome } from "../double-common.js";
 import type { SfapiFault, SfapiRoute } from "./faults.js";
 
 /** Security level of an SFAPI client; only `red` may run commands. */
@@ -41,7 +42,7 @@ export interface SfapiDoubleClient {
 }
 
 /** Options of {@link startSfapiDouble}. Every field is optional. */
-export interface SfapiDoubleOptions {
+export interface SfapiDoubleOptions extends DoubleOptions {
   /** Machine names (default `["perlmutter"]`); each gets its own file area. */
   machines?: readonly string[] | undefined;
   /** Registered clients (default: one red client of user `jdoe` with a generated key). */
@@ -52,8 +53,6 @@ export interface SfapiDoubleOptions {
   assertionSkewSeconds?: number | undefined;
   /** How long a command task stays `new` (queued) before its process starts, in ms (default 0). */
   taskDelayMs?: number | undefined;
-  /** Commands running longer are killed with their process group (default 600000). */
-  commandTimeoutMs?: number | undefined;
   /**
    * A command whose program does not exist: task `completed` with `exit_code` 127 and the
    * message in `error` (`"exit-127"`, default, what a shell would say) or task `failed`.
@@ -74,45 +73,24 @@ export interface SfapiDoubleOptions {
   jobCacheMs?: number | undefined;
   /** Largest file `download` returns; larger → 200 `status:"ERROR"` (default 64 MiB). */
   maxDownloadBytes?: number | undefined;
-  /** Largest request body accepted, in bytes (default 256 MiB); larger → 413. */
-  maxBodyBytes?: number | undefined;
-  /** `PATH` of commands (default `/usr/local/bin:/usr/bin:/bin`). */
-  commandPath?: string | undefined;
-  /** Extra environment variables for every command (e.g. `SREMOTE_PYTHON`). */
-  commandEnv?: Readonly<Record<string, string>> | undefined;
-  /** Existing folder for the file areas and key files (default: a fresh temp folder, removed by `close()`). */
-  baseDir?: string | undefined;
-  /** TCP port on 127.0.0.1 (default 0: ephemeral). */
-  port?: number | undefined;
 }
 
-/** The double's notion of time for access-token and client expiry. Starts at the real time. */
-export interface SfapiDoubleClock {
-  /** Current time of the double, in ms since the epoch. */
-  now(): number;
-  /** Moves the double's time forward (tokens issued before may now be expired). */
-  advance(ms: number): void;
-}
+/**
+ * The double's notion of time for access-token and client expiry (tokens issued before an
+ * `advance` may now be expired). Starts at the real time.
+ */
+export type SfapiDoubleClock = DoubleClock;
 
 /** What happened to a request. */
-export type SfapiRequestOutcome = "answered" | "reset" | "truncated" | "client-gone";
+export type SfapiRequestOutcome = DoubleRequestOutcome;
 
-/** One request as the double received it. Never holds an assertion, a token or a key. */
-export interface SfapiRequestLogEntry {
-  /** 1, 2, 3… in arrival order. */
-  seq: number;
-  /** Arrival time on the double's clock (ms). */
-  at: number;
-  method: string;
-  /** Route key, e.g. `"POST /utilities/command"`, `"GET /tasks"`, `"POST /token"`. */
-  route: string;
-  /** Percent-decoded URL path (without the query). */
-  path: string;
-  query: Readonly<Record<string, string>>;
-  /** Form fields of form-encoded bodies; `client_assertion` (and any secret-like field) is `"<redacted>"`. */
-  form: Readonly<Record<string, string>>;
-  /** Size of the request body in bytes. */
-  bodyBytes: number;
+/**
+ * One request as the double received it. Never holds an assertion, a token or a key: in
+ * `form`, `client_assertion` (and any secret-like field) is `"<redacted>"`. `route` is
+ * e.g. `"POST /utilities/command"`, `"GET /tasks"`, `"POST /token"`; `path` is the whole
+ * URL path.
+ */
+export interface SfapiRequestLogEntry extends DoubleRequestLogEntry {
   /** An `Authorization` header was sent. */
   hasAuthorization: boolean;
   /** What the bearer token was (`none` without one; public routes are still classified). */
@@ -124,11 +102,6 @@ export interface SfapiRequestLogEntry {
   tokenError?: string | undefined;
   /** Task created by this request (`POST /utilities/command`). */
   taskId?: string | undefined;
-  /** The injected fault applied to this request, if any. */
-  fault?: string | undefined;
-  /** HTTP status sent; undefined when nothing was sent. */
-  status?: number | undefined;
-  outcome?: SfapiRequestOutcome | undefined;
 }
 
 /** Where a task is, as the double sees it (the API only shows `status`). */
