@@ -16,14 +16,13 @@ vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 let double: NewtDouble;
 let home: string;
-const { make, closeAll } = connectorFactory(() => double);
+const make = connectorFactory(() => double);
 
 beforeAll(async () => {
   double = await startNewtDouble({ commandTimeoutMs: 1500 });
   home = double.homeDir(USER);
 });
-afterEach(async () => {
-  await closeAll();
+afterEach(() => {
   double.clearFaults();
 });
 afterAll(async () => {

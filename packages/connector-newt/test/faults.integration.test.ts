@@ -17,15 +17,14 @@ vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 let double: NewtDouble;
 let home: string;
-const { make, closeAll } = connectorFactory(() => double);
+const make = connectorFactory(() => double);
 const retrying = { attempts: 4, baseDelayMs: 5, maxDelayMs: 20 };
 
 beforeAll(async () => {
   double = await startNewtDouble();
   home = double.homeDir(USER);
 });
-afterEach(async () => {
-  await closeAll();
+afterEach(() => {
   double.clearFaults();
 });
 afterAll(async () => {

@@ -1,15 +1,19 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { NewtDouble, NewtRequestLogEntry } from "@sremote/testkit/newt-double";
+import { onTestFinished } from "vitest";
 import { type NewtConnector, type NewtConnectorOptions, newtConnector } from "../src/index.js";
 
 export const USER = "jdoe";
 export const PASSWORD = "newt-double-password";
 
-/** Connectors made by a test, closed after it. */
+/**
+ * Makes connectors to the double (fast retries). Each is closed when the test that made it
+ * has finished — vitest's own per-test cleanup, after the afterEach hooks — so no test
+ * file keeps a list of them.
+ */
 export function connectorFactory(getDouble: () => NewtDouble) {
-  const made: NewtConnector[] = [];
-  const make = (extra: Partial<NewtConnectorOptions> = {}): NewtConnector => {
+  return (extra: Partial<NewtConnectorOptions> = {}): NewtConnector => {
     const c = newtConnector({
       machine: "cori",
       baseUrl: getDouble().baseUrl,
@@ -17,13 +21,9 @@ export function connectorFactory(getDouble: () => NewtDouble) {
       retry: { baseDelayMs: 5, maxDelayMs: 20 },
       ...extra,
     });
-    made.push(c);
+    onTestFinished(() => c.close());
     return c;
   };
-  const closeAll = async () => {
-    await Promise.all(made.splice(0).map((c) => c.close()));
-  };
-  return { make, closeAll };
 }
 
 /** Log entries after `from` (an index into the log). */

@@ -2,14 +2,14 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expectCode } from "@sremote/testkit";
 import { type SfapiDouble, startSfapiDouble } from "@sremote/testkit/sfapi-double";
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { sfapiConnector } from "../src/index.js";
 import { connectorFactory, MACHINE, since } from "./helpers.js";
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 let double: SfapiDouble;
-const { make, closeAll } = connectorFactory(() => double);
+const make = connectorFactory(() => double);
 
 beforeAll(async () => {
   double = await startSfapiDouble({
@@ -20,7 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await double?.close();
 });
-afterEach(closeAll);
 
 const tokenRequests = (from: number) => since(double, from).filter((e) => e.route === "POST /token");
 

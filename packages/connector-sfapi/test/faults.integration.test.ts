@@ -8,7 +8,7 @@ import { connectorFactory, since, tasksWith, token } from "./helpers.js";
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 let double: SfapiDouble;
-const { make, closeAll } = connectorFactory(() => double);
+const make = connectorFactory(() => double);
 
 beforeAll(async () => {
   double = await startSfapiDouble();
@@ -16,10 +16,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await double?.close();
 });
-afterEach(async () => {
+afterEach(() => {
   double.clearFaults();
   double.setTaskDelay(0);
-  await closeAll();
 });
 
 function alive(pid: number): boolean {

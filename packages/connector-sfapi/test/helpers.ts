@@ -1,12 +1,16 @@
 import type { SfapiDouble, SfapiRequestLogEntry } from "@sremote/testkit/sfapi-double";
+import { onTestFinished } from "vitest";
 import { type SfapiConnector, type SfapiConnectorOptions, sfapiConnector } from "../src/index.js";
 
 export const MACHINE = "perlmutter";
 
-/** Connectors made by a test (a red client's PEM key by default, fast retries), closed after it. */
+/**
+ * Makes connectors to the double (a red client's PEM key by default, fast retries). Each is
+ * closed when the test that made it has finished — vitest's own per-test cleanup, after
+ * the afterEach hooks — so no test file keeps a list of them.
+ */
 export function connectorFactory(getDouble: () => SfapiDouble) {
-  const made: SfapiConnector[] = [];
-  const make = (extra: Partial<SfapiConnectorOptions> = {}): SfapiConnector => {
+  return (extra: Partial<SfapiConnectorOptions> = {}): SfapiConnector => {
     const d = getDouble();
     const auth =
       extra.keyFile !== undefined || extra.accessToken !== undefined || extra.clientId !== undefined
@@ -20,13 +24,9 @@ export function connectorFactory(getDouble: () => SfapiDouble) {
       ...auth,
       ...extra,
     });
-    made.push(c);
+    onTestFinished(() => c.close());
     return c;
   };
-  const closeAll = async () => {
-    await Promise.all(made.splice(0).map((c) => c.close()));
-  };
-  return { make, closeAll };
 }
 
 /** Log entries after `from` (an index into the log). */
