@@ -2,7 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { withRetry } from "@sremote/core";
-import { type NewtDouble, startNewtDouble } from "@sremote/testkit/newt-double";
+import { type NewtDouble, type NewtFaultRequest, startNewtDouble } from "@sremote/testkit/newt-double";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { newtConnector } from "../src/index.js";
 import { commandsRun, connectorFactory, filesUnder, PASSWORD, since, token, USER } from "./helpers.js";
@@ -41,73 +41,61 @@ async function outcome<T>(
   }
 }
 
+/** Requests (or their log entries) whose command line names `t`: the command itself, sent once or again. */
+const naming = (t: string) => (r: NewtFaultRequest) => (r.form.executable ?? "").includes(t);
+/** The connector's question "did it run?" (for fault `match`, and to count in the log). */
+const isQuestion = (r: NewtFaultRequest) => /\bnot-run\b/.test(r.form.executable ?? "");
+
 describe("commands are never run twice", () => {
-  /** Requests whose command line names `t` (the command itself, sent once or again). */
+  /** Requests whose command line names `t` since `from`. */
   const sends = (from: number, t: string) =>
-    since(double, from).filter((e) => e.route === "POST /command" && (e.form.executable ?? "").includes(t));
+    since(double, from).filter((e) => e.route === "POST /command" && naming(t)(e));
   /** The connector's questions "did it run?" since `from`. */
-  const questions = (from: number) =>
-    since(double, from).filter((e) => e.route === "POST /command" && /\bnot-run\b/.test(e.form.executable ?? ""));
+  const questions = (from: number) => since(double, from).filter((e) => e.route === "POST /command" && isQuestion(e));
+
+  /** Connects `c`; `t` names this test's command, and its requests are those from `from` on. */
+  async function begin<C extends { connect(): Promise<void> }>(c: C) {
+    await c.connect();
+    return { c, t: token(), from: double.requestLog.length };
+  }
+
+  /** `t`'s command ran exactly once, after `sent` sends of it and, when given, `asked` questions. */
+  function expectRanOnce(t: string, from: number, counts: { sent: number; asked?: number }) {
+    expect(commandsRun(double, t)).toHaveLength(1);
+    expect(sends(from, t)).toHaveLength(counts.sent);
+    if (counts.asked !== undefined) expect(questions(from)).toHaveLength(counts.asked);
+  }
 
   it("a 503 burst on /command (nothing ran): NEWT is asked, the command is sent again and runs once", async () => {
-    const c = make();
-    await c.connect();
-    const t = token();
-    const from = double.requestLog.length;
-    double.inject("POST /command", {
-      kind: "status",
-      status: 503,
-      times: 2,
-      match: (r) => r.form.executable?.includes(t) ?? false,
-    });
+    const { c, t, from } = await begin(make());
+    double.inject("POST /command", { kind: "status", status: 503, times: 2, match: naming(t) });
     const r = await c.exec(["/bin/echo", t]);
     expect(r).toMatchObject({ stdout: `${t}\n`, exitCode: 0 });
-    expect(commandsRun(double, t)).toHaveLength(1);
-    expect(sends(from, t)).toHaveLength(3);
-    expect(questions(from)).toHaveLength(2);
+    expectRanOnce(t, from, { sent: 3, asked: 2 });
   });
 
   it("a 503 after the command ran: its recorded answer is used, it is not sent again", async () => {
-    const c = make();
-    await c.connect();
-    const t = token();
-    const from = double.requestLog.length;
-    double.inject("POST /command", {
-      kind: "status",
-      status: 503,
-      when: "after",
-      match: (r) => r.form.executable?.includes(t) ?? false,
-    });
+    const { c, t, from } = await begin(make());
+    double.inject("POST /command", { kind: "status", status: 503, when: "after", match: naming(t) });
     const r = await c.exec(["/bin/sh", "-c", `echo ${t}; echo err-${t} >&2; exit 3`]);
     expect(r).toEqual({ stdout: `${t}\n`, stderr: `err-${t}\n`, exitCode: 3, signal: null });
-    expect(commandsRun(double, t)).toHaveLength(1);
-    expect(sends(from, t)).toHaveLength(1);
-    expect(questions(from)).toHaveLength(1);
+    expectRanOnce(t, from, { sent: 1, asked: 1 });
   });
 
   it("a reset after the command ran, also of the questions: asked until answered, run once, even under withRetry", async () => {
-    const c = withRetry(make(), retrying);
-    await c.connect();
-    const t = token();
-    const from = double.requestLog.length;
+    const { c, t, from } = await begin(withRetry(make(), retrying));
     double.inject("POST /command", { kind: "reset", when: "after", times: 3 });
     const r = await c.exec(["/bin/echo", t]);
     expect(r).toMatchObject({ stdout: `${t}\n`, exitCode: 0 });
-    expect(commandsRun(double, t)).toHaveLength(1);
-    expect(sends(from, t)).toHaveLength(1);
-    expect(questions(from)).toHaveLength(3);
+    expectRanOnce(t, from, { sent: 1, asked: 3 });
   });
 
   it("a reset before processing: asked, found not run (and fenced), sent again once", async () => {
-    const c = make();
-    await c.connect();
-    const t = token();
-    const from = double.requestLog.length;
+    const { c, t, from } = await begin(make());
     double.inject("POST /command", { kind: "reset", when: "before" });
     const r = await c.exec(["/bin/echo", t]);
     expect(r.stdout).toBe(`${t}\n`);
-    expect(sends(from, t)).toHaveLength(2);
-    expect(commandsRun(double, t)).toHaveLength(1);
+    expectRanOnce(t, from, { sent: 2 });
   });
 
   it("502/504 on a command: asked, not guessed", async () => {
@@ -115,34 +103,22 @@ describe("commands are never run twice", () => {
     await c.connect();
     for (const status of [502, 504]) {
       const t = token();
-      double.inject("POST /command", { kind: "status", status, match: (r) => r.form.executable?.includes(t) ?? false });
+      double.inject("POST /command", { kind: "status", status, match: naming(t) });
       expect((await c.exec(["/bin/echo", t])).stdout).toBe(`${t}\n`);
       expect(commandsRun(double, t)).toHaveLength(1);
     }
   });
 
   it("when whether it ran cannot be told, the call fails, not retryable, and is never sent again", async () => {
-    const c = withRetry(make({ retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 } }), retrying);
-    await c.connect();
-    const t = token();
-    const from = double.requestLog.length;
-    double.inject("POST /command", {
-      kind: "status",
-      status: 503,
-      when: "after",
-      match: (r) => r.form.executable?.includes(t) ?? false,
-    });
-    double.inject("POST /command", {
-      kind: "status",
-      status: 503,
-      times: 2,
-      match: (r) => /\bnot-run\b/.test(r.form.executable ?? ""),
-    });
+    const { c, t, from } = await begin(
+      withRetry(make({ retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 } }), retrying),
+    );
+    double.inject("POST /command", { kind: "status", status: 503, when: "after", match: naming(t) });
+    double.inject("POST /command", { kind: "status", status: 503, times: 2, match: isQuestion });
     const r = await outcome(c.exec(["/bin/echo", t]));
     expect(r.error).toMatchObject({ code: "UNAVAILABLE", retryable: false });
     expect(r.error?.message).toMatch(/whether it ran cannot be told/);
-    expect(sends(from, t)).toHaveLength(1);
-    expect(commandsRun(double, t)).toHaveLength(1);
+    expectRanOnce(t, from, { sent: 1 });
   });
 
   it("idempotent commands (mkdir -p, rm -f, pwd) are simply sent again, without questions", async () => {
@@ -159,9 +135,7 @@ describe("commands are never run twice", () => {
   });
 
   it("an answer delayed beyond the timeout: TIMEOUT once, the command ran once", async () => {
-    const c = withRetry(make(), retrying);
-    await c.connect();
-    const t = token();
+    const { c, t } = await begin(withRetry(make(), retrying));
     double.inject("POST /command", { kind: "delay", ms: 1500, when: "after" });
     const r = await outcome(c.exec(["/bin/echo", t], { timeoutMs: 300 }));
     expect(r.error).toMatchObject({ code: "TIMEOUT" });
@@ -170,9 +144,7 @@ describe("commands are never run twice", () => {
   });
 
   it("an answer outlasting the per-request time limit: asked, and the command's recorded answer is used", async () => {
-    const c = make({ commandTimeoutMs: 200 });
-    await c.connect();
-    const t = token();
+    const { c, t } = await begin(make({ commandTimeoutMs: 200 }));
     double.inject("POST /command", { kind: "delay", ms: 800, when: "after" });
     const r = await c.exec(["/bin/echo", t]);
     expect(r.stdout).toBe(`${t}\n`);
@@ -284,7 +256,7 @@ describe("nothing is left behind", () => {
     for (const fault of faults) {
       const t = token();
       // Only the exec's own command: the cleanup command must get through.
-      double.inject("POST /command", { ...fault, match: (r) => (r.form.executable ?? "").includes(t) });
+      double.inject("POST /command", { ...fault, match: naming(t) });
       const r = await c.exec(["/bin/sh", "-c", `cat >/dev/null; echo ${t}`], { stdin: `input ${t}` });
       expect(r.stdout, JSON.stringify(fault)).toBe(`${t}\n`);
       expect(commandsRun(double, t), JSON.stringify(fault)).toHaveLength(1);
@@ -312,17 +284,8 @@ describe("nothing is left behind", () => {
     const c = make({ tempDir: tmp, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 } });
     for (let i = 0; i < 3; i++) await c.exec(["/bin/true"]);
     const t = token();
-    double.inject("POST /command", {
-      kind: "reset",
-      when: "after",
-      match: (r) => r.form.executable?.includes(t) ?? false,
-    });
-    double.inject("POST /command", {
-      kind: "status",
-      status: 503,
-      times: 2,
-      match: (r) => /\bnot-run\b/.test(r.form.executable ?? ""),
-    });
+    double.inject("POST /command", { kind: "reset", when: "after", match: naming(t) });
+    double.inject("POST /command", { kind: "status", status: 503, times: 2, match: isQuestion });
     expect((await outcome(c.exec(["/bin/echo", t]))).error).toMatchObject({ retryable: false });
     expect((await filesUnder(join(tmp, "once"))).length).toBeGreaterThan(0);
     await c.close();
