@@ -234,6 +234,13 @@ class SessionTest(support.TempDirTestCase):
         frames, result = self.streamed(agent, "s")
         self.assertEqual((frames, result["value"], result["stdout"]), ([], True, "before\n"))
 
+    def test_stream_escapes_a_lone_surrogate_as_the_result_does(self):
+        agent = self.agent()
+        agent.call("s", "agent_fixtures", "print_lone_surrogate", stream=True)
+        frames, result = self.streamed(agent, "s")
+        self.assertEqual((result["ok"], result["stdout"]), (True, "a\\ud800b\n"))
+        self.assertEqual("".join(m["data"] for m in frames), "a\\ud800b\n")
+
     def test_stream_keeps_the_order_of_stdout_and_stderr(self):
         agent = self.agent()
         agent.call("s", "agent_fixtures", "alternate_streams", 50, stream=True)

@@ -16,7 +16,8 @@ class StreamingTest(unittest.TestCase):
             self.frames.append((call_id, index, text))
             self.sent.set()
 
-        self.streamer = streaming.OutputStreamer(send_output)
+        self.logged = []
+        self.streamer = streaming.OutputStreamer(send_output, self.logged.append)
 
     def test_pieces_of_one_stream_leave_together_and_a_switch_of_stream_sends_what_waits(self):
         sink = self.streamer.sink("c")
@@ -48,6 +49,13 @@ class StreamingTest(unittest.TestCase):
         sink(0, "from a thread the call left behind\n")
         sink.flush()
         self.assertEqual(self.frames, [("c", 0, "last\n")])
+
+    def test_a_lone_surrogate_is_escaped_as_in_the_result(self):
+        sink = self.streamer.sink("c")
+        sink(0, "a\ud800")
+        sink(0, "b\n")
+        sink.close()
+        self.assertEqual(self.frames, [("c", 0, "a\\ud800b\n")])
 
     def test_calls_are_kept_apart(self):
         a, b = self.streamer.sink("a"), self.streamer.sink("b")

@@ -103,7 +103,7 @@ class Session(FrameChannel):
         # True while calls take a while (see _INLINE_SECONDS): a call with more input behind
         # it then hands reading over at once. Never with one worker.
         self.handoff = workers > 1
-        self.streamer = OutputStreamer(self._send_output)  # output frames of streaming calls
+        self.streamer = OutputStreamer(self._send_output, self.log)  # output frames of streaming calls
         self.info = agent_info(workers, max_frame)
 
     # -- output (frames: FrameChannel) ----------------------------------------

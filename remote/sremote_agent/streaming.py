@@ -11,6 +11,8 @@ streamed against 0.2 s captured only (docs/performance.md).
 import threading
 import time
 
+from .capture import clean_text
+
 _FLUSH_SECONDS = 0.01
 _FLUSH_CHARS = 64 * 1024
 _monotonic = time.monotonic
@@ -19,10 +21,12 @@ _monotonic = time.monotonic
 class OutputStreamer(object):
     """The streaming calls of one session: `sink(call_id)` makes a call's sink, and a thread
     (started by the first streaming call) sends what waits once it is _FLUSH_SECONDS old.
-    `send_output(call_id, stream_index, text)` sends one frame."""
+    `send_output(call_id, stream_index, text)` sends one frame; `log(message)` reports what
+    went wrong sending one (the result still carries all of the call's output)."""
 
-    def __init__(self, send_output):
+    def __init__(self, send_output, log):
         self.send_output = send_output
+        self.log = log
         self.cond = threading.Condition(threading.Lock())
         self.due = {}  # CallSink -> when its waiting pieces leave (monotonic)
         self.thread = None
@@ -57,7 +61,10 @@ class OutputStreamer(object):
                     # Nothing due: wait for the earliest, or for a first piece.
                     self.cond.wait(min(self.due.values()) - now if self.due else None)
             for s in ready:
-                s.flush()
+                try:
+                    s.flush()
+                except Exception as exc:  # an agent bug: the thread must go on for other calls
+                    self.log("cannot send the output of call %s: %r" % (s.call_id, exc))
 
 
 class CallSink(object):
@@ -108,7 +115,8 @@ class CallSink(object):
             self.closed = True
 
     def _send_locked(self):
-        text = "".join(self.parts)
+        # Lone surrogates escaped, as in the result's stdout/stderr (UTF-8 cannot carry them).
+        text = clean_text("".join(self.parts))
         self.parts = []
         self.size = 0
         self.streamer.send_output(self.call_id, self.index, text)
