@@ -218,9 +218,12 @@ class Session(FrameChannel):
                 sink.close()  # its output frames before its result
             body = encode_result(result, req.id, self.max_frame)
         except BaseException as exc:  # an agent bug: still answer the call
-            if sink is not None:
-                sink.close()
             self.router.log("internal error in call %s: %r" % (req.id, exc))
+            if sink is not None:
+                try:
+                    sink.close()
+                except Exception:
+                    pass  # the result carries the call's output
             body = codec.packb(
                 dict(error_result(req.id, "internal", type(exc).__name__, str(exc)), id=req.id), "message"
             )
