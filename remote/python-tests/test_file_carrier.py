@@ -42,6 +42,16 @@ class FileCarrierTest(support.TempDirTestCase):
         status, r, out, _ = self.run_call("agent_fixtures", "subprocess_print", "kid")
         self.assertEqual((status, r["stdout"], r["stderr"], out), (0, "kid\n", "err:kid", ""))
 
+    @unittest.skipUnless(hasattr(os, "fork"), "os.fork")
+    def test_forked_children_print_into_the_response_and_never_answer_themselves(self):
+        status, r, out, _ = self.run_call("agent_fixtures", "pool_prints", 3)
+        self.assertEqual((status, r["value"], out), (0, [0, 1, 4], ""))
+        self.assertEqual(sorted(r["stdout"].splitlines()), ["pool done"] + ["worker says %d" % i for i in range(3)])
+        status, r, out, _ = self.run_call("agent_fixtures", "fork_and_return", "back")
+        # One response, the parent's: the child ended with status 0 when it came back.
+        self.assertEqual((status, r["value"], out), (0, 0, ""))
+        self.assertIn("child: back", r["stdout"])
+
     def test_env_and_cwd(self):
         status, r, _, _ = self.run_call(
             "agent_fixtures", "envs", "SREMOTE_T_X", "PATH", env={"SREMOTE_T_X": "x"}, pathAppend=["/opt/p"]

@@ -258,6 +258,45 @@ class SessionTest(support.TempDirTestCase):
         self.assertEqual(pieces, expected)
         self.assertEqual(result["stderr"], "".join("e%d\n" % i for i in range(50)))
 
+    # -- processes a call forks -----------------------------------------------------
+
+    def assert_session_goes_on(self, agent, forked_id):
+        """The next call is answered, and nothing else came for `forked_id` (a forked child
+        that wrote frames would have answered it twice)."""
+        self.assertEqual(agent.roundtrip("next", "math", "sqrt", 9)["value"], 3.0)
+        self.assertNotIn(forked_id, agent.pending)
+        self.assertEqual([m for m in agent.others if m.get("id") == forked_id], [])
+
+    @unittest.skipUnless(hasattr(os, "fork"), "os.fork")
+    def test_what_a_forked_child_prints_is_in_the_calls_output(self):
+        agent = self.agent()
+        r = agent.roundtrip("f", "agent_fixtures", "fork_and_print", "hi")
+        self.assertTrue(r["ok"], r)
+        # The child's line reaches the capture pipe; the parent's the call's own buffer.
+        self.assertEqual(sorted(r["stdout"].splitlines()), ["child: hi", "parent: hi"])
+        self.assert_session_goes_on(agent, "f")
+
+    @unittest.skipUnless(hasattr(os, "fork"), "os.fork")
+    def test_a_multiprocessing_pools_workers_print_into_the_calls_output(self):
+        agent = self.agent()
+        r = agent.roundtrip("p", "agent_fixtures", "pool_prints", 4)
+        self.assertEqual(r["value"], [0, 1, 4, 9], r)
+        lines = r["stdout"].splitlines()
+        self.assertEqual(sorted(lines), sorted(["worker says %d" % i for i in range(4)] + ["pool done"]))
+        self.assert_session_goes_on(agent, "p")
+
+    @unittest.skipUnless(hasattr(os, "fork"), "os.fork")
+    def test_a_forked_child_that_returns_into_the_agent_ends_there(self):
+        agent = self.agent()
+        r = agent.roundtrip("f", "agent_fixtures", "fork_and_return", "back")
+        # The parent's answer only: the child ended (status 0) instead of answering too.
+        self.assertEqual((r["ok"], r["value"]), (True, 0), r)
+        self.assertIn("child: back", r["stdout"])
+        self.assert_session_goes_on(agent, "f")
+        r = agent.roundtrip("g", "agent_fixtures", "fork_and_return", "exit", 7)
+        self.assertEqual(r["value"], 7)  # sys.exit(7) in the child: its exit status
+        self.assert_session_goes_on(agent, "g")
+
     # -- concurrency and per-call state -------------------------------------------
 
     def test_four_workers_run_calls_concurrently_and_match_by_id(self):

@@ -357,6 +357,11 @@ class FdCapture(object):
                         pass
 
 
+# [True] in a process a call forked (os.fork, multiprocessing's "fork" start method): set by
+# the at-fork hook stdio.install registers; runner.py ends such a process if it returns into
+# the agent (it must never write frames, read the client's input or drain the pipes).
+forked_child = [False]
+
 _libc_fflush = []
 # True once C stdio's stdout is unbuffered (stdio.unbuffer_c_stdout, at start-up): then no
 # call needs an fflush() through ctypes.

@@ -9,7 +9,7 @@ import time
 
 from . import PROTOCOL_VERSION, codec
 from .bulk import SPLIT_BYTES, body_length, split_result
-from .capture import CallOutput, clean_text
+from .capture import CallOutput, clean_text, forked_child
 from .values import SerializationError
 
 _perf_ns = time.perf_counter_ns
@@ -284,6 +284,24 @@ def _resolve(req):
     return target, None
 
 
+def _end_forked_child(exc=None):
+    """A process the call forked came back here (`os.fork()` and both processes returned):
+    it ends as a forked Python process would, with what it printed flushed to the capture
+    pipes, instead of answering the call a second time and reading the client's input."""
+    status = 0
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        status = code if isinstance(code, int) else (0 if code is None else 1)
+    elif exc is not None:
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(status)
+
+
 def _invoke(req, state):
     """(ok, value or error map, durationNs). Cancelled is raised only inside the window."""
     start = _perf_ns()
@@ -294,10 +312,14 @@ def _invoke(req, state):
             return False, error, _perf_ns() - start
         start = _perf_ns()
         value = fn(*req.args, **req.kwargs)
+        if forked_child[0]:
+            _end_forked_child()
         return True, value, _perf_ns() - start
     except Cancelled as exc:
         return False, _cancelled_error(exc), _perf_ns() - start
     except BaseException as exc:  # SystemExit and KeyboardInterrupt of a call must not end the agent
+        if forked_child[0]:
+            _end_forked_child(exc)
         return False, _error("exception", exc), _perf_ns() - start
     finally:
         state.leave()

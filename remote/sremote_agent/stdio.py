@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 
-from .capture import STDERR, STDOUT, FdCapture, OutputRouter, RoutedText, c_stdout_unbuffered
+from .capture import STDERR, STDOUT, FdCapture, OutputRouter, RoutedText, c_stdout_unbuffered, forked_child
 
 
 def unbuffer_c_stdout():
@@ -138,6 +138,21 @@ class Streams(object):
             router.log("a call left %s changed: put back" % ", ".join(repaired))
 
 
+def _after_fork_in_child():
+    """In a process a call forked (a `multiprocessing` pool's workers, `os.fork()`): its
+    prints go to fd 1 and 2, line by line. Those are the capture pipes, which the agent
+    drains into the running call's output, as it does for subprocesses; the routers would
+    have kept them in this process's copy of the call's buffers, which nobody reads."""
+    forked_child[0] = True
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        try:
+            stream = open(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+        except (OSError, ValueError):
+            continue
+        setattr(sys, name, stream)
+        setattr(sys, "__%s__" % name, stream)
+
+
 def install(lost=None, unbuffer=True):
     """Redirects the process's standard streams; returns (router, frame_out_fd, frame_in_fd).
     `lost(message)` is called when a call broke one of the agent's own fds. `unbuffer=False`
@@ -180,4 +195,7 @@ def install(lost=None, unbuffer=True):
     sys.__stdout__ = sys.stdout
     sys.__stderr__ = sys.stderr
     router.heal = Streams(router, (frame_out, frame_in, log_fd), lost).heal
+    register_at_fork = getattr(os, "register_at_fork", None)
+    if register_at_fork is not None:
+        register_at_fork(after_in_child=_after_fork_in_child)
     return router, frame_out, frame_in
