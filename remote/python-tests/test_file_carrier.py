@@ -52,6 +52,13 @@ class FileCarrierTest(support.TempDirTestCase):
         self.assertEqual((status, r["value"], out), (0, 0, ""))
         self.assertIn("child: back", r["stdout"])
 
+    def test_a_multiprocessing_pool_with_spawn_works(self):
+        # Its workers import the agent's __main__.py as __mp_main__: no agent may start there.
+        status, r, out, err = self.run_call("agent_fixtures", "pool_prints_with", "spawn", 3)
+        self.assertEqual((status, r["value"], out), (0, [0, 1, 4], ""), err)
+        self.assertEqual(sorted(r["stdout"].splitlines()), ["worker says %d" % i for i in range(3)])
+        self.assertNotIn("no mode given", err)
+
     def test_env_and_cwd(self):
         status, r, _, _ = self.run_call(
             "agent_fixtures", "envs", "SREMOTE_T_X", "PATH", env={"SREMOTE_T_X": "x"}, pathAppend=["/opt/p"]

@@ -1,5 +1,6 @@
 """The session carrier, driven for real: `sh interpreter.sh --serve` in a subprocess."""
 
+import multiprocessing
 import os
 import struct
 import subprocess
@@ -284,6 +285,19 @@ class SessionTest(support.TempDirTestCase):
         lines = r["stdout"].splitlines()
         self.assertEqual(sorted(lines), sorted(["worker says %d" % i for i in range(4)] + ["pool done"]))
         self.assert_session_goes_on(agent, "p")
+
+    def test_multiprocessing_pools_with_spawn_and_forkserver_work(self):
+        # Their workers import the main module of the process (the agent's __main__.py, as
+        # __mp_main__): it must not start an agent there.
+        agent = self.agent()
+        methods = [m for m in ("spawn", "forkserver") if m in multiprocessing.get_all_start_methods()]
+        for method in methods:
+            with self.subTest(method=method):
+                r = agent.roundtrip(method, "agent_fixtures", "pool_prints_with", method, 3)
+                self.assertEqual((r["ok"], r.get("value")), (True, [0, 1, 4]), r)
+                self.assertEqual(sorted(r["stdout"].splitlines()), ["worker says %d" % i for i in range(3)])
+                self.assert_session_goes_on(agent, method)
+        self.assertNotIn("no mode given", agent.stderr)
 
     @unittest.skipUnless(hasattr(os, "fork"), "os.fork")
     def test_a_forked_child_that_returns_into_the_agent_ends_there(self):

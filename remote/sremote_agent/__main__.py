@@ -49,4 +49,9 @@ def _run():
     os._exit(status)
 
 
-_run()
+# Only when run: multiprocessing's "spawn" and "forkserver" start methods import the main
+# module of the process that uses them (here, a call of this agent) as `__mp_main__` in
+# every new worker, which must not start an agent (it failed, and the pool started workers
+# over and over: the call never ended).
+if __name__ == "__main__":
+    _run()
