@@ -337,14 +337,20 @@ class SessionTest(support.TempDirTestCase):
             for i in range(n)
         ]
         before = voluntary_switches(pid)
+        started = time.monotonic()
         agent.send_raw(b"".join(support.frame(c) for c in calls))
         threads = [agent.result("q%d" % i)["value"] for i in range(n)]
+        elapsed = time.monotonic() - started
         woken = voluntary_switches(pid) - before
         switches = sum(1 for a, b in zip(threads, threads[1:]) if a != b)
-        # Handed over, each call woke threads (700-800 wake-ups for 300 calls, measured);
-        # otherwise they wake for the standby's periodic check and the reads (16-63). A thread
-        # that stalls past _INLINE_SECONDS (a loaded machine) hands over once.
-        self.assertLess(woken, n, "%d thread wake-ups for %d pipelined calls" % (woken, n))
+        # Handed over, each call woke threads (700-800 wake-ups for 300 calls, measured).
+        # Otherwise threads wake for the reads and for the standby, which checks every
+        # _TAKEOVER_SECONDS while calls keep coming (16-63 in all, measured); a thread that
+        # stalls past _INLINE_SECONDS (a loaded machine) hands over once. The allowance
+        # grows with the time the calls took, so that a slow machine does not fail this.
+        standby_checks = int(elapsed / session_module._TAKEOVER_SECONDS)
+        allowed = n // 2 + standby_checks
+        self.assertLess(woken, allowed, "%d thread wake-ups for %d pipelined calls in %.3f s" % (woken, n, elapsed))
         self.assertLess(switches, n // 3, "%d of %d pipelined calls changed threads" % (switches, n))
 
     def test_after_quick_calls_long_calls_sent_together_still_overlap(self):
